@@ -1,0 +1,8 @@
+"""tunedeck's UI-agnostic fine-tuning engine.
+
+Importing ``core`` (and the torch-free modules ``core.profile``, ``core.runs``,
+``core.events``, ``core.errors``) never imports torch or textual: the TUI process
+relies on that to start fast.
+"""
+
+__version__ = "0.1.0"

