@@ -1,0 +1,269 @@
+"""The tunedeck Textual app: a stateless viewer over run directories and profile files.
+
+It never trains in its own process and never imports torch (``tests/tui`` checks both): runs
+are started and resumed by ``python -m core.cli`` subprocesses, watched through their run
+directories, and controlled through ``RunDir.request``. Quitting never touches a run.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from functools import partial
+from pathlib import Path
+from typing import Any, Iterable
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from core.errors import UserError
+from tui.screens.dialogs import MessageDialog
+from tui.services import Services
+
+START_SCREENS = ("runs", "dashboard", "datasets", "editor", "environment")
+
+
+class TunedeckApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "tunedeck"
+    BINDINGS = [
+        Binding("f2", "environment", "Env", priority=True),
+        Binding("ctrl+q", "quit", "Quit", priority=True, show=False),
+    ]
+
+    def __init__(self, runs_dir: Path | str = "runs", start_screen: str = "runs", *,
+                 attach: str | None = None, browse: str | Path | None = None,
+                 profile: str | Path | None = None, services: Services | None = None):
+        super().__init__()
+        self.runs_dir = Path(runs_dir).expanduser()
+        self.services = services or Services()
+        self.start_screen = start_screen
+        self.attach_ref = attach
+        self.browse_path = Path(browse).expanduser() if browse else None
+        self.profile_path = Path(profile).expanduser() if profile else None
+        self._scratch: Path | None = None
+        self._profile_hint: dict[str, Any] | None = None
+        self.first_paint_s: float | None = None
+        self.bug_log = Path(tempfile.gettempdir()) / "tunedeck-tui-errors.log"
+
+    # --- start-up --------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        from tui.screens.runs import RunsScreen
+
+        self.push_screen(RunsScreen())
+        want = self.start_screen
+        if self.attach_ref:
+            want = "dashboard"
+        elif self.browse_path:
+            want = "datasets"
+        elif self.profile_path and want == "runs":
+            want = "editor"
+        if want == "dashboard":
+            self._attach(self.attach_ref)
+        elif want == "datasets":
+            self.open_dataset(self.browse_path)
+        elif want == "editor":
+            self.open_editor(path=self.profile_path)
+        elif want == "environment":
+            self.action_environment()
+        self.call_after_refresh(self._painted)
+
+    def _painted(self) -> None:
+        self.first_paint_s = time.perf_counter()
+
+    def _attach(self, ref: str | None) -> None:
+        from core.runs import find_run
+
+        if not ref:
+            return
+        try:
+            run = find_run(self.runs_dir, ref)
+        except UserError as e:
+            self.show_error(str(e), "Attach")
+            return
+        self.open_dashboard(run.path)
+
+    # --- navigation ------------------------------------------------------------------------
+
+    def open_dashboard(self, run_path: Path) -> None:
+        from tui.screens.dashboard import DashboardScreen
+
+        top = self.screen
+        if isinstance(top, DashboardScreen) and top.run.path == Path(run_path):
+            return
+        self.push_screen(DashboardScreen(Path(run_path)))
+
+    def open_editor(self, path: Path | None = None, text: str | None = None,
+                    suggested: str | None = None) -> None:
+        from tui.screens.editor import EditorScreen
+
+        self.push_screen(EditorScreen(path=path, text=text, suggested=suggested))
+
+    def open_dataset(self, path: Path | None) -> None:
+        from tui.screens.datasets import DatasetsScreen
+
+        self.push_screen(DatasetsScreen(path))
+
+    def action_environment(self) -> None:
+        from tui.screens.environment import EnvironmentScreen
+
+        if isinstance(self.screen, EnvironmentScreen):
+            return
+        if self.screen.is_modal:
+            return
+        self.push_screen(EnvironmentScreen())
+
+    def go_back(self) -> None:
+        from tui.screens.runs import RunsScreen
+
+        if isinstance(self.screen, RunsScreen):
+            return
+        if len(self.screen_stack) > 2:
+            self.pop_screen()
+        else:  # pragma: no cover - the runs screen is always at the bottom
+            self.push_screen(RunsScreen())
+
+    # --- runs: start / resume (CLI subprocesses, in threads) --------------------------------
+
+    def launch(self, profile: Path) -> None:
+        self.notify(f"Launching a run from {profile} …")
+        self._launch_worker(Path(profile))
+
+    @work(thread=True, group="cli", exit_on_error=False)
+    def _launch_worker(self, profile: Path) -> None:
+        try:
+            run_path = self.services.start_run(profile, self.runs_dir)
+        except UserError as e:
+            self.call_from_thread(self.show_error, str(e), "Launch")
+            return
+        except Exception as e:
+            self.call_from_thread(self._bug, e, traceback.format_exc(), "Launch")
+            return
+        self.call_from_thread(self._launched, run_path)
+
+    def _launched(self, run_path: Path) -> None:
+        self.notify(f"Started {Path(run_path).name}.")
+        self.open_dashboard(Path(run_path))
+
+    def resume_run(self, run_id: str, run_path: Path, open_dashboard: bool = True) -> None:
+        self._resume_worker(run_id, Path(run_path), open_dashboard)
+
+    @work(thread=True, group="cli", exit_on_error=False)
+    def _resume_worker(self, run_id: str, run_path: Path, open_dashboard: bool) -> None:
+        runs_dir = run_path.parent
+        try:
+            path = self.services.resume_run(run_id, runs_dir)
+        except UserError as e:
+            self.call_from_thread(self.show_error, str(e), "Resume")
+            return
+        except Exception as e:
+            self.call_from_thread(self._bug, e, traceback.format_exc(), "Resume")
+            return
+        self.call_from_thread(self._resumed, path or run_path, open_dashboard)
+
+    def _resumed(self, path: Path, open_dashboard: bool) -> None:
+        self.notify(f"Resumed {Path(path).name}.")
+        if open_dashboard:
+            self.open_dashboard(Path(path))
+
+    # --- errors ----------------------------------------------------------------------------
+
+    def show_error(self, message: str, title: str = "Error") -> None:
+        self.push_screen(MessageDialog(title, message))
+
+    def log_bug(self, e: BaseException, tb: str) -> None:
+        try:
+            with open(self.bug_log, "a", encoding="utf-8") as f:
+                f.write(f"--- {time.ctime()}\n{tb}\n")
+        except OSError:
+            pass
+
+    def _bug(self, e: BaseException, tb: str, title: str) -> None:
+        self.log_bug(e, tb)
+        self.show_error(f"{type(e).__name__}: {e}\n(a bug in tunedeck; details in {self.bug_log})", title)
+
+    # --- shared state ----------------------------------------------------------------------
+
+    def scratch_dir(self) -> Path:
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="tunedeck-browse-"))
+        return self._scratch
+
+    def on_unmount(self) -> None:
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+
+    def set_profile_hint(self, profile: Any) -> None:
+        d = profile.data
+        self._profile_hint = {"text_column": d.text_column, "label_column": d.label_column,
+                              "split": list(d.split) if not (d.validation and d.test) else None}
+
+    def profile_columns(self) -> dict[str, Any]:
+        """Column names and split fractions from the profile in use (for the dataset screen)."""
+        if self._profile_hint is None and self.profile_path is not None:
+            try:
+                from core.profile.io import load
+
+                self.set_profile_hint(load(self.profile_path))
+            except UserError:
+                self._profile_hint = {}
+        return self._profile_hint or {}
+
+    # --- command palette -------------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Environment", "tunedeck doctor: Python, torch, CUDA, GPUs, disk (F2)",
+                            self.action_environment)
+        yield SystemCommand("Runs", "Back to the list of runs", self._to_runs)
+        yield SystemCommand("New profile", "Write a new training profile in the editor", self.open_editor)
+        seen = set()
+        for key, active in screen.active_bindings.items():
+            b = active.binding
+            if not b.description or not active.enabled or b.action in seen or b.action.startswith("app."):
+                continue
+            if b.action in ("environment", "quit", "command_palette"):
+                continue
+            seen.add(b.action)
+            yield SystemCommand(f"{b.description}", f"key: {b.key_display or key}",
+                                partial(active.node.run_action, b.action))
+
+    def _to_runs(self) -> None:
+        from tui.screens.runs import RunsScreen
+
+        while len(self.screen_stack) > 2 and not isinstance(self.screen, RunsScreen):
+            self.pop_screen()
+
+
+def main(runs_dir: str = "runs", attach: str | None = None, browse: str | None = None,
+         profile: str | None = None, services: Services | None = None) -> int:
+    """Run the TUI until the user quits; never stops or touches a run. Returns an exit code."""
+    app = TunedeckApp(Path(runs_dir), attach=attach, browse=browse, profile=profile, services=services)
+    app.run()
+    code = app.return_code
+    return int(code or 0)
+
+
+def run(options: Any) -> int:
+    """Entry point for the CLI: ``options`` is an argparse Namespace or a dict with runs_dir,
+    attach, browse, profile (missing ones default)."""
+    def get(name: str, default: Any = None) -> Any:
+        if isinstance(options, dict):
+            return options.get(name, default)
+        return getattr(options, name, default)
+
+    command = get("command") or get("cmd")
+    attach = get("attach") or (get("run") if command == "attach" else None)
+    browse = get("browse") or (get("path") if command == "browse" else None)
+    profile = get("profile") if command in (None, "", "tui", "edit") else None
+    return main(runs_dir=get("runs_dir") or "runs", attach=attach, browse=browse, profile=profile)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The app's screens: runs (home), dashboard, datasets, profile editor, environment."""

@@ -1,0 +1,517 @@
+"""The live dashboard of one run: progress, plots, machine stats and the newest events.
+
+Everything comes from the run directory: ``events.jsonl`` is tailed (the whole history is
+replayed on attach), ``status.json`` and the run lock give the honest state. Nothing here talks
+to the worker except through control files (``RunDir.request``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical
+from textual.widgets import Footer, Header, ProgressBar, RichLog, Static
+
+from core.events import Event, EventTail
+from core.runs import ACTIVE_STATES, RunDir
+from tui import fmt
+from tui.screens.base import BaseScreen
+from tui.screens.dialogs import ConfirmDialog
+from tui.widgets.plot import LinePlot, Series
+
+REPLAY_IN_THREAD_BYTES = 4 << 20
+METRIC_ORDER = ("accuracy", "f1_macro", "perplexity", "f1", "rouge", "bleu")
+
+
+class RunView:
+    """The dashboard's state, built only by applying events (so replay == live)."""
+
+    def __init__(self) -> None:
+        self.loss = Series("train", "cyan")
+        self.eval_loss = Series("eval", "magenta")
+        self.metric = Series("metric", "green")
+        self.lr = Series("lr", "yellow")
+        self.tps = Series("tok/s", "cyan")
+        self.metric_name: str | None = None
+        self.step = 0
+        self.total = 0
+        self.epoch = 0.0
+        self.eta: float | None = None
+        self.elapsed: float | None = None
+        self.last: dict[str, Any] = {}
+        self.started: dict[str, Any] = {}
+        self.event_state: str | None = None
+        self.final_metrics: dict[str, Any] = {}
+        self.error: str | None = None
+        self.best: tuple[str, float, int] | None = None
+        self.last_eval: dict[str, Any] = {}
+        self.checkpoints = 0
+        self.lines: deque[Text] = deque(maxlen=500)
+        self.events = 0
+        self._last_step_line = -1e18
+
+    def apply(self, ev: Event) -> Text | None:
+        """Update from one event; returns a line for the event log (or None)."""
+        self.events += 1
+        d = ev.data
+        t = ev.type
+        line: Text | None = None
+        if t == "step":
+            self.step = _int(d.get("step"), self.step)
+            self.total = _int(d.get("total_steps"), self.total)
+            self.epoch = _float(d.get("epoch"), self.epoch)
+            self.eta = _opt(d.get("eta_s"))
+            self.elapsed = _opt(d.get("elapsed_s"), self.elapsed)
+            self.last = d
+            self.loss.add(self.step, d.get("loss"))
+            self.lr.add(self.step, d.get("lr"))
+            self.tps.add(self.step, d.get("tokens_per_s"))
+            if self.event_state in (None, "starting"):
+                self.event_state = "running"
+            if ev.time - self._last_step_line >= 2.0:
+                self._last_step_line = ev.time
+                line = Text(f"step {self.step:,}" + (f"/{self.total:,}" if self.total else "")
+                            + f"  loss {fmt.num(d.get('loss'))}  lr {fmt.num(d.get('lr'), 3)}"
+                            + (f"  {fmt.rate(d.get('tokens_per_s'))} tok/s" if d.get("tokens_per_s") else ""),
+                            style="dim")
+        elif t == "eval":
+            step = _int(d.get("step"), self.step)
+            metrics = d.get("metrics") or {}
+            if not isinstance(metrics, dict):
+                metrics = {}
+            split = d.get("split", "validation")
+            if split in ("validation", "val", "eval", "dev"):
+                self.last_eval = metrics
+                self.eval_loss.add(step, metrics.get("eval_loss", metrics.get("loss")))
+                if self.metric_name is None:
+                    self.metric_name = next((m for m in METRIC_ORDER if m in metrics), None) or next(
+                        (k for k, v in metrics.items() if "loss" not in k and isinstance(v, (int, float))), None)
+                    if self.metric_name:
+                        self.metric.name = fmt.METRIC_SHORT.get(self.metric_name, self.metric_name)
+                if self.metric_name:
+                    self.metric.add(step, metrics.get(self.metric_name))
+                if "eval_loss" in metrics and _finite(metrics["eval_loss"]):
+                    v = float(metrics["eval_loss"])
+                    if self.best is None or v < self.best[1]:
+                        self.best = ("eval_loss", v, step)
+            shown = "  ".join(f"{fmt.METRIC_SHORT.get(k, k)} {fmt.num(v)}" for k, v in metrics.items()
+                              if isinstance(v, (int, float)))
+            line = Text(f"eval ({split}) @ step {step:,}: {shown}", style="magenta")
+        elif t == "run_started":
+            self.started = d
+            self.total = _int(d.get("total_steps"), self.total)
+            self.event_state = "running"
+            params = d.get("model_params")
+            sizes = d.get("dataset_sizes")
+            bits = [f"run started on {d.get('device', '?')}"]
+            if params:
+                bits.append(f"{_params(params)} params")
+            if isinstance(sizes, dict):
+                bits.append(" / ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in sizes.items()))
+            if self.total:
+                bits.append(f"{self.total:,} steps")
+            line = Text(" · ".join(bits), style="bold green")
+        elif t == "run_resumed":
+            step = _int(d.get("step"), 0)
+            for s in (self.loss, self.lr, self.tps):
+                s.truncate_after(step + 1e-9)
+            self.step = step
+            self.event_state = "running"
+            self.error = None
+            line = Text(f"resumed from step {step:,}", style="bold green")
+        elif t == "checkpoint":
+            self.checkpoints += 1
+            line = Text(f"checkpoint @ step {_int(d.get('step'), self.step):,}: {d.get('path', '')}", style="cyan")
+        elif t == "log":
+            level = str(d.get("level", "info")).lower()
+            style = {"error": "red", "warning": "yellow", "warn": "yellow"}.get(level, "")
+            line = Text(f"{level}: {d.get('message', '')}", style=style)
+        elif t == "run_finished":
+            self.event_state = "finished"
+            self.eta = 0
+            m = d.get("metrics") or {}
+            self.final_metrics = m if isinstance(m, dict) else {}
+            shown = "  ".join(f"{fmt.METRIC_SHORT.get(k, k)} {fmt.num(v)}" for k, v in self.final_metrics.items()
+                              if isinstance(v, (int, float)))
+            line = Text(f"run finished. {('test: ' + shown) if shown else ''}", style="bold cyan")
+        elif t == "run_failed":
+            self.event_state = "failed"
+            self.error = str(d.get("error", "unknown error"))
+            line = Text(f"run failed: {self.error} (w: worker.log)", style="bold red")
+        elif t == "run_stopped":
+            self.event_state = "stopped"
+            line = Text(f"run stopped at step {_int(d.get('step'), self.step):,}; r resumes it", style="bold yellow")
+        elif t == "run_diverged":
+            self.event_state = "diverged"
+            self.error = str(d.get("message", "loss diverged"))
+            line = Text(f"run diverged at step {_int(d.get('step'), self.step):,}: {self.error}", style="bold red")
+        else:
+            return None  # unknown types are ignored, as the protocol says
+        if line is not None:
+            stamp = Text(fmt.clock_time(ev.time) + " ", style="dim")
+            line = stamp + line
+            self.lines.append(line)
+        return line
+
+
+def _int(v: Any, default: int) -> int:
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return default
+
+
+def _float(v: Any, default: float) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return default
+
+
+def _opt(v: Any, default: float | None = None) -> float | None:
+    try:
+        f = float(v)
+        return f if math.isfinite(f) else default
+    except (TypeError, ValueError):
+        return default
+
+
+def _finite(v: Any) -> bool:
+    return _opt(v) is not None
+
+
+def _params(n: Any) -> str:
+    try:
+        n = float(n)
+    except (TypeError, ValueError):
+        return str(n)
+    for unit, div in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= div:
+            return f"{n / div:.1f}{unit}"
+    return f"{n:.0f}"
+
+
+class DashboardScreen(BaseScreen):
+    BINDINGS = [
+        Binding("k", "checkpoint", "Checkpoint"),
+        Binding("e", "evaluate", "Evaluate"),
+        Binding("s", "stop", "Stop"),
+        Binding("r", "resume", "Resume"),
+        Binding("w", "toggle_log", "worker.log"),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self, run_path: Path):
+        super().__init__(id="dashboard-screen")
+        self.run = RunDir(Path(run_path))
+        self.view = RunView()
+        self.tail = EventTail(self.run.events_path)
+        self.state = "starting"
+        self.reason = ""
+        self.raw_state: str | None = None
+        self.stale = False
+        self.status: dict[str, Any] = {}
+        self.show_worker_log = False
+        self._replaying = False
+        self._sys: dict[str, Any] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="▣")
+        yield Static(id="stale-banner")
+        with Vertical(id="dash-top"):
+            yield Static(id="dash-title")
+            with Horizontal(id="dash-progress-row"):
+                yield ProgressBar(total=None, show_eta=False, id="dash-progress")
+                yield Static(id="dash-progress-text")
+            yield Static(id="dash-stats")
+            yield Static(id="dash-sys")
+        with Grid(id="dash-plots"):
+            yield LinePlot("loss", [self.view.loss, self.view.eval_loss], id="plot-loss")
+            yield LinePlot("eval", [self.view.metric], id="plot-metric")
+            yield LinePlot("learning rate", [self.view.lr], id="plot-lr")
+            yield LinePlot("tokens/s", [self.view.tps], id="plot-tps")
+        yield RichLog(id="dash-log", max_lines=500, wrap=True, markup=False, auto_scroll=True)
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.sub_title = self.run.id
+        self.query_one("#stale-banner").display = False
+        self.query_one(RichLog).border_title = "events"
+        try:
+            size = self.run.events_path.stat().st_size
+        except OSError:
+            size = 0
+        if size > REPLAY_IN_THREAD_BYTES:
+            self._replaying = True
+            self.replay_in_thread()
+        else:
+            self.poll_events()
+        self.poll_status()
+        self.poll_sys()
+        self.set_interval(self.services.events_poll_s, self.poll_events)
+        self.set_interval(1.0, self.poll_status)
+        self.set_interval(self.services.sys_poll_s, self.poll_sys)
+        self.redraw()
+        self.call_after_refresh(self._log_to_end)
+
+    def _log_to_end(self) -> None:
+        self.query_one(RichLog).scroll_end(animate=False, immediate=True)
+
+    # --- polling ---------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="replay", exit_on_error=False)
+    def replay_in_thread(self) -> None:
+        events = self.tail.read_new()
+        view = RunView()
+        for ev in events:
+            view.apply(ev)
+        self.app.call_from_thread(self._replayed, view)
+
+    def _replayed(self, view: RunView) -> None:
+        # Swap in the replayed view; the plots must point at its series.
+        self.view = view
+        self.query_one("#plot-loss", LinePlot).series = [view.loss, view.eval_loss]
+        self.query_one("#plot-metric", LinePlot).series = [view.metric]
+        self.query_one("#plot-lr", LinePlot).series = [view.lr]
+        self.query_one("#plot-tps", LinePlot).series = [view.tps]
+        log = self.query_one(RichLog)
+        log.clear()
+        for line in view.lines:
+            log.write(line)
+        self._replaying = False
+        self.redraw()
+
+    def poll_events(self) -> None:
+        if self._replaying:
+            return
+        try:
+            events = self.tail.read_new()
+        except OSError as e:
+            self.notify(f"cannot read {self.run.events_path}: {e}", severity="error")
+            return
+        if not events:
+            return
+        log = self.query_one(RichLog)
+        for ev in events:
+            line = self.view.apply(ev)
+            if line is not None and not self.show_worker_log:
+                log.write(line)
+            if ev.type in ("run_finished", "run_failed", "run_stopped", "run_diverged", "run_resumed"):
+                self.poll_status()
+        self.redraw()
+
+    def poll_status(self) -> None:
+        self.status = self.run.read_status()
+        self.raw_state = self.status.get("state")
+        try:
+            self.state, self.reason = self.run.effective_state(self.now())
+        except OSError:
+            self.state, self.reason = "failed", "run directory unreadable"
+        self.stale = self.raw_state in ACTIVE_STATES and self.state not in ACTIVE_STATES
+        if self.state in ACTIVE_STATES and self.view.event_state in ("finished", "failed", "stopped", "diverged"):
+            # status.json lags the event by up to a heartbeat; the event is newer.
+            self.state = self.view.event_state
+        self.redraw_header()
+        self.refresh_bindings()
+        if self.show_worker_log:
+            self._show_worker_log()
+
+    def poll_sys(self) -> None:
+        pid = self.status.get("pid") if self.state in ACTIVE_STATES else None
+        try:
+            self._sys = self.services.sysinfo(pid) or {}
+        except Exception:  # machine stats are a nicety, never an error
+            self._sys = {}
+        self.redraw_sys()
+
+    # --- drawing ---------------------------------------------------------------------------
+
+    def redraw(self) -> None:
+        self.redraw_header()
+        v = self.view
+        bar = self.query_one("#dash-progress", ProgressBar)
+        if v.total:
+            bar.update(total=v.total, progress=min(v.step, v.total))
+        pct = f" ({v.step / v.total:.0%})" if v.total else ""
+        eta = v.eta
+        if eta is None and v.total and v.step and v.elapsed:
+            eta = v.elapsed / v.step * (v.total - v.step)
+        prog = Text()
+        prog.append(f"step {v.step:,}" + (f"/{v.total:,}" if v.total else "") + pct, style="bold")
+        prog.append(f" · epoch {v.epoch:.2f}")
+        if self.state in ACTIVE_STATES:
+            prog.append(f" · ETA {fmt.duration(eta)}" if eta is not None else " · ETA –")
+        if v.elapsed is not None:
+            prog.append(f" · {fmt.duration(v.elapsed)} in", style="dim")
+        self.query_one("#dash-progress-text", Static).update(prog)
+
+        d = v.last
+        st = Text()
+        st.append("loss ", style="dim")
+        st.append(fmt.num(d.get("loss")), style="bold cyan")
+        st.append("  lr ", style="dim")
+        st.append(fmt.num(d.get("lr"), 3))
+        if "grad_norm" in d:
+            st.append("  grad ", style="dim")
+            st.append(fmt.num(d.get("grad_norm"), 3))
+        st.append("  tok/s ", style="dim")
+        st.append(fmt.rate(d.get("tokens_per_s")))
+        if "samples_per_s" in d:
+            st.append("  samples/s ", style="dim")
+            st.append(fmt.rate(d.get("samples_per_s")))
+        if d.get("mfu") is not None:
+            st.append("  MFU ", style="dim")
+            try:
+                st.append(f"{float(d['mfu']):.1%}" if float(d["mfu"]) <= 1 else f"{float(d['mfu']):.1f}%")
+            except (TypeError, ValueError):
+                pass
+        best = self.status.get("best") or {}
+        if best.get("metric") is not None:
+            st.append("  best ", style="dim")
+            st.append(f"{fmt.best(best.get('metric'), best.get('value'))} @ {best.get('step', '?')}", style="green")
+        elif v.best:
+            st.append("  best ", style="dim")
+            st.append(f"{fmt.best(v.best[0], v.best[1])} @ {v.best[2]}", style="green")
+        self.query_one("#dash-stats", Static).update(st)
+
+        metric_note = ""
+        if v.last_eval:
+            metric_note = " ".join(f"{fmt.METRIC_SHORT.get(k, k)} {fmt.num(x, 3)}" for k, x in v.last_eval.items()
+                                   if isinstance(x, (int, float)) and k != v.metric_name)[:40]
+        self.query_one("#plot-metric", LinePlot).title = (
+            f"eval {fmt.METRIC_SHORT.get(v.metric_name, v.metric_name)}" if v.metric_name else "eval")
+        for pid, note in (("#plot-loss", None), ("#plot-metric", metric_note), ("#plot-lr", None), ("#plot-tps", None)):
+            self.query_one(pid, LinePlot).update_plot(note)
+
+    def redraw_header(self) -> None:
+        v = self.view
+        title = Text()
+        shown = "stale" if self.stale else self.state
+        title.append(f"{fmt.STATE_ICON.get(shown, '?')} {shown.upper()}", style=fmt.STATE_STYLE.get(shown, ""))
+        title.append(f"  {self.run.id}", style="bold")
+        task = self.status.get("task")
+        prof = v.started.get("profile")
+        if not task and isinstance(prof, dict) and isinstance(prof.get("task"), dict):
+            task = prof["task"].get("type")
+        if task:
+            title.append(f"  {task}", style="dim")
+        if v.started.get("device"):
+            title.append(f" · {v.started['device']}", style="dim")
+        if v.started.get("model_params"):
+            title.append(f" · {_params(v.started['model_params'])} params", style="dim")
+        if self.state in ("failed", "diverged") and not self.stale:
+            msg = self.reason or v.error or self.status.get("message") or "see worker.log (w)"
+            title.append(f"\n{msg}", style="red")
+        self.query_one("#dash-title", Static).update(title)
+        banner = self.query_one("#stale-banner", Static)
+        if self.stale:
+            banner.update(Text(f" ⚠ STALE — {self.reason}. status.json still says "
+                               f"'{self.raw_state}'. r resumes from the newest checkpoint. ",
+                               style="bold"))
+            banner.display = True
+        else:
+            banner.display = False
+
+    def redraw_sys(self) -> None:
+        s = self._sys
+        t = Text()
+        gpus = s.get("gpus") or []
+        for g in gpus:
+            t.append(f"GPU{g.get('index', '')} ", style="bold")
+            t.append(f"{g.get('util_percent', 0):.0f}% ")
+            if "mem_used_gb" in g:
+                t.append(f"{g['mem_used_gb']:.1f}/{g.get('mem_total_gb', 0):.0f}GB ")
+            if "temp_c" in g:
+                t.append(f"{g['temp_c']:.0f}°C ")
+            if "power_w" in g:
+                t.append(f"{g['power_w']:.0f}W ")
+            t.append(" ")
+        if "cpu_percent" in s:
+            t.append("CPU ", style="bold")
+            t.append(f"{s['cpu_percent']:.0f}%  ")
+        if "ram_used_gb" in s:
+            t.append("RAM ", style="bold")
+            t.append(f"{s['ram_used_gb']:.1f}/{s.get('ram_total_gb', 0):.1f}GB  ")
+        if "worker_rss_gb" in s:
+            t.append("worker ", style="bold")
+            t.append(f"{s['worker_rss_gb']:.2f}GB")
+        self.query_one("#dash-sys", Static).update(t)
+
+    def _show_worker_log(self) -> None:
+        log = self.query_one(RichLog)
+        try:
+            with open(self.run.log_path, "rb") as f:
+                f.seek(0, 2)
+                size = f.tell()
+                f.seek(max(0, size - 32768))
+                text = f.read().decode("utf-8", errors="replace")
+        except OSError:
+            text = f"(no worker.log at {self.run.log_path})"
+        lines = text.splitlines()[-300:]
+        log.clear()
+        for ln in lines:
+            log.write(Text(ln))
+
+    # --- actions ---------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        active = self.state in ACTIVE_STATES
+        if action in ("checkpoint", "evaluate", "stop"):
+            return active or None
+        if action == "resume":
+            return (not active and self.state != "finished") or None
+        return True
+
+    def _request(self, action: str, what: str) -> None:
+        if self.state not in ACTIVE_STATES:
+            self.notify("The run is not running.", severity="warning")
+            return
+        if self.safely(lambda: self.run.request(action), what) is not None:
+            self.notify(f"{what}: asked the worker (at the next step boundary).")
+
+    def action_checkpoint(self) -> None:
+        self._request("checkpoint", "Checkpoint now")
+
+    def action_evaluate(self) -> None:
+        self._request("evaluate", "Evaluate now")
+
+    def action_stop(self) -> None:
+        if self.state not in ACTIVE_STATES:
+            self.notify("The run is not running.", severity="warning")
+            return
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self._request("stop", "Stop")
+
+        self.app.push_screen(ConfirmDialog(
+            f"Stop {self.run.id}?", "The worker saves a checkpoint and exits; r resumes it.",
+            yes="Stop", danger=True), done)
+
+    def action_resume(self) -> None:
+        if self.state in ACTIVE_STATES:
+            self.notify("The run is still running.", severity="warning")
+            return
+        self.notify(f"Resuming {self.run.id} …")
+        self.tapp.resume_run(self.run.id, self.run.path, open_dashboard=False)
+
+    def action_toggle_log(self) -> None:
+        self.show_worker_log = not self.show_worker_log
+        log = self.query_one(RichLog)
+        log.border_title = "worker.log" if self.show_worker_log else "events"
+        if self.show_worker_log:
+            self._show_worker_log()
+        else:
+            log.clear()
+            for line in self.view.lines:
+                log.write(line)
+
+    def action_back(self) -> None:
+        self.tapp.go_back()

@@ -1,0 +1,433 @@
+"""The dataset browser: a virtual table over a memory-mapped Arrow copy of the file, a detail
+pane, statistics, and substring filtering. Loading, statistics and filtering run in threads."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Footer, Header, Input, ProgressBar, Static, TabbedContent, TabPane
+
+from core.errors import UserError
+from tui.screens.base import BaseScreen
+from tui.screens.dialogs import PromptDialog
+from tui.widgets.arrow_table import ArrowTable
+from tui.widgets.plot import bar_lines
+
+DEFAULT_SPLIT = (0.8, 0.1, 0.1)
+
+
+class DatasetsScreen(BaseScreen):
+    BINDINGS = [
+        Binding("slash", "filter", "Filter"),
+        Binding("escape", "back", "Back"),
+        Binding("i", "tab('stats')", "Stats"),
+        Binding("v", "tab('rows')", "Rows", show=False),
+        Binding("o", "open", "Open"),
+        Binding("t", "tokenizer", "Tokenizer"),
+        Binding("x", "next_split", "Split", show=False),
+    ]
+
+    def __init__(self, path: Path | None = None, split: str | None = None):
+        super().__init__(id="datasets-screen")
+        self.path = Path(path) if path else None
+        self.split = split
+        self.opened: Any = None  # tui.data_source.Opened
+        self.source: Any = None  # tui.data_source.TableSource (complete table)
+        self.stats: Any = None
+        self.text_col: str | None = None
+        self.label_col: str | None = None
+        self.filter_text = ""
+        self.load_ms: float | None = None
+        self.first_rows_ms: float | None = None
+        self._t0 = 0.0
+        self._loading = False
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="▣")
+        with Vertical(id="ds-top"):
+            yield Static(id="ds-info")
+            with Horizontal(id="ds-progress-row"):
+                yield ProgressBar(total=1.0, show_eta=False, id="ds-progress")
+                yield Static(id="ds-progress-text")
+            yield Input(placeholder="filter rows containing … (enter: apply, esc: clear)", id="ds-filter")
+        with TabbedContent(id="ds-tabs", initial="rows"):
+            with TabPane("Rows", id="rows"):
+                with Horizontal(id="ds-main"):
+                    yield ArrowTable(id="ds-table")
+                    with VerticalScroll(id="ds-detail-box"):
+                        yield Static(id="ds-detail")
+            with TabPane("Stats", id="stats"):
+                with VerticalScroll(id="ds-stats-box"):
+                    yield Static(id="ds-stats")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#ds-filter").display = False
+        self.query_one("#ds-progress-row").display = False
+        self._layout()
+        if self.path is None:
+            self.query_one("#ds-info", Static).update(Text("No dataset open. Press o to open a file or folder.", style="dim"))
+            self.sub_title = "datasets"
+        else:
+            self.open_path(self.path)
+        self.query_one(ArrowTable).focus()
+
+    def on_resize(self) -> None:
+        self._layout()
+
+    def _layout(self) -> None:
+        self.set_class(self.size.width < 110, "narrow")
+
+    # --- loading ---------------------------------------------------------------------------
+
+    def open_path(self, path: Path, split: str | None = None) -> None:
+        self.path = Path(path)
+        self.split = split if split is not None else self.split
+        self.sub_title = f"{self.path}"
+        self.opened = self.source = self.stats = None
+        self.filter_text = ""
+        self.query_one(ArrowTable).set_source(None)
+        self.query_one("#ds-stats", Static).update("")
+        self.query_one("#ds-detail", Static).update("")
+        self.query_one("#ds-info", Static).update(Text(f"opening {self.path} …", style="dim"))
+        self._progress(0.0, "reading")
+        self._t0 = time.perf_counter()
+        self._loading = True
+        self.load_worker(self.path, self.split)
+
+    @work(thread=True, exclusive=True, group="ds-load", exit_on_error=False)
+    def load_worker(self, path: Path, split: str | None) -> None:
+        from textual.worker import get_current_worker
+
+        from tui.data_source import Loader
+
+        worker = get_current_worker()
+        try:
+            loader = Loader(path, self.tapp.scratch_dir(), split=split)
+            loader.cancelled = lambda: worker.is_cancelled
+            shown_head = False
+            last = 0.0
+            for frac in loader.run():
+                if worker.is_cancelled:
+                    return
+                if not shown_head and loader.head is not None:
+                    shown_head = True
+                    self.app.call_from_thread(self._show_head, loader)
+                now = time.perf_counter()
+                if now - last > 0.1:
+                    last = now
+                    self.app.call_from_thread(self._progress, frac, "reading")
+            if worker.is_cancelled:
+                return
+            import pyarrow as pa
+
+            pa.default_memory_pool().release_unused()
+            self.app.call_from_thread(self._show_full, loader.result)
+        except UserError as e:
+            self.app.call_from_thread(self._load_failed, str(e))
+        except Exception as e:  # a bug or an exotic file: show it, do not crash
+            self.app.call_from_thread(self._load_failed, f"{path}: {type(e).__name__}: {e}")
+
+    def _show_head(self, loader: Any) -> None:
+        from tui.data_source import TableSource
+
+        if self.source is not None or not self.is_mounted:
+            return
+        self.first_rows_ms = (time.perf_counter() - self._t0) * 1000
+        self.query_one(ArrowTable).set_source(TableSource(loader.head, complete=False))
+        self._info(loader.format, loader.head, complete=False)
+
+    def _show_full(self, opened: Any) -> None:
+        from tui.data_source import TableSource, guess_columns
+
+        if not self.is_mounted:
+            return
+        self._loading = False
+        self.load_ms = (time.perf_counter() - self._t0) * 1000
+        if self.first_rows_ms is None:
+            self.first_rows_ms = self.load_ms
+        self.opened = opened
+        self.source = TableSource(opened.table)
+        prof = self.tapp.profile_columns()
+        self.text_col, self.label_col = guess_columns(opened.table, prof.get("text_column"), prof.get("label_column"))
+        table = self.query_one(ArrowTable)
+        table.set_source(self.source, keep_cursor=True)
+        self._info(opened.format, opened.table, complete=True)
+        self.query_one("#ds-progress-row").display = False
+        self.compute_stats_worker()
+
+    def _load_failed(self, message: str) -> None:
+        self._loading = False
+        if not self.is_mounted:
+            return
+        self.query_one("#ds-progress-row").display = False
+        self.query_one("#ds-info", Static).update(Text(message, style="bold red"))
+        self.show_error(message, "Cannot open data")
+
+    def _progress(self, frac: float, what: str) -> None:
+        if not self.is_mounted:
+            return
+        self.query_one("#ds-progress-row").display = True
+        self.query_one("#ds-progress", ProgressBar).update(total=1.0, progress=frac)
+        self.query_one("#ds-progress-text", Static).update(Text(f" {what} {frac:.0%}", style="dim"))
+
+    def _info(self, fmt_name: str, table: Any, complete: bool) -> None:
+        t = Text()
+        t.append(self.path.name if self.path else "", style="bold")
+        t.append(f" · {fmt_name}")
+        if self.opened is not None and self.opened.split:
+            t.append(f" · split {self.opened.split}")
+            if len(self.opened.splits) > 1:
+                t.append(f" of {', '.join(self.opened.splits)} (x: next)", style="dim")
+        n = self.source.num_rows if (complete and self.source is not None) else table.num_rows
+        if complete:
+            t.append(f" · {table.num_rows:,} rows", style="bold")
+        else:
+            t.append(f" · first {table.num_rows:,} rows (loading…)", style="yellow")
+        if self.filter_text:
+            t.append(f" · {n:,} match ", style="bold yellow")
+            t.append(repr(self.filter_text), style="yellow")
+        if self.opened is not None and self.opened.skipped_rows:
+            t.append(f" · {self.opened.skipped_rows:,} malformed rows skipped", style="red")
+        t.append("\n")
+        from tui.data_source import _type_name
+
+        cols = [(f.name, _type_name(f.type)) for f in table.schema]
+        t.append("  ".join(f"{name}: {typ}" for name, typ in cols), style="dim")
+        if self.opened is not None and self.opened.notes:
+            t.append("  (" + "; ".join(self.opened.notes) + ")", style="yellow")
+        self.query_one("#ds-info", Static).update(t)
+
+    # --- detail ----------------------------------------------------------------------------
+
+    @on(ArrowTable.CursorMoved)
+    def _cursor_moved(self, event: ArrowTable.CursorMoved) -> None:
+        from tui.data_source import full_text
+
+        src = event.table.source
+        box = self.query_one("#ds-detail", Static)
+        if src is None or src.num_rows == 0:
+            box.update(Text("(no rows)", style="dim"))
+            return
+        row = src.row(event.row)
+        t = Text()
+        t.append(f"row {src.source_row(event.row) + 1:,}\n", style="bold")
+        for k, v in row.items():
+            t.append(f"{k}", style="bold cyan")
+            if k == self.text_col and isinstance(v, str):
+                t.append(f"  ({len(v):,} chars)", style="dim")
+            t.append("\n")
+            t.append(full_text(v) + "\n", style="dim italic" if v is None else "")
+        box.update(t)
+
+    # --- stats -----------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="ds-stats", exit_on_error=False)
+    def compute_stats_worker(self, tokenizer: str | None = None) -> None:
+        from textual.worker import get_current_worker
+
+        from tui.data_source import compute_stats, token_lengths
+
+        worker = get_current_worker()
+        opened = self.opened
+        if opened is None:
+            return
+        try:
+            def prog(f: float) -> None:
+                self.app.call_from_thread(self._stats_progress, f)
+
+            st = compute_stats(opened.table, self.text_col, self.label_col, prog, lambda: worker.is_cancelled)
+            if tokenizer and self.text_col:
+                st.tokens, st.token_hist, st.tokenizer = token_lengths(opened.table, self.text_col, tokenizer)
+            self.app.call_from_thread(self._show_stats, st)
+        except UserError as e:
+            self.app.call_from_thread(self.show_error, str(e), "Statistics")
+        except Exception as e:
+            self.app.call_from_thread(self.show_error, f"{type(e).__name__}: {e}", "Statistics")
+
+    def _stats_progress(self, f: float) -> None:
+        if self.is_mounted:
+            self.query_one("#ds-stats", Static).update(Text(f"computing statistics … {f:.0%}", style="dim"))
+
+    def _show_stats(self, st: Any) -> None:
+        if not self.is_mounted:
+            return
+        self.stats = st
+        self.query_one("#ds-stats", Static).update(self.render_stats(st, max(40, self.size.width - 4)))
+
+    def render_stats(self, st: Any, width: int) -> Text:
+        from tui.data_source import split_preview
+
+        t = Text()
+        t.append(f"{st.num_rows:,} rows", style="bold")
+        t.append(f" · {len(st.columns)} columns\n")
+        for name, typ in st.columns:
+            nulls = st.nulls.get(name, 0)
+            mark = ""
+            if name == st.text_column:
+                mark = "  ← text"
+            elif name == st.label_column:
+                mark = "  ← label"
+            t.append(f"  {name}", style="bold")
+            t.append(f": {typ}" + (f" ({nulls:,} null)" if nulls else "") + mark + "\n", style="dim")
+        t.append("\nMess\n", style="bold underline")
+        t.append(f"  duplicate rows     {st.duplicates:,}\n", style="yellow" if st.duplicates else "")
+        if st.text_column:
+            t.append(f"  empty text         {st.empty_text:,}\n", style="yellow" if st.empty_text else "")
+        if st.label_column:
+            t.append(f"  missing label      {st.missing_label:,}\n", style="yellow" if st.missing_label else "")
+        if self.opened is not None and self.opened.skipped_rows:
+            t.append(f"  malformed (skipped) {self.opened.skipped_rows:,}\n", style="red")
+        if st.label_column:
+            t.append(f"\nLabel balance ({st.label_column}, {st.n_labels} labels)\n", style="bold underline")
+            for line in bar_lines(st.labels[:15], width - 2, total=st.num_rows - st.missing_label or None,
+                                  color="green"):
+                t.append("  ")
+                t.append(line)
+                t.append("\n")
+            if st.n_labels > 15:
+                t.append(f"  … and {st.n_labels - 15} more\n", style="dim")
+        if st.length:
+            L = st.length
+            t.append(f"\nText length ({st.text_column}, characters)\n", style="bold underline")
+            t.append(f"  min {L['min']:,}  mean {L['mean']:.0f}  median {L['p50']:,}  p90 {L['p90']:,}  "
+                     f"p99 {L['p99']:,}  max {L['max']:,}\n", style="dim")
+            for line in bar_lines([(f"{lo}–{hi}", c) for lo, hi, c in st.length_hist], width - 2, color="cyan"):
+                t.append("  ")
+                t.append(line)
+                t.append("\n")
+        if st.tokens:
+            L = st.tokens
+            t.append(f"\nText length (tokens, first 20,000 rows; {st.tokenizer})\n", style="bold underline")
+            t.append(f"  min {L['min']:,}  mean {L['mean']:.0f}  median {L['p50']:,}  p90 {L['p90']:,}  "
+                     f"p99 {L['p99']:,}  max {L['max']:,}\n", style="dim")
+            for line in bar_lines([(f"{lo}–{hi}", c) for lo, hi, c in st.token_hist], width - 2, color="magenta"):
+                t.append("  ")
+                t.append(line)
+                t.append("\n")
+        elif st.text_column:
+            t.append("\n  t: choose a tokenizer (tokenizer.json or model folder) for token lengths\n", style="dim")
+        prof = self.tapp.profile_columns()
+        fractions = prof.get("split") or DEFAULT_SPLIT
+        usable = max(0, st.num_rows - st.duplicates - st.empty_text)
+        tr, va, te = split_preview(usable, fractions)
+        src = "the profile" if prof.get("split") else "the default"
+        t.append(f"\nSplit preview ({src} fractions {list(fractions)})\n", style="bold underline")
+        t.append(f"  ≈{usable:,} rows after cleaning and dedup → train {tr:,} · validation {va:,} · test {te:,}\n")
+        if st.label_column and st.labels:
+            t.append(f"  stratified by {st.label_column}: each split keeps the balance above\n", style="dim")
+        return t
+
+    # --- actions ---------------------------------------------------------------------------
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+        if tab == "rows":
+            self.query_one(ArrowTable).focus()
+
+    def action_filter(self) -> None:
+        if self.source is None:
+            self.notify("Wait for the file to finish loading.", severity="warning")
+            return
+        self.action_tab("rows")
+        inp = self.query_one("#ds-filter", Input)
+        inp.display = True
+        inp.value = self.filter_text
+        inp.focus()
+
+    @on(Input.Submitted, "#ds-filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        needle = event.value
+        self.query_one(ArrowTable).focus()
+        if not needle:
+            self.clear_filter()
+            return
+        self.filter_text = needle
+        self._progress(0.0, "filtering")
+        self.filter_worker(needle)
+
+    @work(thread=True, exclusive=True, group="ds-filter", exit_on_error=False)
+    def filter_worker(self, needle: str) -> None:
+        from textual.worker import get_current_worker
+
+        from tui.data_source import filter_rows
+
+        worker = get_current_worker()
+        source = self.source
+        if source is None:
+            return
+        try:
+            def prog(f: float) -> None:
+                self.app.call_from_thread(self._progress, f, "filtering")
+
+            idx = filter_rows(source.table, needle, None, prog, lambda: worker.is_cancelled)
+            if not worker.is_cancelled:
+                self.app.call_from_thread(self._show_filtered, needle, idx)
+        except Exception as e:
+            self.app.call_from_thread(self.show_error, f"{type(e).__name__}: {e}", "Filter")
+
+    def _show_filtered(self, needle: str, idx: Any) -> None:
+        from tui.data_source import TableSource
+
+        if not self.is_mounted or self.source is None or needle != self.filter_text:
+            return
+        self.query_one("#ds-progress-row").display = False
+        self.query_one(ArrowTable).set_source(TableSource(self.source.table, idx))
+        self._info(self.opened.format, self.opened.table, complete=True)
+        if len(idx) == 0:
+            self.notify(f"No rows contain {needle!r}.", severity="warning")
+
+    def clear_filter(self) -> None:
+        inp = self.query_one("#ds-filter", Input)
+        inp.display = False
+        if self.filter_text and self.source is not None:
+            self.filter_text = ""
+            self.query_one(ArrowTable).set_source(self.source)
+            self._info(self.opened.format, self.opened.table, complete=True)
+        self.query_one(ArrowTable).focus()
+
+    def action_back(self) -> None:
+        inp = self.query_one("#ds-filter", Input)
+        if inp.display or self.filter_text:
+            self.clear_filter()
+            return
+        self.tapp.go_back()
+
+    def action_open(self) -> None:
+        def done(path: str | None) -> None:
+            if path:
+                self.split = None
+                self.open_path(Path(path))
+
+        self.app.push_screen(PromptDialog("Browse which data file or folder?",
+                                          value=str(self.path or ""), picker=True, dirs_ok=True), done)
+
+    def action_next_split(self) -> None:
+        if self.opened is None or len(self.opened.splits) < 2:
+            return
+        i = self.opened.splits.index(self.opened.split) if self.opened.split in self.opened.splits else -1
+        self.open_path(self.path, self.opened.splits[(i + 1) % len(self.opened.splits)])
+
+    def action_tokenizer(self) -> None:
+        if self.opened is None:
+            return
+
+        def done(path: str | None) -> None:
+            if path:
+                self.action_tab("stats")
+                self.compute_stats_worker(path)
+
+        self.app.push_screen(PromptDialog("Tokenizer for token lengths (tokenizer.json or a model folder)",
+                                          picker=True, dirs_ok=True), done)
+
+    def on_unmount(self) -> None:
+        # Drop the mapping; the scratch copy goes with the app's scratch folder.
+        self.source = self.opened = None
+

@@ -1,0 +1,170 @@
+"""The environment report: ``tunedeck doctor --json`` run as a subprocess, shown with fixes."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import sys
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import Footer, Header, LoadingIndicator, Static
+
+from core.errors import UserError
+from tui.screens.base import BaseScreen
+
+KNOWN = ("python", "torch", "cuda", "gpus", "disk_free_gb", "offline", "problems")
+
+
+def render_report(rep: dict[str, Any]) -> Text:
+    """The doctor JSON as text; known keys first and nicely, any other key generically."""
+    t = Text()
+    problems = rep.get("problems") or []
+    if isinstance(problems, list) and problems:
+        t.append(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} to fix\n", style="bold red")
+        for p in problems:
+            if isinstance(p, dict):
+                t.append("  ✗ ", style="bold red")
+                t.append(str(p.get("what", p)) + "\n")
+                if p.get("fix"):
+                    t.append("    → ", style="yellow")
+                    t.append(str(p["fix"]) + "\n", style="yellow")
+            else:
+                t.append(f"  ✗ {p}\n", style="red")
+        t.append("\n")
+    elif "problems" in rep:
+        t.append("✓ no problems found\n\n", style="bold green")
+
+    def row(label: str, value: Any, ok: bool | None = None) -> None:
+        t.append(f"{label:<14}", style="bold")
+        style = "" if ok is None else ("green" if ok else "red")
+        t.append(_fmt(value) + "\n", style=style)
+
+    if "python" in rep:
+        row("Python", rep["python"])
+    if "torch" in rep:
+        row("torch", rep["torch"] or "not installed", bool(rep["torch"]))
+    if "cuda" in rep:
+        row("CUDA", rep["cuda"] or "not available", bool(rep["cuda"]))
+    if "gpus" in rep:
+        gpus = rep["gpus"] or []
+        if not gpus:
+            row("GPUs", "none found (training runs on the CPU)", False)
+        for i, g in enumerate(gpus):
+            if isinstance(g, dict):
+                bits = [str(g.get("name", "?"))]
+                if g.get("memory_gb") is not None:
+                    bits.append(f"{float(g['memory_gb']):.0f} GB")
+                if "bf16" in g:
+                    bits.append("bf16 ✓" if g["bf16"] else "no bf16 (fp16/fp32)")
+                extra = {k: v for k, v in g.items() if k not in ("name", "memory_gb", "bf16")}
+                bits += [f"{k} {_fmt(v)}" for k, v in extra.items()]
+                row(f"GPU {i}", " · ".join(bits), True)
+            else:
+                row(f"GPU {i}", g)
+    if "disk_free_gb" in rep:
+        try:
+            free = float(rep["disk_free_gb"])
+            row("Disk free", f"{free:.1f} GB", free >= 5)
+        except (TypeError, ValueError):
+            row("Disk free", rep["disk_free_gb"])
+    if "offline" in rep:
+        row("Offline", "yes (hub not used)" if rep["offline"] else "no", None)
+    for k, v in rep.items():
+        if k not in KNOWN:
+            row(k.replace("_", " ").capitalize()[:13], v)
+    return t
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, dict):
+        return ", ".join(f"{k}={_fmt(x)}" for k, x in v.items())
+    if isinstance(v, list):
+        return ", ".join(_fmt(x) for x in v) or "–"
+    return "–" if v is None else str(v)
+
+
+def local_facts(runs_dir: Any) -> Text:
+    """What this process can tell without importing torch."""
+    t = Text()
+    t.append("This TUI process\n", style="bold underline")
+    t.append(f"{'Python':<14}", style="bold")
+    t.append(f"{platform.python_version()} ({sys.executable})\n")
+    t.append(f"{'Runs dir':<14}", style="bold")
+    t.append(f"{runs_dir}\n")
+    try:
+        probe = runs_dir if os.path.isdir(runs_dir) else os.path.dirname(os.path.abspath(runs_dir)) or "."
+        free = shutil.disk_usage(probe).free / 1e9
+        t.append(f"{'Disk free':<14}", style="bold")
+        t.append(f"{free:.1f} GB\n", style="green" if free >= 5 else "red")
+    except OSError:
+        pass
+    off = [k for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE") if os.environ.get(k)]
+    t.append(f"{'Offline env':<14}", style="bold")
+    t.append((", ".join(off) if off else "not set") + "\n")
+    return t
+
+
+class EnvironmentScreen(BaseScreen):
+    BINDINGS = [
+        Binding("r", "refresh", "Re-check"),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="environment-screen")
+        self.report: dict[str, Any] | None = None
+        self.error: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="▣")
+        with VerticalScroll(id="env-body"):
+            yield Static(Text("tunedeck doctor", style="bold underline"), id="env-title")
+            yield LoadingIndicator(id="env-loading")
+            yield Static(id="env-report")
+            yield Static(id="env-local")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.sub_title = "environment"
+        self.query_one("#env-local", Static).update(Text("\n") + local_facts(self.runs_dir))
+        self.action_refresh()
+
+    def action_refresh(self) -> None:
+        self.query_one("#env-loading").display = True
+        self.query_one("#env-report", Static).update(Text("running 'tunedeck doctor --json' …", style="dim"))
+        self.run_doctor()
+
+    @work(thread=True, exclusive=True, group="doctor", exit_on_error=False)
+    def run_doctor(self) -> None:
+        try:
+            rep = self.services.doctor()
+            err = None
+        except UserError as e:
+            rep, err = None, str(e)
+        except Exception as e:  # never a traceback on screen
+            rep, err = None, f"{type(e).__name__}: {e}"
+        self.app.call_from_thread(self.show_report, rep, err)
+
+    def show_report(self, rep: dict[str, Any] | None, err: str | None) -> None:
+        if not self.is_mounted:
+            return
+        self.report, self.error = rep, err
+        self.query_one("#env-loading").display = False
+        out = self.query_one("#env-report", Static)
+        if err is not None:
+            out.update(Text.assemble(("doctor could not run\n", "bold red"), (err, "red")))
+        else:
+            out.update(render_report(rep or {}))
+
+    def action_back(self) -> None:
+        self.tapp.go_back()

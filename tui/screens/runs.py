@@ -1,0 +1,329 @@
+"""The home screen: every run under the runs directory, live."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Footer, Header, Static
+
+from core.errors import RunError
+from core.runs import ACTIVE_STATES, FINAL_STATES, RunDir, RunSummary, summarize
+from tui import fmt
+from tui.screens.base import BaseScreen
+from tui.screens.dialogs import ConfirmDialog, PromptDialog
+
+
+@dataclass
+class RunRow:
+    summary: RunSummary
+    stale: bool  # status.json says running, but the worker is gone or hung
+
+    @property
+    def shown_state(self) -> str:
+        return "stale" if self.stale else self.summary.state
+
+
+def scan_runs(runs_dir: Path, now: float) -> list[RunRow]:
+    """Like core.runs.list_runs, with an injectable clock and the stale flag."""
+    if not runs_dir.is_dir():
+        return []
+    rows = []
+    try:
+        entries = list(runs_dir.iterdir())
+    except OSError:
+        return []
+    for d in entries:
+        try:
+            if not d.is_dir() or d.is_symlink() or not (d / "profile.toml").is_file():
+                continue
+            run = RunDir(d)
+            raw = run.read_status().get("state")
+            s = summarize(run, now)
+        except OSError:
+            continue
+        rows.append(RunRow(s, raw in ACTIVE_STATES and s.state not in ACTIVE_STATES))
+    rows.sort(key=lambda r: (r.summary.started or 0, r.summary.id), reverse=True)
+    return rows
+
+
+def state_text(state: str) -> Text:
+    return Text(f"{fmt.STATE_ICON.get(state, '?')} {state}", style=fmt.STATE_STYLE.get(state, ""))
+
+
+class RunsScreen(BaseScreen):
+    BINDINGS = [
+        Binding("enter", "open", "Open", priority=True),
+        Binding("n", "new_run", "New"),
+        Binding("r", "resume", "Resume"),
+        Binding("s", "stop", "Stop"),
+        Binding("c", "clone", "Clone"),
+        Binding("d", "delete", "Delete"),
+        Binding("p", "edit_profile", "Edit"),
+        Binding("b", "browse", "Data"),
+        Binding("q", "app.quit", "Quit", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="runs-screen")
+        self.rows: list[RunRow] = []
+        self._shown: list[tuple[Any, ...]] = []
+        self._wide: bool | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="▣")
+        yield Static(id="runs-empty")
+        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield Static(id="run-detail")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.sub_title = f"runs in {self.runs_dir}"
+        self.refresh_runs_now()
+        self.set_interval(self.services.runs_poll_s, self.poll_runs)
+        self.query_one(DataTable).focus()
+
+    def on_screen_resume(self) -> None:
+        self.refresh_runs_now()
+
+    # --- data ------------------------------------------------------------------------------
+
+    def refresh_runs_now(self) -> None:
+        self.apply_rows(scan_runs(self.runs_dir, self.now()))
+
+    @work(thread=True, exclusive=True, group="runs-scan", exit_on_error=False)
+    def poll_runs(self) -> None:
+        rows = scan_runs(self.runs_dir, self.now())
+        self.app.call_from_thread(self.apply_rows, rows)
+
+    def _row_cells(self, r: RunRow, wide: bool) -> tuple[Any, ...]:
+        s = r.summary
+        step = f"{s.step:,}/{s.total_steps:,}" if s.total_steps else (f"{s.step:,}" if s.step else "–")
+        cells: list[Any] = [Text(s.id), state_text(r.shown_state)]
+        if wide:
+            cells.append(fmt.task_short(s.task))
+        cells.append(Text(step, justify="right"))
+        if wide:
+            cells.append(Text(f"{s.epoch:.2f}" if s.epoch else "–", justify="right"))
+        cells.append(fmt.best(s.best_metric, s.best_value))
+        if wide:
+            cells.append(fmt.when(s.started))
+        cells.append(Text(fmt.duration(s.duration), justify="right"))
+        return tuple(cells)
+
+    def _columns(self, wide: bool) -> list[str]:
+        if wide:
+            return ["Run", "State", "Task", "Step", "Epoch", "Best", "Started", "Time"]
+        return ["Run", "State", "Step", "Best", "Time"]
+
+    def apply_rows(self, rows: list[RunRow]) -> None:
+        if not self.is_mounted:
+            return
+        table = self.query_one(DataTable)
+        wide = self.size.width >= 110
+        self.rows = rows
+        cells = [self._row_cells(r, wide) for r in rows]
+        key = [tuple(str(c) for c in row) for row in cells]
+        if wide != self._wide:
+            self._wide = wide
+            table.clear(columns=True)
+            table.add_columns(*self._columns(wide))
+            self._shown = []
+        if key != self._shown:
+            current = self.selected()
+            cur_id = current.summary.id if current else None
+            table.clear()
+            for r, row in zip(rows, cells):
+                table.add_row(*row, key=r.summary.id)
+            self._shown = key
+            if cur_id is not None:
+                ids = [r.summary.id for r in rows]
+                if cur_id in ids:
+                    table.move_cursor(row=ids.index(cur_id), animate=False)
+        empty = self.query_one("#runs-empty", Static)
+        if rows:
+            empty.display = False
+        else:
+            empty.display = True
+            empty.update(Text.assemble(
+                ("No runs yet", "bold"), f" in {self.runs_dir}\n\n",
+                ("n", "bold"), "  start a run from a profile file\n",
+                ("p", "bold"), "  write or edit a profile\n",
+                ("b", "bold"), "  browse a dataset\n",
+                ("F2", "bold"), " check the environment (GPU, torch, disk)\n",
+            ))
+        self.update_detail()
+        self.refresh_bindings()
+
+    def on_resize(self) -> None:
+        if self._wide is not None and (self.size.width >= 110) != self._wide:
+            self.apply_rows(self.rows)
+
+    def selected(self) -> RunRow | None:
+        table = self.query_one(DataTable)
+        if not self.rows or table.cursor_row is None or table.row_count == 0:
+            return None
+        i = table.cursor_row
+        return self.rows[i] if 0 <= i < len(self.rows) else None
+
+    @on(DataTable.RowHighlighted)
+    def update_detail(self) -> None:
+        detail = self.query_one("#run-detail", Static)
+        r = self.selected()
+        if r is None:
+            detail.update("")
+            return
+        s = r.summary
+        t = Text()
+        t.append(s.id, style="bold")
+        t.append(f"  {s.task} · {s.path}\n", style="dim")
+        if r.stale:
+            t.append("STALE: ", style="bold red")
+            t.append(f"{s.reason}. Press r to resume from the newest checkpoint.", style="red")
+        elif s.state in ("failed", "diverged"):
+            t.append(f"{s.state}: ", style="bold red")
+            t.append(s.reason or "see worker.log (open the dashboard, press w)", style="red")
+        elif s.state in ACTIVE_STATES:
+            eta = s.extra.get("eta_s")
+            t.append(f"{s.state}", style="green")
+            if eta is not None:
+                t.append(f" · ETA {fmt.duration(eta)}")
+            if "loss" in s.extra:
+                t.append(f" · loss {fmt.num(s.extra['loss'])}")
+        else:
+            t.append(s.state, style=fmt.STATE_STYLE.get(s.state, ""))
+            if s.reason:
+                t.append(f": {s.reason}")
+        detail.update(t)
+        self.refresh_bindings()
+
+    # --- actions ---------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        r = self.selected() if self.is_mounted else None
+        if action in ("open", "clone"):
+            return r is not None or None
+        if action == "stop":
+            return (r is not None and r.summary.state in ACTIVE_STATES) or None
+        if action == "resume":
+            return (r is not None and r.summary.state not in ACTIVE_STATES
+                    and r.summary.state != "finished") or None
+        if action == "delete":
+            return (r is not None and r.summary.state in FINAL_STATES) or None
+        return True
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self) -> None:
+        self.action_open()
+
+    def action_open(self) -> None:
+        r = self.selected()
+        if r is not None:
+            self.tapp.open_dashboard(Path(r.summary.path))
+
+    def action_stop(self) -> None:
+        r = self.selected()
+        if r is None or r.summary.state not in ACTIVE_STATES:
+            self.notify("That run is not running.", severity="warning")
+            return
+        run = RunDir(Path(r.summary.path))
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self.safely(lambda: run.request("stop"), "Stop run")
+                self.notify(f"Asked {run.id} to save a checkpoint and stop.")
+
+        self.app.push_screen(ConfirmDialog(
+            f"Stop {run.id}?",
+            "The worker saves a checkpoint and exits; resume it later with r.",
+            yes="Stop", danger=True), done)
+
+    def action_resume(self) -> None:
+        r = self.selected()
+        if r is None:
+            return
+        if r.summary.state in ACTIVE_STATES:
+            self.notify("That run is still running.", severity="warning")
+            return
+        self.notify(f"Resuming {r.summary.id} …")
+        self.tapp.resume_run(r.summary.id, Path(r.summary.path))
+
+    def action_clone(self) -> None:
+        r = self.selected()
+        if r is None:
+            return
+        run = RunDir(Path(r.summary.path))
+        text = self.safely(lambda: run.profile_path.read_text(encoding="utf-8"), "Clone profile")
+        if text is not None:
+            self.tapp.open_editor(text=text, suggested=f"{r.summary.name}.toml")
+
+    def action_delete(self) -> None:
+        r = self.selected()
+        if r is None:
+            return
+        run = RunDir(Path(r.summary.path))
+        if r.summary.state not in FINAL_STATES or run.worker_alive():
+            self.notify("Only finished, stopped or failed runs can be deleted; stop it first.",
+                        severity="error")
+            return
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self.delete_run(run)
+
+        self.app.push_screen(ConfirmDialog(
+            f"Delete {run.id}?",
+            f"Removes {run.path} with its checkpoints and model. This cannot be undone.",
+            yes="Delete", danger=True), done)
+
+    def delete_run(self, run: RunDir) -> None:
+        def rm() -> None:
+            # Look again: never delete a run whose worker came back to life meanwhile.
+            state, _ = run.effective_state(self.now())
+            if state in ACTIVE_STATES or run.worker_alive():
+                raise RunError(f"{run.id} is running again; not deleted")
+            root = self.runs_dir.resolve()
+            target = run.path.resolve()
+            if target.parent != root or run.path.is_symlink():
+                raise RunError(f"{run.path} is not directly inside {root}; not deleted")
+            shutil.rmtree(target)
+
+        if self.safely(lambda: (rm(), True)[1], "Delete run"):
+            self.notify(f"Deleted {run.id}.")
+        self.refresh_runs_now()
+
+    def action_new_run(self) -> None:
+        def done(path: str | None) -> None:
+            if path:
+                self.tapp.launch(Path(path))
+
+        self.app.push_screen(PromptDialog("Start a run from which profile?", placeholder="path/to/profile.toml",
+                                          picker=True, suffixes=(".toml",)), done)
+
+    def action_edit_profile(self) -> None:
+        def done(path: str | None) -> None:
+            if path is None:
+                return
+            if path:
+                self.tapp.open_editor(path=Path(path))
+            else:
+                self.tapp.open_editor()
+
+        self.app.push_screen(PromptDialog("Open which profile? (empty: write a new one)",
+                                          placeholder="path/to/profile.toml", picker=True,
+                                          suffixes=(".toml",)), done)
+
+    def action_browse(self) -> None:
+        def done(path: str | None) -> None:
+            if path:
+                self.tapp.open_dataset(Path(path))
+
+        self.app.push_screen(PromptDialog(
+            "Browse which data file or folder?", placeholder="data.csv, data.jsonl, a save_to_disk folder …",
+            picker=True, dirs_ok=True), done)

@@ -1,0 +1,179 @@
+"""What the TUI asks of the outside world, in one injectable bundle.
+
+The app never trains and never imports torch: starting and resuming runs and the doctor report
+are ``python -m core.cli ...`` subprocesses (no shell), and machine stats come from psutil (and
+nvidia-ml-py when it is installed). Tests pass fakes for all of these, as memray's TUI tests
+inject its data source.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from core.errors import RunError, UserError
+
+CLI_TIMEOUT_S = 180
+
+
+def _cli_env() -> dict[str, str]:
+    """Environment for ``python -m core.cli``: make sure the package this TUI runs from is found."""
+    import core
+
+    root = str(Path(core.__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    parts = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if root not in parts:
+        env["PYTHONPATH"] = os.pathsep.join([root, *parts])
+    return env
+
+
+def cli_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "core.cli", *args]
+
+
+def run_cli(args: list[str], timeout: float = CLI_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
+    """Run the tunedeck CLI without a shell, in its own session (a TUI crash never reaches it)."""
+    try:
+        return subprocess.run(
+            cli_command(*args), capture_output=True, text=True, stdin=subprocess.DEVNULL,
+            timeout=timeout, env=_cli_env(), start_new_session=True,
+        )
+    except subprocess.TimeoutExpired:
+        raise RunError(f"'tunedeck {' '.join(args)}' did not finish in {timeout:.0f}s") from None
+    except OSError as e:
+        raise RunError(f"cannot run the tunedeck CLI: {e}") from None
+
+
+def _fail_message(args: list[str], proc: subprocess.CompletedProcess[str]) -> str:
+    err = (proc.stderr or "").strip() or (proc.stdout or "").strip()
+    if "No module named core.cli" in err or "No module named 'core.cli'" in err:
+        return "the tunedeck CLI (core.cli) is not installed in this Python environment"
+    lines = err.splitlines()
+    if any(ln.startswith("Traceback") for ln in lines):
+        # A bug in the CLI: show its last line, not the whole traceback.
+        lines = lines[-1:]
+    tail = "\n".join(lines[-12:]) or f"exit code {proc.returncode}"
+    return f"'tunedeck {' '.join(args[:1])}' failed:\n{tail}"
+
+
+def _run_dir_from(proc: subprocess.CompletedProcess[str], args: list[str]) -> Path:
+    lines = [ln.strip() for ln in (proc.stdout or "").splitlines() if ln.strip()]
+    if proc.returncode != 0 or not lines:
+        raise RunError(_fail_message(args, proc))
+    p = Path(lines[-1])
+    if not p.is_dir():
+        raise RunError(f"the CLI reported run directory {p}, which does not exist")
+    return p
+
+
+def toml_string(s: str) -> str:
+    return json.dumps(s, ensure_ascii=False)
+
+
+def cli_start(profile: Path, runs_dir: Path) -> Path:
+    """Start a detached run; returns its run directory (the CLI's last stdout line)."""
+    args = ["start", str(Path(profile).resolve()),
+            "--set", f"output.runs_dir={toml_string(str(Path(runs_dir).resolve()))}"]
+    return _run_dir_from(run_cli(args), args)
+
+
+def cli_resume(run_id: str, runs_dir: Path) -> Path:
+    args = ["resume", run_id, "--runs-dir", str(Path(runs_dir).resolve())]
+    return _run_dir_from(run_cli(args), args)
+
+
+def cli_doctor() -> dict[str, Any]:
+    args = ["doctor", "--json"]
+    proc = run_cli(args, timeout=120)
+    out = (proc.stdout or "").strip()
+    start = out.find("{")
+    if start >= 0:
+        try:
+            data = json.loads(out[start:])
+            if isinstance(data, dict):
+                return data
+        except ValueError:
+            pass
+    raise UserError(_fail_message(args, proc))
+
+
+# --- machine stats ------------------------------------------------------------------------
+
+class SysInfo:
+    """CPU/RAM via psutil; GPUs via nvidia-ml-py when it imports and finds a driver."""
+
+    def __init__(self) -> None:
+        self._nvml: Any = None
+        self._nvml_tried = False
+
+    def _gpu_lib(self) -> Any:
+        if not self._nvml_tried:
+            self._nvml_tried = True
+            try:
+                import pynvml  # nvidia-ml-py; optional
+
+                pynvml.nvmlInit()
+                self._nvml = pynvml
+            except Exception:  # not installed, or no driver: CPU/RAM only
+                self._nvml = None
+        return self._nvml
+
+    def __call__(self, pid: int | None = None) -> dict[str, Any]:
+        import psutil
+
+        vm = psutil.virtual_memory()
+        out: dict[str, Any] = {
+            "cpu_percent": psutil.cpu_percent(interval=None),
+            "ram_used_gb": (vm.total - vm.available) / 1e9,
+            "ram_total_gb": vm.total / 1e9,
+            "gpus": [],
+        }
+        if pid:
+            try:
+                p = psutil.Process(pid)
+                out["worker_rss_gb"] = p.memory_info().rss / 1e9
+                out["worker_cpu_percent"] = p.cpu_percent(interval=None)
+            except (psutil.Error, OSError):
+                pass
+        nv = self._gpu_lib()
+        if nv is not None:
+            try:
+                for i in range(nv.nvmlDeviceGetCount()):
+                    h = nv.nvmlDeviceGetHandleByIndex(i)
+                    g: dict[str, Any] = {"index": i, "name": nv.nvmlDeviceGetName(h)}
+                    if isinstance(g["name"], bytes):
+                        g["name"] = g["name"].decode()
+                    mem = nv.nvmlDeviceGetMemoryInfo(h)
+                    g["mem_used_gb"], g["mem_total_gb"] = mem.used / 1e9, mem.total / 1e9
+                    g["util_percent"] = nv.nvmlDeviceGetUtilizationRates(h).gpu
+                    try:
+                        g["temp_c"] = nv.nvmlDeviceGetTemperature(h, 0)
+                    except Exception:
+                        pass
+                    try:
+                        g["power_w"] = nv.nvmlDeviceGetPowerUsage(h) / 1000
+                    except Exception:
+                        pass
+                    out["gpus"].append(g)
+            except Exception:
+                pass
+        return out
+
+
+@dataclass
+class Services:
+    clock: Callable[[], float] = time.time
+    sysinfo: Callable[..., dict[str, Any]] = field(default_factory=SysInfo)
+    doctor: Callable[[], dict[str, Any]] = cli_doctor
+    start_run: Callable[[Path, Path], Path] = cli_start
+    resume_run: Callable[[str, Path], Path] = cli_resume
+    events_poll_s: float = 0.25
+    runs_poll_s: float = 1.0
+    sys_poll_s: float = 2.0

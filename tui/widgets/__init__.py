@@ -1,0 +1,1 @@
+"""Widgets of our own: a braille line plot and an Arrow-backed virtual table."""
