@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 EVENT_TYPES = (
     "run_started",
@@ -53,8 +53,9 @@ class Event:
 class EventWriter:
     """Appends events; safe to call from the training thread and the heartbeat thread."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, echo: "Callable[[Event], None] | None" = None):
         self.path = path
+        self.echo = echo  # e.g. the foreground CLI's progress printer
         self._lock = threading.Lock()
         self._seq = last_seq(path)
         self._truncate_partial_tail()
@@ -85,7 +86,9 @@ class EventWriter:
             self._f.write(json.dumps({"seq": ev.seq, "time": ev.time, "type": type, "data": data},
                                      default=_jsonable, allow_nan=True) + "\n")
             self._f.flush()
-            return ev
+        if self.echo is not None:
+            self.echo(ev)
+        return ev
 
     def close(self) -> None:
         with self._lock:

@@ -118,15 +118,21 @@ class TrainingSection(_Section):
         5e-5, gt=0, le=1.0, description="Peak learning rate of AdamW (typical 1e-5 to 5e-5)."
     )
     batch_size: int = Field(
-        16, ge=1, le=65_536, description="Rows per device per micro-batch (when batch_tokens is 0)."
+        16, ge=1, le=65_536, description="Rows per micro-batch (the average with batching='tokens')."
+    )
+    batching: Literal["tokens", "rows"] = Field(
+        "tokens",
+        description="'tokens': micro-batches are built from length-sorted buckets up to a token "
+        "budget (little padding; short rows pack more per batch). 'rows': exactly batch_size "
+        "rows per micro-batch.",
     )
     batch_tokens: int = Field(
         0,
         ge=0,
         le=16_777_216,
-        description="Token budget per micro-batch (padded tokens). When > 0, batches are built "
-        "from length-sorted buckets up to this many tokens, so short rows pack more per step; "
-        "batch_size then caps the rows per batch. 0 = fixed batch_size rows.",
+        description="Token budget per micro-batch (padded tokens) with batching='tokens'. 0 = "
+        "batch_size × the mean example length, so a step holds batch_size rows on average and "
+        "learning rates tuned for batch_size carry over.",
     )
     gradient_accumulation_steps: int = Field(
         1, ge=1, le=65_536, description="Micro-batches accumulated per optimizer step."

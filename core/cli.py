@@ -1,0 +1,366 @@
+"""The headless CLI: ``tunedeck [COMMAND] ...``. With no command it opens the TUI.
+
+Every user error is one message on stderr and exit code 2. Heavy imports (torch, transformers)
+happen only inside the commands that need them, so ``tunedeck`` (the TUI) and ``tunedeck runs``
+start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from core.errors import UserError
+
+DEFAULT_RUNS_DIR = os.environ.get("TUNEDECK_RUNS_DIR", "runs")
+
+
+def _runs_dir(args: argparse.Namespace) -> Path:
+    return Path(args.runs_dir or DEFAULT_RUNS_DIR)
+
+
+def _load_profile(path: str, sets: list[str] | None):
+    from core.profile import load, resolve_paths
+
+    prof = load(path, sets)
+    return resolve_paths(prof, Path(path).resolve().parent)
+
+
+def _fmt_duration(s: float | None) -> str:
+    if s is None:
+        return "-"
+    s = int(s)
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{sec:02d}s"
+
+
+def _progress_printer(ev: Any) -> None:
+    d = ev.data
+    if ev.type == "step":
+        tps = d.get("tokens_per_s") or 0
+        print(f"step {d['step']}/{d['total_steps']}  epoch {d.get('epoch', 0):.2f}  "
+              f"loss {d['loss']:.4f}  lr {d['lr']:.2e}  {tps:,.0f} tok/s  "
+              f"ETA {_fmt_duration(d.get('eta_s'))}", flush=True)
+    elif ev.type == "eval":
+        m = d.get("metrics", {})
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in m.items() if isinstance(v, float))
+        print(f"eval [{d.get('split')}] step {d.get('step')}: {shown}", flush=True)
+    elif ev.type == "checkpoint":
+        print(f"checkpoint step {d['step']}", flush=True)
+    elif ev.type == "log":
+        print(f"[{d.get('level', 'info')}] {d.get('message', '')}", flush=True)
+    elif ev.type in ("run_failed", "run_diverged", "run_stopped"):
+        print(f"{ev.type.replace('run_', '')}: {d.get('error') or d.get('message', '')}", flush=True)
+    elif ev.type == "run_started":
+        print(f"training {d.get('task')} on {d.get('device')} ({d.get('precision')}), "
+              f"{d.get('model_params', 0):,} parameters, data {d.get('dataset_sizes')}, "
+              f"{d.get('total_steps')} steps", flush=True)
+
+
+# --- commands ------------------------------------------------------------------------------
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from core.engine.setup import prepare
+    from core.profile import dumps
+    from core.runs import create_run
+    from core.worker import run_worker
+
+    prof = _load_profile(a.profile, a.set)
+    # Data and tokenizer first: a bad data file is an error with no run directory left behind.
+    print("preparing data ...", flush=True)
+    prepared = prepare(prof, log=lambda m: print(m, flush=True))
+    run = create_run(Path(prof.output.runs_dir), prof.name, dumps(prof))
+    state = run_worker(run, prepared=prepared, echo=_progress_printer)
+    _print_outcome(run, state)
+    print(run.path)
+    return 0 if state in ("finished", "stopped") else 1
+
+
+def _print_outcome(run: Any, state: str) -> None:
+    from core.fsutil import read_json
+
+    if state == "finished":
+        m = read_json(run.metrics_path) or {}
+        keys = [k for k in ("accuracy", "f1_macro", "eval_loss", "perplexity") if k in m]
+        print(f"finished: {m.get('split', 'test')} " + "  ".join(f"{k} {m[k]:.4f}" for k in keys))
+        print(f"model: {run.model_dir}")
+    else:
+        print(f"{state}: {run.read_status().get('message', '')}", file=sys.stderr)
+
+
+def _preflight_data(prof: Any) -> None:
+    """Cheap checks before a detached start: the data files exist and are readable."""
+    from core.errors import DataError
+
+    for key in ("train", "validation", "test"):
+        p = getattr(prof.data, key)
+        if not p:
+            continue
+        path = Path(p)
+        if not path.exists():
+            raise DataError(f"data.{key}: no such file {path}; fix the path in the profile")
+        if not (path.is_file() or path.is_dir()):
+            raise DataError(f"data.{key}: {path} is not a regular file or directory")
+
+
+def cmd_start(a: argparse.Namespace) -> int:
+    from core.launch import start_detached
+    from core.profile import dumps
+    from core.runs import create_run
+
+    prof = _load_profile(a.profile, a.set)
+    _preflight_data(prof)
+    run = create_run(Path(prof.output.runs_dir), prof.name, dumps(prof))
+    pid = start_detached(run)
+    print(f"started worker pid {pid}; follow with 'tunedeck logs {run.id} -f' or 'tunedeck attach {run.id}'")
+    print(run.path)
+    return 0
+
+
+def cmd_resume(a: argparse.Namespace) -> int:
+    from core.errors import RunError
+    from core.runs import find_run
+
+    run = find_run(_runs_dir(a), a.run)
+    state, _ = run.effective_state()
+    if state in ("running", "starting"):
+        raise RunError(f"run {run.id} is {state}; stop it first ('tunedeck stop {run.id}')")
+    if state == "finished":
+        raise RunError(f"run {run.id} already finished; start a new run to train more")
+    run.write_status(state="starting", heartbeat=time.time())
+    if a.foreground:
+        from core.worker import run_worker
+
+        st = run_worker(run, resume=True, echo=_progress_printer)
+        _print_outcome(run, st)
+        print(run.path)
+        return 0 if st in ("finished", "stopped") else 1
+    from core.launch import start_detached
+
+    pid = start_detached(run, resume=True)
+    print(f"resumed in worker pid {pid}")
+    print(run.path)
+    return 0
+
+
+def cmd_stop(a: argparse.Namespace) -> int:
+    from core.runs import find_run
+
+    run = find_run(_runs_dir(a), a.run)
+    state, _ = run.effective_state()
+    if state not in ("running", "starting"):
+        print(f"run {run.id} is not running ({state})")
+        return 0
+    run.request("stop")
+    run.signal_worker()
+    if a.wait:
+        deadline = time.time() + a.wait
+        while time.time() < deadline and run.effective_state()[0] in ("running", "starting"):
+            time.sleep(0.2)
+    print(f"stop requested for {run.id}: it checkpoints and stops at the next step boundary")
+    return 0
+
+
+def cmd_runs(a: argparse.Namespace) -> int:
+    from core.runs import list_runs
+
+    runs = list_runs(_runs_dir(a))
+    if a.json:
+        print(json.dumps([r.to_json() for r in runs], indent=2))
+        return 0
+    if not runs:
+        print(f"no runs in {_runs_dir(a)}")
+        return 0
+    rows = [("ID", "PROFILE", "TASK", "STATE", "STEP", "BEST", "STARTED", "DURATION")]
+    for r in runs:
+        best = f"{r.best_metric} {r.best_value:.4f}" if r.best_value is not None else "-"
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started)) if r.started else "-"
+        rows.append((r.id, r.name, r.task, r.state, f"{r.step}/{r.total_steps}", best, started,
+                     _fmt_duration(r.duration)))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+    for r in runs:
+        if r.reason and r.state == "failed":
+            print(f"note: {r.id}: {r.reason}")
+    return 0
+
+
+def format_event(ev: Any) -> str:
+    ts = time.strftime("%H:%M:%S", time.localtime(ev.time))
+    d = ev.data
+    if ev.type == "step":
+        body = (f"step {d.get('step')}/{d.get('total_steps')} loss {d.get('loss', float('nan')):.4f} "
+                f"lr {d.get('lr', 0):.2e} {d.get('tokens_per_s', 0):,.0f} tok/s")
+    elif ev.type == "eval":
+        m = d.get("metrics", {})
+        body = f"eval [{d.get('split')}] step {d.get('step')}: " + " ".join(
+            f"{k}={v:.4f}" for k, v in m.items() if isinstance(v, (int, float)))
+    elif ev.type == "log":
+        body = f"{d.get('level', 'info')}: {d.get('message', '')}"
+    else:
+        body = " ".join(f"{k}={v}" for k, v in d.items() if not isinstance(v, (dict, list)))
+    return f"{ts} #{ev.seq:<5} {ev.type:<12} {body}"
+
+
+def cmd_logs(a: argparse.Namespace) -> int:
+    from core.events import EventTail
+    from core.runs import find_run
+
+    run = find_run(_runs_dir(a), a.run)
+    tail = EventTail(run.events_path)
+    try:
+        while True:
+            for ev in tail.read_new():
+                print(format_event(ev), flush=True)
+            if not a.follow:
+                break
+            if run.effective_state()[0] not in ("running", "starting"):
+                for ev in tail.read_new():
+                    print(format_event(ev), flush=True)
+                break
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_predict(a: argparse.Namespace) -> int:
+    from core.predict import predict
+    from core.runs import find_run
+
+    run = find_run(_runs_dir(a), a.run)
+    out = predict(run, a.text)
+    if a.json:
+        print(json.dumps(out))
+    elif "label" in out:
+        print(f"{out['label']}\t{out['probability']:.4f}")
+    else:
+        print(out["continuation"])
+    return 0
+
+
+def cmd_profile(a: argparse.Namespace) -> int:
+    from core.profile import dumps, new_profile
+
+    if a.profile_cmd == "new":
+        sys.stdout.write(dumps(new_profile(a.task, a.name)))
+        return 0
+    if a.profile_cmd == "check":
+        prof = _load_profile(a.profile, a.set)
+        print(f"{a.profile}: ok ({prof.task.type}, model {prof.model.name})")
+        if a.data:
+            from core.data import prepare
+
+            data = prepare(prof)
+            print(f"data: {json.dumps(data.stats)}")
+        return 0
+    if a.profile_cmd == "docs":
+        from core.profile.fields import markdown
+
+        sys.stdout.write(markdown())
+        return 0
+    raise AssertionError(a.profile_cmd)
+
+
+def cmd_doctor(a: argparse.Namespace) -> int:
+    from core.doctor import format_report, report
+
+    rep = report(Path(a.runs_dir or DEFAULT_RUNS_DIR))
+    print(json.dumps(rep, indent=2) if a.json else format_report(rep))
+    return 0
+
+
+def cmd_tui(a: argparse.Namespace) -> int:
+    from tui.app import main as tui_main
+
+    return tui_main(runs_dir=str(_runs_dir(a)), attach=getattr(a, "run", None),
+                    browse=getattr(a, "path", None))
+
+
+# --- parser --------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="tunedeck", description=(
+        "Fine-tune language models from the terminal. With no command, opens the TUI."))
+    ap.add_argument("--runs-dir", help=f"runs directory (default {DEFAULT_RUNS_DIR!r}, or $TUNEDECK_RUNS_DIR)")
+    sub = ap.add_subparsers(dest="cmd")
+
+    def with_runs_dir(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--runs-dir", default=argparse.SUPPRESS, help="runs directory")
+        return p
+
+    p = sub.add_parser("train", help="train in the foreground, printing progress")
+    p.add_argument("profile")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a profile key")
+    p.set_defaults(fn=cmd_train)
+    p = sub.add_parser("start", help="start a detached training worker and return")
+    p.add_argument("profile")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE")
+    p.set_defaults(fn=cmd_start)
+    p = with_runs_dir(sub.add_parser("resume", help="continue a stopped/failed run from its newest checkpoint"))
+    p.add_argument("run")
+    p.add_argument("--foreground", action="store_true", help="train here instead of detaching")
+    p.set_defaults(fn=cmd_resume)
+    p = with_runs_dir(sub.add_parser("stop", help="ask a run to checkpoint and stop"))
+    p.add_argument("run")
+    p.add_argument("--wait", type=float, default=0, metavar="SECONDS", help="wait until it stopped")
+    p.set_defaults(fn=cmd_stop)
+    p = with_runs_dir(sub.add_parser("runs", help="list runs"))
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_runs)
+    p = with_runs_dir(sub.add_parser("logs", help="print a run's event log"))
+    p.add_argument("run")
+    p.add_argument("-f", "--follow", action="store_true")
+    p.set_defaults(fn=cmd_logs)
+    p = with_runs_dir(sub.add_parser("predict", help="run the final model of a run on a text"))
+    p.add_argument("run")
+    p.add_argument("text")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_predict)
+    p = sub.add_parser("profile", help="write, check or document profiles")
+    ps = p.add_subparsers(dest="profile_cmd", required=True)
+    q = ps.add_parser("new", help="print a complete starting profile")
+    q.add_argument("--task", choices=["classification", "causal-lm", "seq2seq"], default="classification")
+    q.add_argument("--name")
+    q = ps.add_parser("check", help="validate a profile")
+    q.add_argument("profile")
+    q.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE")
+    q.add_argument("--data", action="store_true", help="also load and prepare the data")
+    ps.add_parser("docs", help="print the profile reference (markdown)")
+    p.set_defaults(fn=cmd_profile)
+    p = with_runs_dir(sub.add_parser("doctor", help="check the environment"))
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_doctor)
+    p = with_runs_dir(sub.add_parser("attach", help="open the TUI dashboard of a run"))
+    p.add_argument("run")
+    p.set_defaults(fn=cmd_tui)
+    p = with_runs_dir(sub.add_parser("browse", help="open a data file in the TUI dataset browser"))
+    p.add_argument("path")
+    p.set_defaults(fn=cmd_tui)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    fn = getattr(args, "fn", cmd_tui)
+    try:
+        return fn(args) or 0
+    except UserError as e:
+        print(f"tunedeck: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `tunedeck logs RUN | head`
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""``tunedeck doctor``: what the guide's environment section asks a user to check, with fixes.
+
+Python, torch and CUDA versions, each GPU with memory and bf16 support, free disk where runs go,
+whether offline mode is set or the hub is unreachable.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _hub_reachable(timeout: float = 1.5) -> bool:
+    try:
+        with socket.create_connection(("huggingface.co", 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def report(runs_dir: Path, check_hub: bool = True) -> dict[str, Any]:
+    problems: list[dict[str, str]] = []
+    rep: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform()}
+    if sys.version_info < (3, 11):
+        problems.append({"what": f"Python {rep['python']} is too old",
+                         "fix": "use Python 3.11 or newer (e.g. a venv from pyenv/uv)"})
+    try:
+        import torch
+
+        rep["torch"] = torch.__version__
+        rep["cuda"] = torch.version.cuda
+        rep["cuda_available"] = torch.cuda.is_available()
+        gpus = []
+        if torch.cuda.is_available():
+            for i in range(torch.cuda.device_count()):
+                prop = torch.cuda.get_device_properties(i)
+                free, total = torch.cuda.mem_get_info(i)
+                gpus.append({"index": i, "name": prop.name, "memory_gb": round(total / 2**30, 1),
+                             "free_gb": round(free / 2**30, 1),
+                             "bf16": bool(prop.major >= 8),
+                             "compute_capability": f"{prop.major}.{prop.minor}"})
+        rep["gpus"] = gpus
+        if not gpus:
+            problems.append({"what": "no CUDA GPU visible: training runs on the CPU (slow)",
+                             "fix": "check nvidia-smi, the driver, CUDA_VISIBLE_DEVICES, and that "
+                                    "torch is a CUDA build (pip install torch --index-url "
+                                    "https://download.pytorch.org/whl/cu128)"})
+        elif not all(g["bf16"] for g in gpus):
+            problems.append({"what": "a GPU without bf16: precision 'auto' uses fp32 there",
+                             "fix": "set training.precision = 'fp16' for speed (with loss scaling)"})
+    except ImportError:
+        rep["torch"] = None
+        problems.append({"what": "torch is not installed", "fix": "pip install 'torch>=2.4'"})
+    for mod in ("transformers", "datasets", "accelerate", "textual"):
+        try:
+            rep[mod] = __import__(mod).__version__
+        except ImportError:
+            rep[mod] = None
+            problems.append({"what": f"{mod} is not installed", "fix": f"pip install {mod}"})
+    target = runs_dir if runs_dir.exists() else Path.cwd()
+    usage = shutil.disk_usage(target)
+    rep["runs_dir"] = str(runs_dir.resolve())
+    rep["disk_free_gb"] = round(usage.free / 2**30, 1)
+    if usage.free < 10 * 2**30:
+        problems.append({"what": f"only {rep['disk_free_gb']} GB free at {target}",
+                         "fix": "free space or set output.runs_dir / --runs-dir to a bigger disk "
+                                "(checkpoints of a 1B model take several GB each)"})
+    offline = any(os.environ.get(v, "").lower() in ("1", "true", "yes")
+                  for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    rep["offline"] = offline
+    rep["hf_home"] = os.environ.get("HF_HOME", str(Path.home() / ".cache" / "huggingface"))
+    rep["hub_reachable"] = None if (offline or not check_hub) else _hub_reachable()
+    rep["hf_token"] = "set" if (os.environ.get("HF_TOKEN") or
+                                (Path(rep["hf_home"]) / "token").is_file()) else "not set"
+    if offline:
+        problems.append({"what": "offline mode is set: only cached or local models load",
+                         "fix": "point model.name at a local directory, or unset HF_HUB_OFFLINE"})
+    elif rep["hub_reachable"] is False:
+        problems.append({"what": "the Hugging Face hub is unreachable",
+                         "fix": "models must be cached or local: set HF_HUB_OFFLINE=1 and point "
+                                "model.name at a local directory (the packaged MiniLM works)"})
+    try:
+        from core.models import packaged_model_dir
+
+        pk = packaged_model_dir("sentence-transformers/all-MiniLM-L6-v2")
+        rep["packaged_minilm"] = str(pk) if pk else None
+    except Exception:  # pragma: no cover
+        rep["packaged_minilm"] = None
+    rep["problems"] = problems
+    return rep
+
+
+def format_report(rep: dict[str, Any]) -> str:
+    lines = ["tunedeck doctor", ""]
+    for key in ("python", "torch", "cuda", "transformers", "datasets", "accelerate", "textual"):
+        lines.append(f"  {key:<13} {rep.get(key) or '-'}")
+    gpus = rep.get("gpus") or []
+    lines.append(f"  {'gpus':<13} {len(gpus) or 'none'}")
+    for g in gpus:
+        lines.append(f"    [{g['index']}] {g['name']}  {g['memory_gb']} GB ({g['free_gb']} free)  "
+                     f"bf16 {'yes' if g['bf16'] else 'no'}")
+    lines.append(f"  {'disk free':<13} {rep.get('disk_free_gb')} GB at {rep.get('runs_dir')}")
+    hub = rep.get("hub_reachable")
+    lines.append(f"  {'offline':<13} {'yes' if rep.get('offline') else 'no'}"
+                 f"  (hub {'reachable' if hub else 'unreachable' if hub is False else 'not checked'})")
+    lines.append(f"  {'hf token':<13} {rep.get('hf_token')}")
+    lines.append(f"  {'packaged model':<13} {rep.get('packaged_minilm') or 'not installed'}")
+    probs = rep.get("problems") or []
+    lines.append("")
+    if not probs:
+        lines.append("no problems found")
+    for p in probs:
+        lines.append(f"! {p['what']}\n    fix: {p['fix']}")
+    return "\n".join(lines)

@@ -1,0 +1,392 @@
+"""The training loop: our own, on Accelerate.
+
+Per optimizer step: plan-driven micro-batches (``batching``), summed losses normalised by the
+step's target count (so token-budget batches of varying rows weigh every target equally),
+gradient clipping, AdamW, linear warm-up/decay. The loss is accumulated on the device and read
+only at log intervals; finiteness is checked one step late through a non-blocking copy, so the
+GPU never waits for the host on an ordinary step. Control requests (stop, checkpoint, evaluate)
+and signals are honoured at step boundaries.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from core.engine import batching as B
+from core.engine import checkpoint as C
+from core.engine.setup import Prepared
+from core.events import EventWriter
+from core.runs import RunDir
+
+PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12,
+              "L4": 121e12, "4090": 165e12, "3090": 71e12, "V100": 125e12, "T4": 65e12}
+
+
+class StopTraining(Exception):
+    """Raised at a step boundary when a stop was requested; the loop checkpoints first."""
+
+
+class Diverged(Exception):
+    pass
+
+
+@dataclass
+class TrainState:
+    step: int = 0  # optimizer steps done
+    epoch: int = 0  # epoch in progress
+    batch_in_epoch: int = 0  # micro-batches of this epoch consumed
+    total_steps: int = 0
+    best_metric: float | None = None
+    best_step: int | None = None
+    best_eval_loss: float | None = None
+    evals_without_improvement: int = 0
+    batch_scale: int = 1  # OOM back-off: micro-batches are split into this many parts
+    tokens_seen: int = 0
+    samples_seen: int = 0
+    train_time_s: float = 0.0
+    last_eval_step: int = -1
+    pending_loss_sum: float = 0.0  # loss summed since the last log line (kept across resume)
+    pending_count: int = 0
+    pending_tokens: int = 0
+    pending_samples: int = 0
+    history: list[list[float]] = field(default_factory=list)  # [step, loss] at log intervals
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainState":
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def resolve_precision(precision: str) -> str:
+    import torch
+
+    if precision == "auto":
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    return precision
+
+
+def peak_flops() -> float | None:
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name(0)
+    for key, val in PEAK_FLOPS.items():
+        if key in name:
+            return val
+    return None
+
+
+class Trainer:
+    def __init__(self, prepared: Prepared, run: RunDir, events: EventWriter,
+                 should_stop: Callable[[], bool] = lambda: False,
+                 status: Callable[..., None] = lambda **kw: None):
+        import torch
+        from accelerate import Accelerator
+
+        self.p = prepared
+        self.profile = prepared.profile
+        self.t = prepared.profile.training
+        self.run = run
+        self.events = events
+        self.should_stop = should_stop
+        self.status = status
+        self.precision = resolve_precision(self.t.precision)
+        mp = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[self.precision]
+        self.accelerator = Accelerator(mixed_precision=mp, cpu=not torch.cuda.is_available())
+        self.device = self.accelerator.device
+        self.multiple = 64 if self.t.compile else 8
+        self.pad_id = int(prepared.tokenizer.pad_token_id or 0)
+        self.state = TrainState()
+        self.plans: dict[int, list[np.ndarray]] = {}
+
+    # --- planning ---------------------------------------------------------------------------
+
+    def plan(self, epoch: int) -> list[np.ndarray]:
+        if epoch not in self.plans:
+            self.plans = {epoch: B.plan_epoch(
+                self.p.train.lengths, self.t.seed, epoch, batching=self.t.batching,
+                batch_size=self.t.batch_size, batch_tokens=self.t.batch_tokens,
+                multiple=self.multiple)}
+        return self.plans[epoch]
+
+    def planned_total_steps(self) -> tuple[int, int]:
+        """(total optimizer steps, steps per epoch of epoch 0)."""
+        ga = self.t.gradient_accumulation_steps
+        per_epoch0 = math.ceil(len(self.plan(0)) / ga)
+        if self.t.max_steps > 0:
+            return self.t.max_steps, per_epoch0
+        full = int(math.floor(self.t.epochs))
+        total = sum(math.ceil(len(self.plan(e)) / ga) for e in range(full))
+        frac = self.t.epochs - full
+        if frac > 1e-9:
+            total += math.ceil(frac * math.ceil(len(self.plan(full)) / ga))
+        self.plans = {}
+        return max(1, total), per_epoch0
+
+    # --- model/optimizer --------------------------------------------------------------------
+
+    def build(self, model: Any) -> None:
+        import torch
+        from transformers import get_linear_schedule_with_warmup
+
+        decay, no_decay = [], []
+        for name, prm in model.named_parameters():
+            if not prm.requires_grad:
+                continue
+            (no_decay if prm.ndim < 2 or "norm" in name.lower() else decay).append(prm)
+        groups = [{"params": decay, "weight_decay": self.t.weight_decay},
+                  {"params": no_decay, "weight_decay": 0.0}]
+        kwargs: dict[str, Any] = {"lr": self.t.learning_rate}
+        if torch.cuda.is_available():
+            kwargs["fused"] = True
+        else:
+            kwargs["foreach"] = True
+        optimizer = torch.optim.AdamW(groups, **kwargs)
+        self.state.total_steps, _ = self.planned_total_steps()
+        warmup = int(math.ceil(self.t.warmup_ratio * self.state.total_steps))
+        self.scheduler = get_linear_schedule_with_warmup(optimizer, warmup, self.state.total_steps)
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        self.raw_model = model
+        self.n_params = sum(p.numel() for p in model.parameters())
+        self.fwd_model = self.model
+        if self.t.compile:
+            self.fwd_model = torch.compile(self.model, dynamic=False)
+
+    def resume_from(self, path: Path) -> None:
+        d = C.load_checkpoint(path, self.accelerator.unwrap_model(self.model), self.optimizer.optimizer
+                              if hasattr(self.optimizer, "optimizer") else self.optimizer, self.scheduler)
+        self.state = TrainState.from_dict(d)
+
+    # --- one batch --------------------------------------------------------------------------
+
+    def to_device(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        import torch
+
+        nb = self.device.type == "cuda"
+        return {k: torch.from_numpy(v).to(self.device, non_blocking=nb) for k, v in batch.items()}
+
+    def forward_loss(self, idx: np.ndarray) -> Any:
+        batch = self.to_device(self.p.train.collate(idx, self.pad_id, self.multiple))
+        out = self.fwd_model(**self.p.task.forward_kwargs(batch))
+        return self.p.task.loss_sum(out.logits, batch["labels"])
+
+    # --- evaluation -------------------------------------------------------------------------
+
+    def evaluate(self, split: str = "validation") -> dict[str, Any] | None:
+        import torch
+
+        data = self.p.validation if split == "validation" else self.p.test
+        if data is None or len(data) == 0:
+            return None
+        bs = self.t.eval_batch_size or 2 * self.t.batch_size
+        self.model.eval()
+        loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
+        count = 0
+        acc: dict[str, Any] = {}
+        with torch.no_grad():
+            for idx in B.plan_eval(data.lengths, bs):
+                batch = self.to_device(data.collate(idx, self.pad_id, self.multiple))
+                with self.accelerator.autocast():
+                    out = self.model(**self.p.task.forward_kwargs(batch))
+                loss_sum += self.p.task.loss_sum(out.logits, batch["labels"]).double()
+                count += int(data.n_targets[idx].sum())
+                self.p.task.eval_accumulate(acc, out.logits, batch["labels"])
+        self.model.train()
+        loss = float(loss_sum) / max(1, count)
+        return self.p.task.eval_metrics(acc, loss)
+
+    # --- checkpoints ------------------------------------------------------------------------
+
+    def save_checkpoint(self, reason: str) -> Path | None:
+        import torch
+
+        unwrapped = self.accelerator.unwrap_model(self.model)
+        # Never write non-finite weights.
+        for prm in unwrapped.parameters():
+            if not torch.isfinite(prm).all():
+                raise Diverged(f"non-finite weights at step {self.state.step}")
+        opt = self.optimizer.optimizer if hasattr(self.optimizer, "optimizer") else self.optimizer
+        acc = getattr(self, "_acc", None)
+        if acc is not None:
+            loss_acc, count, toks, samples = acc()
+            self.state.pending_loss_sum = float(loss_acc)
+            self.state.pending_count, self.state.pending_tokens = count, toks
+            self.state.pending_samples = samples
+        path = C.save_checkpoint(self.run.checkpoints_dir, self.state.step, unwrapped, opt,
+                                 self.scheduler, asdict(self.state))
+        best = self.run.checkpoints_dir / f"step-{self.state.best_step}" if self.state.best_step else None
+        C.rotate(self.run.checkpoints_dir, self.t.keep_checkpoints, protect=best)
+        self.events.emit("checkpoint", step=self.state.step, path=str(path), reason=reason)
+        return path
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def train(self) -> str:
+        """Run to the end. Returns 'finished' or 'stopped' (early stopping counts as finished)."""
+        import torch
+
+        st, t = self.state, self.t
+        ga = t.gradient_accumulation_steps
+        self.model.train()
+        loss_acc = torch.full((), st.pending_loss_sum, device=self.device, dtype=torch.float64)
+        count_acc, tok_acc, samples_acc = st.pending_count, st.pending_tokens, st.pending_samples
+        self._acc = lambda: (loss_acc, count_acc, tok_acc, samples_acc)
+        log_t0 = time.perf_counter()
+        log_step0 = st.step
+        pending_check: tuple[Any, int] | None = None
+        peak = peak_flops()
+        eval_every = t.eval_every_steps
+        save_every = t.save_every_steps
+        t_start = time.perf_counter() - st.train_time_s
+
+        while st.step < st.total_steps:
+            plan = self.plan(st.epoch)
+            if st.batch_in_epoch >= len(plan):
+                st.epoch += 1
+                st.batch_in_epoch = 0
+                if eval_every == 0 and self.p.validation is not None:
+                    self.do_eval()
+                    if self.early_stop():
+                        break
+                    if save_every == 0:
+                        self.save_checkpoint("eval")
+                continue
+            # One optimizer step over up to `ga` micro-batches of this epoch.
+            micro = plan[st.batch_in_epoch: st.batch_in_epoch + ga]
+            n_targets = int(sum(self.p.train.n_targets[m].sum() for m in micro))
+            denom = float(max(1, n_targets))
+            step_tokens = step_samples = 0
+            for idx in micro:
+                parts = np.array_split(idx, st.batch_scale) if st.batch_scale > 1 else [idx]
+                for part in parts:
+                    if len(part) == 0:
+                        continue
+                    loss = self.forward_loss(part)
+                    self.accelerator.backward(loss / denom)
+                    loss_acc += loss.detach().double()
+                step_tokens += int(self.p.train.lengths[idx].sum())
+                step_samples += len(idx)
+            tok_acc += step_tokens
+            samples_acc += step_samples
+            count_acc += n_targets
+            if t.max_grad_norm > 0:
+                gnorm = self.accelerator.clip_grad_norm_(self.model.parameters(), t.max_grad_norm)
+            else:
+                gnorm = torch.linalg.vector_norm(torch.stack([
+                    p.grad.detach().norm() for p in self.model.parameters() if p.grad is not None]))
+            # Finiteness of this step's loss and gradient: copied without blocking, checked next step.
+            flag = torch.isfinite(gnorm.detach().float()) & torch.isfinite(loss.detach().float())
+            if pending_check is not None:
+                self.check_finite(*pending_check)
+            pending_check = (flag.to("cpu", non_blocking=True), st.step + 1)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            st.step += 1
+            st.batch_in_epoch += len(micro)
+            st.tokens_seen += step_tokens
+            st.samples_seen += step_samples
+
+            if st.step % t.log_every_steps == 0 or st.step == st.total_steps:
+                self.check_finite(*pending_check)
+                pending_check = None
+                now = time.perf_counter()
+                dt = max(1e-9, now - log_t0)
+                loss_val = float(loss_acc) / max(1, count_acc)
+                if not math.isfinite(loss_val):
+                    raise Diverged(f"loss is {loss_val} at step {st.step}")
+                steps = st.step - log_step0
+                st.train_time_s = now - t_start
+                per_step = st.train_time_s / max(1, st.step)
+                tps = tok_acc / dt
+                mfu = (6 * self.n_params * tps / peak) if peak else None
+                st.history.append([st.step, loss_val])
+                ev = dict(step=st.step, total_steps=st.total_steps,
+                          epoch=round(st.epoch + st.batch_in_epoch / max(1, len(plan)), 4),
+                          loss=loss_val, lr=self.scheduler.get_last_lr()[0],
+                          grad_norm=float(gnorm), tokens_per_s=tps, samples_per_s=samples_acc / dt,
+                          step_time_s=dt / max(1, steps), elapsed_s=st.train_time_s,
+                          eta_s=per_step * (st.total_steps - st.step), mfu=mfu)
+                self.events.emit("step", **ev)
+                self.status(step=st.step, total_steps=st.total_steps, epoch=ev["epoch"],
+                            loss=loss_val, tokens_per_s=tps, eta_s=ev["eta_s"])
+                loss_acc.zero_()
+                count_acc = 0
+                tok_acc = samples_acc = 0
+                log_t0 = time.perf_counter()
+                log_step0 = st.step
+            # Control at the step boundary.
+            requests = self.run.take_requests()
+            if "evaluate" in requests:
+                self.do_eval()
+            if "checkpoint" in requests:
+                self.save_checkpoint("requested")
+            if eval_every and st.step % eval_every == 0 and st.step < st.total_steps:
+                self.do_eval()
+                if self.early_stop():
+                    break
+                if save_every == 0:
+                    self.save_checkpoint("eval")
+            if save_every and st.step % save_every == 0 and st.step < st.total_steps:
+                self.save_checkpoint("periodic")
+            if "stop" in requests or self.should_stop():
+                if pending_check is not None:
+                    self.check_finite(*pending_check)
+                self.save_checkpoint("stop")
+                raise StopTraining
+        if pending_check is not None:
+            self.check_finite(*pending_check)
+        st.train_time_s = time.perf_counter() - t_start
+        if self.p.validation is not None and st.last_eval_step != st.step:
+            self.do_eval()
+        return "finished"
+
+    def check_finite(self, flag: Any, step: int) -> None:
+        if not bool(flag):
+            raise Diverged(
+                f"loss or gradient became NaN/Inf at step {step}; likely causes: learning rate "
+                f"too high (training.learning_rate = {self.t.learning_rate:g}), fp16 overflow "
+                "(try precision = 'bf16' or 'fp32'), or bad input data")
+
+    def do_eval(self) -> dict[str, Any] | None:
+        metrics = self.evaluate("validation")
+        st = self.state
+        st.last_eval_step = st.step
+        if metrics is None:
+            return None
+        self.events.emit("eval", split="validation", step=st.step, metrics=_scalars(metrics))
+        key = self.p.task.metric_for_best
+        val = metrics.get(key)
+        better = val is not None and (st.best_metric is None or (
+            val > st.best_metric if self.p.task.greater_is_better else val < st.best_metric))
+        if better:
+            st.best_metric, st.best_step = float(val), st.step
+        eval_loss = metrics["eval_loss"]
+        if st.best_eval_loss is None or eval_loss < st.best_eval_loss - 1e-12:
+            st.best_eval_loss = eval_loss
+            st.evals_without_improvement = 0
+        else:
+            st.evals_without_improvement += 1
+        self.status(best={"metric": key, "value": st.best_metric, "step": st.best_step},
+                    eval_loss=eval_loss)
+        return metrics
+
+    def early_stop(self) -> bool:
+        pat = self.t.early_stopping_patience
+        if pat and self.state.evals_without_improvement >= pat:
+            self.events.emit("log", level="info", message=(
+                f"early stopping at step {self.state.step}: validation loss did not improve "
+                f"for {pat} evaluations"))
+            return True
+        return False
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float))}

@@ -1,0 +1,34 @@
+"""Starting workers. One function builds the command, one starts it detached, so that a
+multi-process launcher (torchrun / accelerate launch) can slot in here later."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from core.runs import RunDir
+
+
+def worker_command(run: RunDir, resume: bool = False) -> list[str]:
+    cmd = [sys.executable, "-m", "core.worker", str(run.path)]
+    return cmd + (["--resume"] if resume else [])
+
+
+def start_detached(run: RunDir, resume: bool = False) -> int:
+    """Start the worker in a new session (own process group), stdin from /dev/null, output to
+    worker.log; it survives the terminal that started it hanging up. Returns its pid."""
+    log = open(run.log_path, "ab")
+    try:
+        env = dict(os.environ)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        # The worker must import this checkout's core/ even when started from another directory.
+        root = str(Path(__file__).resolve().parents[1])
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        proc = subprocess.Popen(worker_command(run, resume), stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+                                env=env)
+    finally:
+        log.close()
+    return proc.pid

