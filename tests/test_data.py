@@ -15,6 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
 from core.data import load_table, prepare, read_source, split_sizes
@@ -177,6 +179,24 @@ def test_jsonl_date_like_strings_stay_strings(tmp_path: Path) -> None:
     assert load_table(p)["text"] == ["2020-01-01", "2021-02-03"]
 
 
+def test_row_longer_than_a_parse_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.data.loading as loading
+
+    monkeypatch.setattr(loading, "_CSV_BLOCK", 1 << 12)
+    long = "word " * 5000  # 25 kB in one quoted cell, > the 4 kB block
+    ds = load_table(write(tmp_path / "long.csv", f'text,label\n"{long}, end",a\nshort,b\n'))
+    assert ds.num_rows == 2 and ds[0]["text"] == long + ", end"
+
+
+def test_jsonl_inputs_that_break_pyarrow(tmp_path: Path) -> None:
+    # pyarrow 26 segfaults on a first line "null" and builds corrupt arrays for [null, "x"]:
+    # such files must take the standard-library path and give a clean answer.
+    msg = err(load_table, write(tmp_path / "n.jsonl", 'null\n{"text": "a"}\n'))
+    assert "n.jsonl:1:" in msg and "not an object" in msg
+    ds = load_table(write(tmp_path / "l.jsonl", '{"text": "a", "tags": [null, "x"]}\n'))
+    assert ds[0] == {"text": "a", "tags": [None, "x"]}
+
+
 # --- errors -------------------------------------------------------------------------------
 
 def err(fn, *args: Any) -> str:
@@ -244,6 +264,11 @@ def test_not_utf8_names_line_and_offset(tmp_path: Path) -> None:
 def test_ragged_csv_row_names_the_line(tmp_path: Path) -> None:
     msg = err(load_table, write(tmp_path / "r.csv", "text,label\na,x\nb,c,y\n"))
     assert "r.csv:3:" in msg and "3 fields" in msg and "header has 2" in msg
+
+
+def test_nul_bytes_mean_not_text(tmp_path: Path) -> None:
+    msg = err(load_table, write(tmp_path / "u16.csv", "text,label\nab,c\n".encode("utf-16-le")))
+    assert "u16.csv:1:" in msg and "NUL" in msg
 
 
 @pytest.mark.parametrize("name, content", [("book.xlsx", b"PK\x03\x04junk"),
@@ -425,6 +450,24 @@ def test_causal_lm_and_seq2seq_columns(tmp_path: Path) -> None:
 
 
 # --- sample data --------------------------------------------------------------------------
+
+def test_stats_are_json(tmp_path: Path) -> None:
+    prep = prepare(profile(labelled_csv(tmp_path / "s.csv", {"a": 10, "b": 10})))
+    assert json.loads(json.dumps(prep.stats)) == prep.stats
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(content=st.binary(max_size=80) | st.text(alphabet='ab,\t"{}[]:\n\r 1é\ufeff', max_size=80),
+       ext=st.sampled_from([".csv", ".tsv", ".json", ".jsonl", ".txt", "", ".parquet"]))
+def test_any_input_loads_or_raises_data_error(tmp_path: Path, content: bytes | str, ext: str) -> None:
+    """Never a raw traceback: whatever the bytes, the answer is a Dataset or a DataError."""
+    p = write(tmp_path / f"fuzz{ext}", content)
+    for task in ("classification", "causal-lm"):
+        try:
+            prepare(profile(p, task=task))
+        except DataError:
+            pass
+
 
 def test_sample_data_prepares_and_is_left_untouched() -> None:
     tickets, instr = SAMPLE / "tickets.csv", SAMPLE / "instructions.jsonl"

@@ -37,6 +37,7 @@ from core.errors import DataError
 _BOM = b"\xef\xbb\xbf"
 _TEXT_FORMATS = ("csv", "tsv", "json", "jsonl", "text")
 _UTF8_CHUNK = 1 << 23
+_CSV_BLOCK = 1 << 24  # pyarrow's parse block; a longer row triggers one whole-file block
 _NOT_SPACE = np.ones(256, dtype=bool)  # byte -> "is not ASCII whitespace", a lookup table
 _NOT_SPACE[[9, 10, 11, 12, 13, 32]] = False
 
@@ -77,7 +78,8 @@ def load_table(path: str | os.PathLike[str], fmt: str = "auto") -> Dataset:
     return Dataset(InMemoryTable(loaded.table))
 
 
-def read_source(path: str | os.PathLike[str], fmt: str = "auto", key: str | None = None) -> LoadedTable:
+def read_source(path: str | os.PathLike[str], fmt: str = "auto",
+                key: str | None = None) -> LoadedTable:
     """Read ``path`` as ``fmt``; ``key`` (e.g. "data.train") is the profile key named in fixes."""
     p = Path(path)
     fix = f"check {key} in the profile" if key else "check the path"
@@ -131,6 +133,11 @@ def read_source(path: str | os.PathLike[str], fmt: str = "auto", key: str | None
         return LoadedTable(p, fmt, table, np.arange(1, table.num_rows + 1), "row", digest)
 
     _check_utf8(data, p)
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        raise DataError(f"{p}:{line}: contains a NUL byte (offset {nul}), so it is not a text "
+                        "file (binary, or UTF-16?); re-save it as UTF-8 text or set data.format")
     body = data[len(_BOM):] if data.startswith(_BOM) else data
     if not body.strip():
         raise DataError(f"{p}: is empty (only whitespace); {fix}")
@@ -178,9 +185,10 @@ def _check_utf8(data: bytes, p: Path) -> None:
                 continue
             off = start + e.start
             line = data.count(b"\n", 0, off) + 1
+            src = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "latin1"
             raise DataError(
                 f"{p}:{line}: is not UTF-8 text (byte 0x{data[off]:02x} at offset {off}); "
-                "re-save the file as UTF-8, e.g. iconv -f latin1 -t utf-8 IN > OUT"
+                f"re-save the file as UTF-8, e.g. iconv -f {src} -t utf-8 IN > OUT"
             ) from None
         start = end
 
@@ -225,32 +233,44 @@ def _read_delimited(data: bytes, p: Path, delimiter: str) -> tuple[pa.Table, np.
         bad.append(row)
         return "error"
 
-    try:
-        table = pa_csv.read_csv(
-            pa.BufferReader(data),
-            parse_options=pa_csv.ParseOptions(
-                delimiter=delimiter,
-                quote_char=False if tsv else '"',
-                newlines_in_values=not tsv,
-                invalid_row_handler=on_invalid,
-            ),
-            convert_options=pa_csv.ConvertOptions(
-                column_types={h: pa.string() for h in header},
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
-        if bad:
-            row = bad[0]
-            line = _line_of(data, row.text)
-            where = f"{p}:{line}" if line else f"{p} (row {row.number or '?'})"
-            hint = ("a value contains a tab, or the line is cut short" if tsv else
-                    'put values that contain commas in double quotes ("a, b")')
-            raise DataError(f"{where}: has {row.actual_columns} fields but the header has "
-                            f"{row.expected_columns} ({', '.join(header)}); {hint}") from None
-        raise DataError(f"{p}: cannot be read as {'TSV' if tsv else 'CSV'} ({e}); fix the file "
-                        "or set data.format") from None
+    parse = pa_csv.ParseOptions(
+        delimiter=delimiter,
+        quote_char=False if tsv else '"',
+        newlines_in_values=not tsv,
+        invalid_row_handler=on_invalid,
+    )
+    convert = pa_csv.ConvertOptions(
+        column_types={h: pa.string() for h in header},
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+    )
+    # pyarrow parses in blocks and cannot split a row across two; a row longer than a block (a
+    # whole document in one cell) needs one block for the whole file.
+    for block in (_CSV_BLOCK, min(len(data) + 1, 2**31 - 1)):
+        try:
+            table = pa_csv.read_csv(pa.BufferReader(data), parse_options=parse,
+                                    convert_options=convert,
+                                    read_options=pa_csv.ReadOptions(block_size=block))
+            break
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+            if bad:
+                row = bad[0]
+                line = _line_of(data, row.text)
+                where = f"{p}:{line}" if line else f"{p} (row {row.number or '?'})"
+                if tsv:
+                    hint = "a value contains a tab, or the line is cut short"
+                elif row.text.count('"') % 2:
+                    hint = "a double quote opened on this line is never closed"
+                else:
+                    hint = 'put values that contain commas in double quotes ("a, b")'
+
+                fields = f"{row.actual_columns} field{'s' if row.actual_columns != 1 else ''}"
+                raise DataError(f"{where}: has {fields} but the header has "
+                                f"{row.expected_columns} ({', '.join(header)}); {hint}") from None
+            if "straddl" in str(e) and block < len(data) + 1:
+                continue
+            raise DataError(f"{p}: cannot be read as {'TSV' if tsv else 'CSV'} ({e}); fix the "
+                            "file or set data.format") from None
     names = [h if h else f"column_{i + 1}" for i, h in enumerate(table.column_names)]
     table = table.rename_columns(names)
     if table.num_rows == 0:
@@ -315,8 +335,9 @@ def _read_json(data: bytes, p: Path) -> tuple[pa.Table, np.ndarray, str]:
         if one_line and text.strip() != first.strip():
             return _read_jsonl(data, p)
     elif head != "[":
-        raise DataError(f"{p}: does not look like JSON (it starts with {text.lstrip()[:20]!r}); "
-                        "set data.format to csv, tsv or text if that is what it is")
+        raise DataError(f"{p}: is not a JSON array of objects or JSON Lines (it starts with "
+                        f"{text.lstrip()[:20]!r}); set data.format to csv, tsv or text if that is "
+                        "what it is")
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
@@ -346,10 +367,13 @@ def _read_jsonl(data: bytes, p: Path) -> tuple[pa.Table, np.ndarray, str]:
     """
     lines = _nonblank_lines(data)
     try:
+        if not _every_line_opens_object(data, lines):
+            # pyarrow 26 crashes (SIGSEGV) on a first line "null", and reads "null" lines as
+            # rows; only plain one-object-per-line input takes the fast path.
+            raise pa.ArrowInvalid("not plain JSON Lines")
         table = pa_json.read_json(pa.BufferReader(data))
-        if table.num_rows == lines.size and not any(
-            _has_time(f.type) for f in table.schema
-        ):
+        if table.num_rows == lines.size and all(_plain(f.type) for f in table.schema):
+            table.validate(full=True)  # pyarrow 26 builds corrupt arrays for some nested input
             return table, lines, "line"
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         pass
@@ -372,10 +396,23 @@ def _read_jsonl(data: bytes, p: Path) -> tuple[pa.Table, np.ndarray, str]:
     return _records_to_table(records), np.asarray(numbers, dtype=np.int64), "line"
 
 
-def _has_time(t: pa.DataType) -> bool:
-    return pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_time(t) or (
-        pa.types.is_nested(t) and any(_has_time(t.field(i).type) for i in range(t.num_fields))
-    )
+def _every_line_opens_object(data: bytes, lines: np.ndarray) -> bool:
+    """True when each non-blank line's first byte is "{" (no leading space, no bare values)."""
+    if lines.size == 0:
+        return False
+    arr = np.frombuffer(data, dtype=np.uint8)
+    starts = np.concatenate(([0], np.flatnonzero(arr == 10) + 1))
+    return bool(np.all(arr[starts[lines - 1]] == ord("{")))
+
+
+def _plain(t: pa.DataType) -> bool:
+    """Flat, non-temporal types: the only ones we trust pyarrow's JSON reader to build.
+
+    It turns date-like strings into timestamps (changing the text) and has built invalid
+    list arrays; such files go the standard-library way.
+    """
+    return (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_integer(t)
+            or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_null(t))
 
 
 def _json_kind(v: object) -> str:

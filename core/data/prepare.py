@@ -151,6 +151,9 @@ def _wanted_columns(profile: Profile) -> dict[str, tuple[str, str]]:
         return {"text": ("data.text_column", d.text_column),
                 "label": ("data.label_column", d.label_column)}
     if d.prompt_column and d.response_column:
+        if d.prompt_column == d.response_column:
+            raise DataError(f"data.prompt_column and data.response_column both name "
+                            f"{d.prompt_column!r}; they must be two different columns")
         return {"prompt": ("data.prompt_column", d.prompt_column),
                 "response": ("data.response_column", d.response_column)}
     if task == "seq2seq":  # the schema already insists; keep the message if it is bypassed
@@ -166,7 +169,8 @@ def _match_column(cols: list[str], want: str) -> str | None:
     return folded[0] if len(folded) == 1 else None
 
 
-def _missing_column(src: LoadedTable, key: str, want: str, task: str, unused: list[str]) -> DataError:
+def _missing_column(src: LoadedTable, key: str, want: str, task: str,
+                    unused: list[str]) -> DataError:
     """The error for a column that is not there, with the best suggestion we can make."""
     cols = src.table.column_names
     lower = {c.lower(): c for c in cols}
