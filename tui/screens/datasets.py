@@ -56,7 +56,8 @@ class DatasetsScreen(BaseScreen):
             with Horizontal(id="ds-progress-row"):
                 yield ProgressBar(total=1.0, show_eta=False, id="ds-progress")
                 yield Static(id="ds-progress-text")
-            yield Input(placeholder="filter rows containing … (enter: apply, esc: clear)", id="ds-filter")
+            yield Input(placeholder="filter: rows containing … (enter: apply, esc: clear)", id="ds-filter",
+                        compact=True)
         with TabbedContent(id="ds-tabs", initial="rows"):
             with TabPane("Rows", id="rows"):
                 with Horizontal(id="ds-main"):
@@ -186,7 +187,8 @@ class DatasetsScreen(BaseScreen):
             t.append(f" · split {self.opened.split}")
             if len(self.opened.splits) > 1:
                 t.append(f" of {', '.join(self.opened.splits)} (x: next)", style="dim")
-        n = self.source.num_rows if (complete and self.source is not None) else table.num_rows
+        shown = self.query_one(ArrowTable).source
+        n = shown.num_rows if shown is not None else table.num_rows
         if complete:
             t.append(f" · {table.num_rows:,} rows", style="bold")
         else:
@@ -328,9 +330,12 @@ class DatasetsScreen(BaseScreen):
     # --- actions ---------------------------------------------------------------------------
 
     def action_tab(self, tab: str) -> None:
-        self.query_one(TabbedContent).active = tab
+        # Focus moves first: TabbedContent follows focus into a pane, so the order matters.
         if tab == "rows":
             self.query_one(ArrowTable).focus()
+        else:
+            self.query_one("#ds-stats-box").focus()
+        self.query_one(TabbedContent).active = tab
 
     def action_filter(self) -> None:
         if self.source is None:

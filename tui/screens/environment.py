@@ -136,7 +136,6 @@ class EnvironmentScreen(BaseScreen):
 
     def on_mount(self) -> None:
         self.sub_title = "environment"
-        self.query_one("#env-local", Static).update(Text("\n") + local_facts(self.runs_dir))
         self.action_refresh()
 
     def action_refresh(self) -> None:
@@ -161,9 +160,13 @@ class EnvironmentScreen(BaseScreen):
         self.report, self.error = rep, err
         self.query_one("#env-loading").display = False
         out = self.query_one("#env-report", Static)
+        local = self.query_one("#env-local", Static)
         if err is not None:
             out.update(Text.assemble(("doctor could not run\n", "bold red"), (err, "red")))
+            # Still say what this process can tell without torch.
+            local.update(Text("\n") + local_facts(self.runs_dir))
         else:
+            local.update("")
             out.update(render_report(rep or {}))
 
     def action_back(self) -> None:

@@ -141,8 +141,9 @@ class ArrowTable(ScrollView, can_focus=True):
 
     @property
     def num_gutter(self) -> int:
-        n = self.source.num_rows if self.source else 0
-        return len(f"{max(n, 1):,}") + 1
+        table = getattr(self.source, "table", None)
+        n = table.num_rows if table is not None else (self.source.num_rows if self.source else 0)
+        return len(f"{max(n, 1)}") + 1
 
     def _resize_virtual(self) -> None:
         n = self.source.num_rows if self.source else 0

@@ -1,0 +1,137 @@
+"""The dashboard: attach to a live run (a fake worker thread writing events, holding run.lock),
+replay history, control keys, run end, resume, stale runs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from conftest import wait_for
+from tui_fakes import T0, FakeWorker, fake_services, make_run, training_events, write_events
+
+from core.events import Event
+from core.runs import RunDir, RunLock, create_run
+from tui.app import TunedeckApp
+from tui.screens.dashboard import DashboardScreen, RunView
+from tui.screens.dialogs import ConfirmDialog
+
+PROFILE = 'name = "live"\n'
+
+pytestmark = pytest.mark.anyio
+
+
+def live_services():
+    s = fake_services()
+    s.clock = time.time
+    return s
+
+
+async def test_attach_follows_a_live_run_to_its_end(runs_dir: Path) -> None:
+    run = create_run(runs_dir, "live", PROFILE)
+    worker = FakeWorker(run, total=30, interval=0.05).start()
+    try:
+        app = TunedeckApp(runs_dir, attach=run.id, services=live_services())
+        async with app.run_test(size=(80, 24)) as pilot:
+            dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen)
+            await wait_for(pilot, lambda: dash.view.step >= 5 and dash.state == "running")
+            # Events show within a second of being written.
+            written = worker.step
+            t0 = time.monotonic()
+            await wait_for(pilot, lambda: dash.view.step >= written + 3, timeout=5)
+            assert time.monotonic() - t0 < 1.5
+            assert dash.view.loss.xs[-1] == dash.view.step
+            await wait_for(pilot, lambda: dash.state == "finished", timeout=10)
+            assert dash.view.step == 30
+            assert "run finished" in "\n".join(line.plain for line in dash.view.lines)
+    finally:
+        worker.stop()
+
+
+async def test_control_keys_reach_the_worker(runs_dir: Path) -> None:
+    run = create_run(runs_dir, "live", PROFILE)
+    worker = FakeWorker(run, total=100000, interval=0.05, finish=False).start()
+    try:
+        app = TunedeckApp(runs_dir, attach=run.id, services=live_services())
+        async with app.run_test() as pilot:
+            dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen)
+            await wait_for(pilot, lambda: dash.state == "running")
+            await pilot.press("k", "e")
+            await wait_for(pilot, lambda: worker.requests[:2] == ["checkpoint", "evaluate"])
+            await pilot.press("s")
+            assert isinstance(app.screen, ConfirmDialog)
+            await pilot.press("y")
+            await wait_for(pilot, lambda: dash.state == "stopped", timeout=5)
+            assert "run stopped" in "\n".join(line.plain for line in dash.view.lines)
+    finally:
+        worker.stop()
+
+
+async def test_reattach_replays_the_whole_history(runs_dir: Path) -> None:
+    run = make_run(runs_dir, "a-20260101-000000-0001", state="finished", step=100, total=100,
+                   events=training_events(100) + [("run_finished", {"metrics": {"accuracy": 0.97}})], ended=T0 + 200)
+    app = TunedeckApp(runs_dir, attach="a-2026", services=fake_services())
+    async with app.run_test() as pilot:
+        dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen)
+        v = dash.view
+        assert v.step == 100 and v.total == 100
+        assert v.loss.xs == [float(s) for s in range(10, 101, 10)]
+        assert v.eval_loss.xs == [50.0, 100.0] and v.metric_name == "accuracy"
+        assert dash.state == "finished"
+        # keys that make no sense for a finished run are disabled
+        assert dash.check_action("stop", ()) is None and dash.check_action("resume", ()) is None
+
+
+async def test_stale_run_shows_a_visible_warning(runs_dir: Path) -> None:
+    make_run(runs_dir, "a-20260101-000000-0001", state="running", step=40, heartbeat=T0 + 100,
+             events=training_events(40))
+    app = TunedeckApp(runs_dir, attach="a-2026", services=fake_services(T0 + 3600))
+    async with app.run_test() as pilot:
+        dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen)
+        banner = dash.query_one("#stale-banner")
+        assert banner.display
+        assert "STALE" in str(banner.render())
+        assert dash.state == "failed" and dash.stale
+
+
+async def test_heartbeat_stale_while_lock_held(runs_dir: Path) -> None:
+    run = make_run(runs_dir, "a-20260101-000000-0001", state="running", heartbeat=T0, events=training_events(20))
+    lock = RunLock(run)
+    lock.acquire()
+    try:
+        app = TunedeckApp(runs_dir, attach=run.id, services=fake_services(T0 + 600))
+        async with app.run_test() as pilot:
+            dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen)
+            assert dash.stale and "heartbeat stale" in dash.reason
+    finally:
+        lock.release()
+
+
+async def test_survives_failure_then_resume(runs_dir: Path) -> None:
+    run = make_run(runs_dir, "a-20260101-000000-0001", state="failed", step=30, message="boom",
+                   events=training_events(30) + [("run_failed", {"error": "boom"})])
+    app = TunedeckApp(runs_dir, attach=run.id, services=fake_services(T0 + 40))
+    async with app.run_test() as pilot:
+        dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen)
+        assert dash.state == "failed" and dash.view.error == "boom"
+        # The run is resumed (by the CLI, elsewhere) from its step-20 checkpoint.
+        run.write_status(state="running", heartbeat=T0 + 40)
+        lock = RunLock(run)
+        lock.acquire()
+        try:
+            write_events(run, [("run_resumed", {"step": 20})] + training_events(20, start_step=20, eval_every=0), T0 + 35)
+            await wait_for(pilot, lambda: dash.view.step == 40)
+            await wait_for(pilot, lambda: dash.state == "running")
+            assert dash.view.loss.xs == [10.0, 20.0, 30.0, 40.0]
+        finally:
+            lock.release()
+
+
+def test_run_view_ignores_unknown_events_and_odd_payloads() -> None:
+    v = RunView()
+    assert v.apply(Event(1, T0, "mystery", {"x": 1})) is None
+    v.apply(Event(2, T0, "step", {"step": "oops", "loss": None}))
+    v.apply(Event(3, T0, "eval", {"metrics": "nope"}))
+    v.apply(Event(4, T0, "run_diverged", {"step": 5, "message": "loss is nan"}))
+    assert v.event_state == "diverged" and v.error == "loss is nan"
+    _ = RunDir
