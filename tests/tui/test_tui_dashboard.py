@@ -33,7 +33,7 @@ async def test_attach_follows_a_live_run_to_its_end(runs_dir: Path) -> None:
     try:
         app = TunedeckApp(runs_dir, attach=run.id, services=live_services())
         async with app.run_test(size=(80, 24)) as pilot:
-            dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen)
+            dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.ready and app.screen)
             await wait_for(pilot, lambda: dash.view.step >= 5 and dash.state == "running")
             # Events show within a second of being written.
             written = worker.step
@@ -54,7 +54,7 @@ async def test_control_keys_reach_the_worker(runs_dir: Path) -> None:
     try:
         app = TunedeckApp(runs_dir, attach=run.id, services=live_services())
         async with app.run_test() as pilot:
-            dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen)
+            dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.ready and app.screen)
             await wait_for(pilot, lambda: dash.state == "running")
             await pilot.press("k", "e")
             await wait_for(pilot, lambda: worker.requests[:2] == ["checkpoint", "evaluate"])
@@ -72,7 +72,7 @@ async def test_reattach_replays_the_whole_history(runs_dir: Path) -> None:
                    events=training_events(100) + [("run_finished", {"metrics": {"accuracy": 0.97}})], ended=T0 + 200)
     app = TunedeckApp(runs_dir, attach="a-2026", services=fake_services())
     async with app.run_test() as pilot:
-        dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen)
+        dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.ready and app.screen)
         v = dash.view
         assert v.step == 100 and v.total == 100
         assert v.loss.xs == [float(s) for s in range(10, 101, 10)]
@@ -87,7 +87,7 @@ async def test_stale_run_shows_a_visible_warning(runs_dir: Path) -> None:
              events=training_events(40))
     app = TunedeckApp(runs_dir, attach="a-2026", services=fake_services(T0 + 3600))
     async with app.run_test() as pilot:
-        dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen)
+        dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.ready and app.screen)
         banner = dash.query_one("#stale-banner")
         assert banner.display
         assert "STALE" in str(banner.render())
@@ -101,7 +101,7 @@ async def test_heartbeat_stale_while_lock_held(runs_dir: Path) -> None:
     try:
         app = TunedeckApp(runs_dir, attach=run.id, services=fake_services(T0 + 600))
         async with app.run_test() as pilot:
-            dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen)
+            dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.ready and app.screen)
             assert dash.stale and "heartbeat stale" in dash.reason
     finally:
         lock.release()
@@ -112,7 +112,7 @@ async def test_survives_failure_then_resume(runs_dir: Path) -> None:
                    events=training_events(30) + [("run_failed", {"error": "boom"})])
     app = TunedeckApp(runs_dir, attach=run.id, services=fake_services(T0 + 40))
     async with app.run_test() as pilot:
-        dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen)
+        dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.ready and app.screen)
         assert dash.state == "failed" and dash.view.error == "boom"
         # The run is resumed (by the CLI, elsewhere) from its step-20 checkpoint.
         run.write_status(state="running", heartbeat=T0 + 40)

@@ -91,7 +91,7 @@ async def test_delete_finished_run_with_confirmation_never_a_running_one(runs_di
             await pilot.pause()
             assert app.screen.selected().summary.id == live.id
             await pilot.press("d")  # running: refused, no dialog
-            assert isinstance(app.screen, RunsScreen)
+            assert isinstance(app.screen, RunsScreen) and app.screen.ready
             assert live.path.exists()
             await pilot.press("down", "d")
             assert isinstance(app.screen, ConfirmDialog)
@@ -114,7 +114,7 @@ async def test_quitting_touches_no_run(runs_dir: Path) -> None:
         app = TunedeckApp(runs_dir, services=fake_services(NOW))
         async with app.run_test() as pilot:
             await pilot.press("enter")
-            await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
+            await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.ready)
             await pilot.press("escape", "q")
         assert app.return_code in (0, None)
         assert tree_digest(runs_dir) == before
@@ -137,7 +137,7 @@ async def test_new_run_from_a_profile_goes_through_the_cli_and_opens_the_dashboa
         await pilot.press("n")
         assert isinstance(app.screen, PromptDialog)
         await pilot.press(*"p.toml", "enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.ready)
         assert calls == [(Path("p.toml"), runs_dir)]
         assert app.screen.run.id == "x-20260101-000000-0009"
 
@@ -153,7 +153,7 @@ async def test_resume_goes_through_the_cli(runs_dir: Path) -> None:
     app = TunedeckApp(runs_dir, services=fake_services(NOW, resume_run=resume_run))
     async with app.run_test() as pilot:
         await pilot.press("r")
-        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.ready)
         assert calls == [(run.id, runs_dir)]
 
 
@@ -162,7 +162,7 @@ async def test_clone_opens_the_runs_profile_in_the_editor(runs_dir: Path) -> Non
     app = TunedeckApp(runs_dir, services=fake_services(NOW))
     async with app.run_test() as pilot:
         await pilot.press("c")
-        await wait_for(pilot, lambda: isinstance(app.screen, EditorScreen))
+        await wait_for(pilot, lambda: isinstance(app.screen, EditorScreen) and app.screen.ready)
         ed = app.screen
         assert ed.path is None
         assert ed.query_one("#f-top--name").value == "a"
@@ -175,5 +175,5 @@ async def test_attach_to_unknown_run_is_an_error_panel_not_a_traceback(runs_dir:
         await pilot.pause()
         assert "no run 'nope'" in str(app.screen.query_one("#message").render())
         await pilot.press("enter")
-        assert isinstance(app.screen, RunsScreen)
+        assert isinstance(app.screen, RunsScreen) and app.screen.ready
     _ = RunDir

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 
 class BaseScreen(Screen[Any]):
+    ready = False  # set when on_mount has run (tests and the benchmark wait for it)
     @property
     def tapp(self) -> "TunedeckApp":
         return self.app  # type: ignore[return-value]

@@ -260,6 +260,7 @@ class DashboardScreen(BaseScreen):
         self.set_interval(self.services.sys_poll_s, self.poll_sys)
         self.redraw()
         self.call_after_refresh(self._log_to_end)
+        self.ready = True
 
     def _log_to_end(self) -> None:
         self.query_one(RichLog).scroll_end(animate=False, immediate=True)

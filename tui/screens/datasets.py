@@ -79,6 +79,7 @@ class DatasetsScreen(BaseScreen):
         else:
             self.open_path(self.path)
         self.query_one(ArrowTable).focus()
+        self.ready = True
 
     def on_resize(self) -> None:
         self._layout()

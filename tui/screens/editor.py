@@ -21,7 +21,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Grid, VerticalScroll
 from textual.widgets import (ContentSwitcher, Footer, Header, Input, Label, Select, Static,
                              Switch, TextArea)
 
@@ -141,44 +141,40 @@ def unknown_keys(data: dict[str, Any], specs: list[FieldSpec]) -> list[str]:
     return out
 
 
-class FieldRow(Vertical):
-    """label | input, then the field's help text, then its error (hidden when none)."""
+def field_help(s: FieldSpec) -> str:
+    bits = [s.description]
+    rng = []
+    if s.minimum is not None:
+        rng.append(f"{'>' if s.exclusive_min else '≥'} {s.minimum:g}")
+    if s.maximum is not None:
+        rng.append(f"{'<' if s.exclusive_max else '≤'} {s.maximum:g}")
+    if rng:
+        bits.append(f"[{', '.join(rng)}]")
+    if s.choices:
+        bits.append("One of: " + ", ".join(s.choices) + ".")
+    return " ".join(b for b in bits if b)
 
-    def __init__(self, spec: FieldSpec):
-        super().__init__(classes="field-row", id="row-" + wid(spec)[2:])
-        self.spec = spec
 
-    def compose(self) -> ComposeResult:
-        s = self.spec
-        with Horizontal(classes="field-line"):
-            label = s.key + ("" if not s.optional else " (opt.)")
-            yield Label(label, classes="field-label")
-            if s.kind == "bool":
-                yield Switch(False, id=wid(s), animate=False)
-            elif s.kind == "choice":
-                yield Select([(c, c) for c in s.choices], allow_blank=s.optional, id=wid(s), compact=True,
-                             prompt="(default)" if s.optional else "Select")
-            else:
-                ph = {"list": "[0.8, 0.1, 0.1]", "table": '{model_type = "bert", hidden_size = 32}'}.get(s.kind, "")
-                if s.optional and not ph:
-                    ph = "(empty: default)"
-                yield Input(id=wid(s), compact=True, placeholder=ph, select_on_focus=False)
-        yield Static(Text(self._help(), style="dim"), classes="field-help")
-        yield Static("", classes="field-error", id="err-" + wid(s)[2:])
+def field_widgets(s: FieldSpec) -> list[Any]:
+    """label | input on one grid row, then the help (and the error, when there is one).
 
-    def _help(self) -> str:
-        s = self.spec
-        bits = [s.description]
-        rng = []
-        if s.minimum is not None:
-            rng.append(f"{'>' if s.exclusive_min else '≥'} {s.minimum:g}")
-        if s.maximum is not None:
-            rng.append(f"{'<' if s.exclusive_max else '≤'} {s.maximum:g}")
-        if rng:
-            bits.append(f"[{', '.join(rng)}]")
-        if s.choices:
-            bits.append("One of: " + ", ".join(s.choices) + ".")
-        return " ".join(b for b in bits if b)
+    Few widgets per field on purpose: the form has ~40 fields and every widget costs styling
+    and layout time on each change."""
+    key = wid(s)[2:]
+    label = Label(s.key + (" (opt.)" if s.optional else ""), classes="field-label", id="lab-" + key)
+    w: Any
+    if s.kind == "bool":
+        w = Switch(False, id=wid(s), animate=False)
+    elif s.kind == "choice":
+        w = Select([(c, c) for c in s.choices], allow_blank=s.optional, id=wid(s), compact=True,
+                   prompt="(default)" if s.optional else "Select")
+    else:
+        ph = {"list": "[0.8, 0.1, 0.1]", "table": '{model_type = "bert", hidden_size = 32}'}.get(s.kind, "")
+        if s.optional and not ph:
+            ph = "(empty: default)"
+        w = Input(id=wid(s), compact=True, placeholder=ph, select_on_focus=False)
+    info = Static(Text(field_help(s), style="dim"), classes="field-info", id="info-" + key)
+    return [label, w, info]
 
 
 class EditorScreen(BaseScreen):
@@ -207,6 +203,9 @@ class EditorScreen(BaseScreen):
         self.general_errors: list[str] = []
         self.valid_profile: Any = None
         self._timer: Any = None
+        self._shown_errors: dict[str, str] = {}
+        self._shown_general = ""
+        self._shown_status: Text | None = None
 
     # --- layout ----------------------------------------------------------------------------
 
@@ -218,14 +217,15 @@ class EditorScreen(BaseScreen):
             with VerticalScroll(id="ed-form"):
                 secdesc = section_descriptions()
                 current = None
-                for s in self.specs:
-                    if s.section != current:
-                        current = s.section
-                        head = Text(f"[{s.section}]" if s.section else "General", style="bold")
-                        if secdesc.get(s.section):
-                            head.append(f"  {secdesc[s.section]}", style="dim")
-                        yield Static(head, classes="section-head")
-                    yield FieldRow(s)
+                for section in dict.fromkeys(s.section for s in self.specs):
+                    head = Text(f"[{section}]" if section else "General", style="bold")
+                    if secdesc.get(section):
+                        head.append(f"  {secdesc[section]}", style="dim")
+                    yield Static(head, classes="section-head")
+                    with Grid(classes="field-grid"):
+                        for s in self.specs:
+                            if s.section == section:
+                                yield from field_widgets(s)
             yield TextArea("", id="ed-raw", show_line_numbers=True, soft_wrap=False)
         yield Footer(compact=True)
 
@@ -249,11 +249,8 @@ class EditorScreen(BaseScreen):
             text = dumps(new_profile("classification"))
         self.load_text(text)
         self._update_status()
-        first = self.query(Input).first()
-        first.focus()
-
-    def on_resize(self) -> None:
-        self.set_class(self.size.width < 100, "narrow")
+        self.query(Input).first().focus()
+        self.ready = True
 
     def load_text(self, text: str) -> None:
         """Show ``text``: the raw view holds it as is; the form shows its values."""
@@ -377,22 +374,23 @@ class EditorScreen(BaseScreen):
         return self.valid_profile
 
     def _show_errors(self) -> None:
+        # Touch only the messages that changed: re-laying out the whole form per key is slow.
         for s in self.specs:
-            msg = self.field_errors.get(s.path) or self.schema_errors.get(s.path)
-            err = self.query_one("#err-" + wid(s)[2:], Static)
-            if msg:
-                err.update(Text(f"✗ {msg}", style="bold red"))
-                err.display = True
-            else:
-                err.update("")
-                err.display = False
-            self.query_one("#row-" + wid(s)[2:]).set_class(bool(msg), "invalid")
-        panel = self.query_one("#ed-errors", Static)
-        if self.general_errors:
-            panel.update(Text("\n".join(f"✗ {m}" for m in self.general_errors), style="bold red"))
-            panel.display = True
-        else:
-            panel.display = False
+            msg = self.field_errors.get(s.path) or self.schema_errors.get(s.path) or ""
+            if self._shown_errors.get(s.path, "") == msg:
+                continue
+            self._shown_errors[s.path] = msg
+            info = self.query_one("#info-" + wid(s)[2:], Static)
+            text = Text(f"✗ {msg}\n", style="bold red") if msg else Text()
+            text.append(field_help(s), style="dim")
+            info.update(text)
+            self.query_one("#lab-" + wid(s)[2:]).set_class(bool(msg), "invalid")
+        general = "\n".join(f"✗ {m}" for m in self.general_errors)
+        if general != self._shown_general:
+            self._shown_general = general
+            panel = self.query_one("#ed-errors", Static)
+            panel.update(Text(general, style="bold red"))
+            panel.display = bool(general)
 
     def problem_count(self) -> int:
         return len(set(self.field_errors) | set(self.schema_errors)) + len(self.general_errors)
@@ -423,7 +421,9 @@ class EditorScreen(BaseScreen):
         else:
             t.append(" · ✓ valid", style="green")
         t.append(f" · {'raw TOML' if self.mode == 'raw' else 'form'} view (ctrl+t)", style="dim")
-        self.query_one("#ed-status", Static).update(t)
+        if t != self._shown_status:
+            self._shown_status = t
+            self.query_one("#ed-status", Static).update(t)
         self.sub_title = f"profile {self.path.name if self.path else '(new)'}"
 
     # --- events ----------------------------------------------------------------------------

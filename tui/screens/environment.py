@@ -137,6 +137,7 @@ class EnvironmentScreen(BaseScreen):
     def on_mount(self) -> None:
         self.sub_title = "environment"
         self.action_refresh()
+        self.ready = True
 
     def action_refresh(self) -> None:
         self.query_one("#env-loading").display = True

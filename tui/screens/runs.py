@@ -75,6 +75,8 @@ class RunsScreen(BaseScreen):
         self.rows: list[RunRow] = []
         self._shown: list[tuple[Any, ...]] = []
         self._wide: bool | None = None
+        self._empty_shown = False
+        self._detail_key: tuple[Any, ...] | None = None
 
     def compose(self) -> ComposeResult:
         yield Header(icon="▣")
@@ -88,6 +90,7 @@ class RunsScreen(BaseScreen):
         self.refresh_runs_now()
         self.set_interval(self.services.runs_poll_s, self.poll_runs)
         self.query_one(DataTable).focus()
+        self.ready = True
 
     def on_screen_resume(self) -> None:
         self.refresh_runs_now()
@@ -99,6 +102,8 @@ class RunsScreen(BaseScreen):
 
     @work(thread=True, exclusive=True, group="runs-scan", exit_on_error=False)
     def poll_runs(self) -> None:
+        if not self.is_current:
+            return  # refreshed on resume; no work while another screen is on top
         rows = scan_runs(self.runs_dir, self.now())
         self.app.call_from_thread(self.apply_rows, rows)
 
@@ -149,7 +154,8 @@ class RunsScreen(BaseScreen):
         empty = self.query_one("#runs-empty", Static)
         if rows:
             empty.display = False
-        else:
+        elif not empty.display or not self._empty_shown:
+            self._empty_shown = True
             empty.display = True
             empty.update(Text.assemble(
                 ("No runs yet", "bold"), f" in {self.runs_dir}\n\n",
@@ -159,7 +165,6 @@ class RunsScreen(BaseScreen):
                 ("F2", "bold"), " check the environment (GPU, torch, disk)\n",
             ))
         self.update_detail()
-        self.refresh_bindings()
 
     def on_resize(self) -> None:
         if self._wide is not None and (self.size.width >= 110) != self._wide:
@@ -176,6 +181,14 @@ class RunsScreen(BaseScreen):
     def update_detail(self) -> None:
         detail = self.query_one("#run-detail", Static)
         r = self.selected()
+        key = None if r is None else (r.summary, r.stale)
+        if key == self._detail_key:
+            return
+        bkey = None if r is None else (r.summary.id, r.summary.state, r.stale)
+        if self._detail_key is None or bkey != (self._detail_key[0].id, self._detail_key[0].state,
+                                                self._detail_key[1]):
+            self.refresh_bindings()  # which keys apply depends on the selected run's state
+        self._detail_key = key
         if r is None:
             detail.update("")
             return
@@ -201,7 +214,6 @@ class RunsScreen(BaseScreen):
             if s.reason:
                 t.append(f": {s.reason}")
         detail.update(t)
-        self.refresh_bindings()
 
     # --- actions ---------------------------------------------------------------------------
 

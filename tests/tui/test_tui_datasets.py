@@ -1,0 +1,96 @@
+"""The dataset browser, by keys: open, page through, detail pane, filter, stats, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import wait_for
+from tui_fakes import fake_services
+
+from tui.app import TunedeckApp
+from tui.screens.datasets import DatasetsScreen
+from tui.screens.dialogs import MessageDialog, PromptDialog
+from tui.widgets.arrow_table import ArrowTable
+
+pytestmark = pytest.mark.anyio
+
+
+def make_parquet(path: Path, n: int) -> Path:
+    labels = ["ham", "spam", "eggs"]
+    pq.write_table(pa.table({"label": [labels[i % 3] for i in range(n)],
+                             "text": [f"message number {i} " + "x" * (i % 50) for i in range(n)]}),
+                   path, row_group_size=50_000)
+    return path
+
+
+async def test_open_and_page_through_a_big_file(runs_dir: Path) -> None:
+    path = make_parquet(Path("big.parquet"), 200_000)
+    app = TunedeckApp(runs_dir, browse=str(path), services=fake_services())
+    async with app.run_test(size=(80, 24)) as pilot:
+        scr = await wait_for(pilot, lambda: isinstance(app.screen, DatasetsScreen) and app.screen.ready and app.screen)
+        await wait_for(pilot, lambda: scr.stats is not None)  # layout settled
+        await pilot.pause()
+        table = scr.query_one(ArrowTable)
+        assert table.source.num_rows == 200_000
+        page = table.page_height
+        await pilot.press("pagedown")
+        assert table.cursor_row == page
+        await pilot.press("pagedown", "pagedown", "down")
+        assert table.cursor_row == 3 * page + 1
+        assert table.visible_rows()[0] <= table.cursor_row <= table.visible_rows()[-1]
+        detail = str(scr.query_one("#ds-detail").render())
+        assert f"message number {3 * page + 1} " in detail
+        await pilot.press("end")
+        assert table.cursor_row == 199_999
+        assert "message number 199999" in str(scr.query_one("#ds-detail").render())
+        # Only windows of rows were read, never the whole table.
+        assert table.fetches < 20
+        await pilot.press("home")
+        assert table.cursor_row == 0 and table.scroll_y == 0
+
+
+async def test_filter_and_stats(runs_dir: Path) -> None:
+    path = Path("d.csv")
+    path.write_text("text,label\nfree prize,spam\nhello,ham\nFREE entry,spam\nhello,ham\n,ham\n")
+    app = TunedeckApp(runs_dir, browse=str(path), services=fake_services())
+    async with app.run_test(size=(120, 40)) as pilot:
+        scr = await wait_for(pilot, lambda: isinstance(app.screen, DatasetsScreen) and app.screen.ready and app.screen)
+        await wait_for(pilot, lambda: scr.stats is not None)
+        st = scr.stats
+        assert (st.num_rows, st.duplicates, st.empty_text, dict(st.labels)) == (5, 1, 1, {"ham": 3, "spam": 2})
+        await pilot.press("slash", *"free", "enter")
+        table = scr.query_one(ArrowTable)
+        await wait_for(pilot, lambda: table.source.num_rows == 2)
+        assert [table.source.source_row(i) for i in range(2)] == [0, 2]
+        assert "2 match" in str(scr.query_one("#ds-info").render())
+        await pilot.press("escape")
+        assert table.source.num_rows == 5
+        await pilot.press("i")
+        stats_text = str(scr.query_one("#ds-stats").render())
+        assert "duplicate rows" in stats_text and "Label balance" in stats_text and "Split preview" in stats_text
+
+
+async def test_unreadable_file_is_an_error_panel(runs_dir: Path) -> None:
+    bad = Path("bad.jsonl")
+    bad.write_text('{"text": "ok"}\n{"text": broken\n')
+    app = TunedeckApp(runs_dir, browse=str(bad), services=fake_services())
+    async with app.run_test() as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, MessageDialog))
+        assert "bad.jsonl:2" in str(app.screen.query_one("#message").render())
+
+
+async def test_open_from_the_runs_screen_with_the_picker(runs_dir: Path) -> None:
+    Path("d.tsv").write_text("label\ttext\na\tone\nb\ttwo\n")
+    app = TunedeckApp(runs_dir, services=fake_services())
+    async with app.run_test() as pilot:
+        await pilot.press("b")
+        assert isinstance(app.screen, PromptDialog)
+        await pilot.press(*"d.tsv", "enter")
+        scr = await wait_for(pilot, lambda: isinstance(app.screen, DatasetsScreen) and app.screen.ready and app.screen)
+        await wait_for(pilot, lambda: scr.source is not None)
+        assert scr.source.num_rows == 2
+        await pilot.press("escape")
+        assert not isinstance(app.screen, DatasetsScreen)

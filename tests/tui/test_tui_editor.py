@@ -1,0 +1,171 @@
+"""The profile editor: a form generated from the schema, inline errors as typed, raw TOML,
+diff before save, byte-for-byte save/reload, launch through the (faked) CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import wait_for
+from tui_fakes import fake_services, make_run
+
+from core.profile import load, new_profile, save
+from core.profile.fields import field_specs
+from tui.app import TunedeckApp
+from tui.screens.dashboard import DashboardScreen
+from tui.screens.dialogs import DiffDialog, PromptDialog
+from tui.screens.editor import EditorScreen, wid
+
+pytestmark = pytest.mark.anyio
+
+
+async def open_editor(pilot, app) -> EditorScreen:
+    return await wait_for(pilot, lambda: isinstance(app.screen, EditorScreen) and app.screen.ready and app.screen)
+
+
+async def set_field(pilot, ed: EditorScreen, widget_id: str, text: str, typed: bool = False) -> None:
+    inp = ed.query_one("#" + widget_id)
+    if typed:  # as a user would: focus, clear, type
+        inp.focus()
+        inp.value = ""
+        await pilot.press(*text)
+        await pilot.pause(0.3)  # let the debounced whole-profile check run
+    else:
+        inp.value = text
+        await pilot.pause()
+        ed.validate_all()
+
+
+def error_of(ed: EditorScreen, path: str) -> str:
+    spec = next(s for s in ed.specs if s.path == path)
+    first = str(ed.query_one("#info-" + wid(spec)[2:]).render()).splitlines()[0]
+    return first if first.startswith("✗") else ""
+
+
+async def test_form_is_generated_from_the_schema(runs_dir: Path) -> None:
+    app = TunedeckApp(runs_dir, services=fake_services())
+    async with app.run_test() as pilot:
+        app.open_editor()
+        ed = await open_editor(pilot, app)
+        for s in field_specs():
+            w = ed.query_one("#" + wid(s))
+            kind = type(w).__name__
+            assert kind == {"bool": "Switch", "choice": "Select"}.get(s.kind, "Input"), s.path
+        help_text = " ".join(str(h.render()) for h in ed.query(".field-info"))
+        assert "Peak learning rate of AdamW" in help_text
+
+
+async def test_invalid_value_shows_inline_error_and_blocks_save(runs_dir: Path) -> None:
+    p = Path("p.toml")
+    save(new_profile("classification"), p)
+    before = p.read_bytes()
+    app = TunedeckApp(runs_dir, profile=str(p), services=fake_services())
+    async with app.run_test(size=(80, 24)) as pilot:
+        ed = await open_editor(pilot, app)
+        await set_field(pilot, ed, "f-training--learning_rate", "-1", typed=True)
+        assert "must be > 0" in error_of(ed, "training.learning_rate")
+        await set_field(pilot, ed, "f-training--learning_rate", "abc")
+        assert "must be a number" in error_of(ed, "training.learning_rate")
+        await set_field(pilot, ed, "f-training--batch_size", "2.5")
+        assert "whole number" in error_of(ed, "training.batch_size")
+        # A rule of the schema itself (split must sum to 1) is shown at its field too.
+        await set_field(pilot, ed, "f-data--split", "[0.5, 0.1, 0.1]")
+        await pilot.pause(0.3)
+        assert "sum to 1" in error_of(ed, "data.split")
+        await pilot.press("ctrl+s")
+        assert not isinstance(app.screen, DiffDialog)
+        assert p.read_bytes() == before
+        await set_field(pilot, ed, "f-training--learning_rate", "0.0001")
+        assert error_of(ed, "training.learning_rate") == ""
+
+
+async def test_save_shows_diff_then_reload_is_byte_for_byte(runs_dir: Path) -> None:
+    p = Path("p.toml")
+    save(new_profile("classification"), p)
+    app = TunedeckApp(runs_dir, profile=str(p), services=fake_services())
+    async with app.run_test() as pilot:
+        ed = await open_editor(pilot, app)
+        await set_field(pilot, ed, "f-training--learning_rate", "3e-5")
+        await set_field(pilot, ed, "f-data--train", "sms.tsv")
+        ed.query_one("#f-task--type").value = "causal-lm"
+        ed.query_one("#f-data--prompt_column").value = "q"
+        ed.query_one("#f-data--response_column").value = "a"
+        ed.query_one("#f-data--dedup").value = False
+        await pilot.pause(0.4)
+        assert ed.problem_count() == 0
+        await pilot.press("ctrl+s")
+        assert isinstance(app.screen, DiffDialog)
+        diff = "".join(app.screen.diff_lines)
+        assert "-learning_rate = 5e-05" in diff and "+learning_rate = 3e-05" in diff
+        await pilot.press("y")
+        await pilot.pause()
+        saved = p.read_bytes()
+        prof = load(p)
+        assert (prof.training.learning_rate, prof.data.train, prof.task.type, prof.data.dedup) == (3e-5, "sms.tsv", "causal-lm", False)
+        await pilot.press("escape")  # nothing unsaved: leaves without asking
+        assert not isinstance(app.screen, EditorScreen) and app.screen.ready
+
+        # Reopen: every field as saved; save-as without edits writes identical bytes.
+        app.open_editor(path=p)
+        ed = await open_editor(pilot, app)
+        assert ed.query_one("#f-training--learning_rate").value == "3e-05"
+        assert ed.query_one("#f-task--type").value == "causal-lm"
+        assert ed.query_one("#f-data--dedup").value is False
+        assert not ed.dirty()
+        await pilot.press("f3")
+        assert isinstance(app.screen, PromptDialog)
+        app.screen.query_one("Input").value = "copy.toml"
+        await pilot.press("enter")
+        assert isinstance(app.screen, DiffDialog)
+        await pilot.press("y")
+        await pilot.pause()
+        assert Path("copy.toml").read_bytes() == saved
+
+
+async def test_raw_view_round_trip_keeps_the_text(runs_dir: Path) -> None:
+    p = Path("p.toml")
+    text = '# my comment\nname = "hand-written"\n\n[data]\ntrain = "x.csv"\n'
+    p.write_text(text)
+    app = TunedeckApp(runs_dir, profile=str(p), services=fake_services())
+    async with app.run_test() as pilot:
+        ed = await open_editor(pilot, app)
+        assert ed.query_one("#f-top--name").value == "hand-written"
+        await pilot.press("ctrl+t")
+        raw = ed.query_one("#ed-raw")
+        assert raw.text == text  # comments survive while the form is untouched
+        raw.text = text.replace("x.csv", "y.csv")
+        await pilot.press("ctrl+t")
+        assert ed.mode == "form" and ed.query_one("#f-data--train").value == "y.csv"
+        await pilot.press("ctrl+t")
+        raw.text = text + "[training]\nlearnin_rate = 1\n"
+        await pilot.pause(0.5)
+        assert any("did you mean 'training.learning_rate'" in m for m in ed.general_errors)
+
+
+async def test_unknown_keys_and_bad_toml_open_without_a_traceback(runs_dir: Path) -> None:
+    p = Path("p.toml")
+    p.write_text("name = \n")
+    app = TunedeckApp(runs_dir, profile=str(p), services=fake_services())
+    async with app.run_test() as pilot:
+        ed = await open_editor(pilot, app)
+        assert ed.mode == "raw" and "not valid TOML" in ed.general_errors[0]
+
+
+async def test_launch_saves_then_starts_through_the_cli_and_opens_the_dashboard(runs_dir: Path) -> None:
+    p = Path("p.toml")
+    save(new_profile("classification"), p)
+    calls = []
+
+    def start_run(profile: Path, rd: Path) -> Path:
+        calls.append(profile.read_text())
+        return make_run(rd, "classify-20260101-000000-0001", state="starting").path
+
+    app = TunedeckApp(runs_dir, profile=str(p), services=fake_services(start_run=start_run))
+    async with app.run_test() as pilot:
+        ed = await open_editor(pilot, app)
+        await set_field(pilot, ed, "f-training--epochs", "1")
+        await pilot.press("f5")
+        assert isinstance(app.screen, DiffDialog)  # the file on disk is what runs: save first
+        await pilot.press("y")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.ready)
+        assert "epochs = 1.0" in calls[0]
