@@ -64,13 +64,14 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     return h.hexdigest()[:16]
 
 
-def cache_key(profile: Profile, tokenizer: Any) -> str:
+def cache_key(profile: Profile, tokenizer: Any, content: str = "") -> str:
     d = profile.data
     parts = {
-        "v": 2,
+        "v": 3,
         "task": profile.task.type,
         "data": d.model_dump(mode="json"),
         "files": [_file_fingerprint(d.train), _file_fingerprint(d.validation), _file_fingerprint(d.test)],
+        "content": content,
         "seed": profile.training.seed,
         "max_length": profile.training.max_length,
         "tokenizer": tokenizer_fingerprint(tokenizer),
@@ -94,12 +95,12 @@ def prepare(profile: Profile, log: Log = lambda m: None, tokenizer_dir: Path | N
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     else:
-        texts = None
         if profile.model.config is not None and not profile.model.tokenizer:
-            texts = _iter_texts(task, data.train)
-        tokenizer = load_tokenizer(profile, texts)
+            tokenizer = _trained_tokenizer(profile, task, data, log)
+        else:
+            tokenizer = load_tokenizer(profile)
 
-    key = cache_key(profile, tokenizer)
+    key = cache_key(profile, tokenizer, data.fingerprint)
     cdir = cache_root() / "tokenized" / key
     splits = {"train": data.train, "validation": data.validation, "test": data.test}
     out: dict[str, TokenizedSet | None] = {}
@@ -146,6 +147,32 @@ def prepare(profile: Profile, log: Log = lambda m: None, tokenizer_dir: Path | N
         raise DataError(f"{profile.data.train}: no training rows left after preparation")
     return Prepared(profile, task, tokenizer, train, out.get("validation"), out.get("test"),
                     data.label_names, dict(data.stats), hit)
+
+
+def _trained_tokenizer(profile: Profile, task: Task, data: Any, log: Log) -> Any:
+    """Train a tokenizer on the data once, then reuse it: training is not deterministic (ties
+    in the merge order), and the same tokenizer keeps tokenization caches valid."""
+    from transformers import AutoTokenizer
+
+    from core.models import load_tokenizer
+
+    cfg = profile.model.config or {}
+    key = hashlib.sha256(json.dumps([data.fingerprint, cfg.get("model_type"), cfg.get("vocab_size")],
+                                    sort_keys=True).encode()).hexdigest()[:24]
+    cdir = cache_root() / "tokenizers" / key
+    if (cdir / "tokenizer_config.json").is_file():
+        log(f"tokenizer: cache hit ({cdir})")
+        return AutoTokenizer.from_pretrained(str(cdir))
+    log("training a tokenizer on the training data")
+    tok = load_tokenizer(profile, _iter_texts(task, data.train))
+    tmp = cdir.with_name(cdir.name + f".tmp{os.getpid()}")
+    try:
+        tok.save_pretrained(str(tmp))
+        cdir.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, cdir)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return tok
 
 
 def quiet_libraries() -> None:

@@ -1,0 +1,91 @@
+"""Detached start, stop, resume, logs, and honest state through the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from conftest import TUNEDECK, cli_env, tiny_cls_profile
+from core.events import read_all
+from core.runs import RunDir
+
+
+def cli(args, cwd, check=True):
+    p = subprocess.run(TUNEDECK + args, cwd=cwd, env=cli_env(cwd), text=True, capture_output=True,
+                       timeout=300)
+    if check:
+        assert p.returncode == 0, p.stderr
+    return p
+
+
+def wait_for(pred, timeout=120.0, every=0.2):
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(every)
+    return False
+
+
+def test_start_survives_hangup_stop_then_resume(tmp_path, cls_csv):
+    # Slow enough steps to stop mid-run: many small steps, checkpoint every few.
+    prof = tiny_cls_profile(tmp_path, cls_csv, epochs=12, batching="rows", batch_size=4,
+                            save_every_steps=20, eval_every_steps=200, log_every_steps=5)
+    # Launch through a shell-less parent that we then kill with SIGHUP, as an SSH drop would.
+    parent = subprocess.Popen(TUNEDECK + ["start", str(prof)], cwd=tmp_path, env=cli_env(tmp_path),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = parent.communicate(timeout=120)
+    assert parent.returncode == 0, err
+    run = RunDir(Path(out.strip().splitlines()[-1]))
+    runs_dir = str(run.path.parent)
+    assert wait_for(lambda: run.read_status().get("state") == "running"
+                    and run.read_status().get("step", 0) >= 5), run.log_path.read_text()
+    pid = run.read_status()["pid"]
+    os.killpg(os.getpgid(pid), signal.SIGHUP)  # the terminal's hangup reaches the whole group
+    time.sleep(0.5)
+    assert run.effective_state()[0] == "running"
+
+    assert wait_for(lambda: run.read_status().get("step", 0) >= 25)
+    cli(["stop", "--runs-dir", runs_dir, run.id, "--wait", "60"], tmp_path)
+    state, _ = run.effective_state()
+    assert state == "stopped", run.log_path.read_text()
+    stopped_at = run.read_status()["step"]
+    total = run.read_status()["total_steps"]
+    assert 0 < stopped_at < total
+    assert any(e.type == "run_stopped" for e in read_all(run.events_path))
+
+    listing = json.loads(cli(["runs", "--runs-dir", runs_dir, "--json"], tmp_path).stdout)
+    assert listing[0]["state"] == "stopped"
+
+    cli(["resume", "--runs-dir", runs_dir, run.id, "--foreground"], tmp_path)
+    evs = read_all(run.events_path)
+    assert [e.seq for e in evs] == list(range(1, len(evs) + 1))  # one log, continued
+    resumed = [e for e in evs if e.type == "run_resumed"]
+    assert resumed and resumed[0].data["step"] == stopped_at
+    assert evs[-1].type == "run_finished"
+    steps = [e.data["step"] for e in evs if e.type == "step"]
+    assert steps[-1] == total
+    assert run.effective_state()[0] == "finished"
+    logs = cli(["logs", "--runs-dir", runs_dir, run.id], tmp_path).stdout
+    assert "run_resumed" in logs and "run_finished" in logs
+
+
+def test_killed_worker_shows_failed_then_resumes(tmp_path, cls_csv):
+    prof = tiny_cls_profile(tmp_path, cls_csv, epochs=8, batching="rows", batch_size=4,
+                            save_every_steps=10, eval_every_steps=500)
+    out = cli(["start", str(prof)], tmp_path).stdout
+    run = RunDir(Path(out.strip().splitlines()[-1]))
+    assert wait_for(lambda: run.read_status().get("step", 0) >= 15)
+    os.kill(run.read_status()["pid"], signal.SIGKILL)
+    assert wait_for(lambda: run.effective_state()[0] == "failed", timeout=10)
+    assert "worker" in run.effective_state()[1]
+    listing = json.loads(cli(["runs", "--runs-dir", str(run.path.parent), "--json"], tmp_path).stdout)
+    assert listing[0]["state"] == "failed" and listing[0]["reason"]
+    # Resume is refused while a worker holds the run, allowed now.
+    cli(["resume", "--runs-dir", str(run.path.parent), run.id], tmp_path)
+    assert wait_for(lambda: run.effective_state()[0] == "finished", timeout=240), run.log_path.read_text()
+    assert (run.model_dir / "config.json").is_file()

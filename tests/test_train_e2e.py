@@ -1,0 +1,145 @@
+"""A tiny BERT classifier and a tiny GPT causal LM train end to end through the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import TUNEDECK, cli_env, tiny_cls_profile, tiny_lm_profile
+from core.events import read_all
+
+
+def run_cli(args, tmp_path, check=True, timeout=300):
+    proc = subprocess.run(TUNEDECK + args, cwd=tmp_path, env=cli_env(tmp_path), text=True,
+                          capture_output=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc
+
+
+def check_events(run_dir: Path) -> list:
+    evs = read_all(run_dir / "events.jsonl")
+    types = [e.type for e in evs]
+    assert types[0] == "run_started" and types[-1] == "run_finished"
+    assert [e.seq for e in evs] == list(range(1, len(evs) + 1))
+    assert "step" in types and "eval" in types and "checkpoint" in types
+    assert types.index("step") < types.index("eval")
+    steps = [e.data for e in evs if e.type == "step"]
+    for d in steps:
+        for key in ("step", "total_steps", "epoch", "loss", "lr", "grad_norm", "tokens_per_s",
+                    "samples_per_s", "elapsed_s", "eta_s"):
+            assert key in d
+    assert steps[-1]["step"] == steps[-1]["total_steps"]
+    return evs
+
+
+def test_classifier_trains_and_loads(tmp_path, cls_csv):
+    prof = tiny_cls_profile(tmp_path, cls_csv, epochs=6)
+    proc = run_cli(["train", str(prof)], tmp_path)
+    run_dir = Path(proc.stdout.strip().splitlines()[-1])
+    assert run_dir.is_dir()
+    assert "step " in proc.stdout and "loss" in proc.stdout and "tok/s" in proc.stdout
+    evs = check_events(run_dir)
+    losses = [e.data["loss"] for e in evs if e.type == "step"]
+    assert losses[-1] < losses[0] * 0.8, losses
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for key in ("accuracy", "f1_macro", "per_class", "confusion_matrix", "eval_loss"):
+        assert key in metrics
+    assert metrics["accuracy"] > 0.7
+    assert set(metrics["per_class"]) == {"neg", "pos"}
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "finished"
+
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(run_dir / "model")
+    tok = AutoTokenizer.from_pretrained(run_dir / "model")
+    assert set(model.config.id2label.values()) == {"neg", "pos"}
+    out = model(**tok(["great wonderful movie"], return_tensors="pt"))
+    assert out.logits.shape == (1, 2)
+
+    pred = run_cli(["predict", "--runs-dir", str(tmp_path / "runs"), run_dir.name,
+                    "excellent fantastic happy film"], tmp_path)
+    label, prob = pred.stdout.strip().split("\t")
+    assert label in ("pos", "neg") and 0.0 <= float(prob) <= 1.0
+
+    listing = run_cli(["runs", "--runs-dir", str(tmp_path / "runs"), "--json"], tmp_path)
+    rows = json.loads(listing.stdout)
+    assert rows[0]["id"] == run_dir.name and rows[0]["state"] == "finished"
+    assert rows[0]["best_metric"] == "f1_macro"
+
+    # The second run on unchanged data does not tokenize again.
+    proc2 = run_cli(["train", str(prof), "--set", "training.max_steps=2"], tmp_path)
+    run2 = Path(proc2.stdout.strip().splitlines()[-1])
+    started = next(e for e in read_all(run2 / "events.jsonl") if e.type == "run_started")
+    assert started.data["tokenize_cache_hit"] is True
+    assert "cache hit" in proc2.stdout
+
+
+def test_causal_lm_trains_and_generates(tmp_path, lm_jsonl):
+    prof = tiny_lm_profile(tmp_path, lm_jsonl, epochs=8)
+    proc = run_cli(["train", str(prof)], tmp_path)
+    run_dir = Path(proc.stdout.strip().splitlines()[-1])
+    evs = check_events(run_dir)
+    losses = [e.data["loss"] for e in evs if e.type == "step"]
+    assert losses[-1] < losses[0] * 0.7, losses
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["perplexity"] > 1 and "eval_loss" in metrics
+
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(run_dir / "model")
+    assert model.config.model_type == "gpt2"
+    pred = run_cli(["predict", "--runs-dir", str(tmp_path / "runs"), run_dir.name, "add 2 and 3"],
+                   tmp_path)
+    assert pred.returncode == 0
+
+
+def test_response_only_loss_masks_prompt(tmp_path, lm_jsonl):
+    from core.profile import load, resolve_paths
+    from core.engine.setup import prepare
+
+    prof = resolve_paths(load(tiny_lm_profile(tmp_path, lm_jsonl)), tmp_path)
+    prep = prepare(prof)
+    ts = prep.train
+    for i in range(5):
+        labels = ts.labels[ts.label_offsets[i]: ts.label_offsets[i + 1]]
+        ids = ts.ids[ts.offsets[i]: ts.offsets[i + 1]]
+        n_prompt = int((labels == -100).sum())
+        assert n_prompt > 0
+        assert (labels[n_prompt:] == ids[n_prompt:]).all()
+        answer = prep.tokenizer.decode(ids[n_prompt:], skip_special_tokens=True).strip()
+        assert answer.isdigit()
+
+
+def test_bad_profile_exits_2_and_leaves_nothing(tmp_path, cls_csv):
+    prof = tiny_cls_profile(tmp_path, cls_csv)
+    proc = run_cli(["train", str(prof), "--set", "training.learnig_rate=1"], tmp_path, check=False)
+    assert proc.returncode == 2
+    assert "did you mean 'training.learning_rate'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs").exists()
+    proc = run_cli(["train", str(prof), "--set", "data.text_column=body"], tmp_path, check=False)
+    assert proc.returncode == 2 and "body" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_profile_new_and_check(tmp_path):
+    for task in ("classification", "causal-lm"):
+        proc = run_cli(["profile", "new", "--task", task], tmp_path)
+        (tmp_path / "p.toml").write_text(proc.stdout)
+        assert run_cli(["profile", "check", "p.toml"], tmp_path).returncode == 0
+
+
+def test_doctor_reports(tmp_path):
+    proc = run_cli(["doctor", "--json"], tmp_path)
+    rep = json.loads(proc.stdout)
+    for key in ("python", "torch", "cuda", "gpus", "disk_free_gb", "offline", "problems"):
+        assert key in rep
+    assert rep["offline"] is True  # the test environment sets HF_HUB_OFFLINE
+    assert any("GPU" in p["what"] for p in rep["problems"]) or rep["gpus"]
+    text = run_cli(["doctor"], tmp_path).stdout
+    assert "fix:" in text
