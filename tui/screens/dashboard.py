@@ -220,6 +220,7 @@ class DashboardScreen(BaseScreen):
         self.status: dict[str, Any] = {}
         self.show_worker_log = False
         self._replaying = False
+        self._log_ready = False
         self._sys: dict[str, Any] = {}
 
     def compose(self) -> ComposeResult:
@@ -259,11 +260,20 @@ class DashboardScreen(BaseScreen):
         self.set_interval(1.0, self.poll_status)
         self.set_interval(self.services.sys_poll_s, self.poll_sys)
         self.redraw()
-        self.call_after_refresh(self._log_to_end)
-        self.ready = True
+        # Fill the log once it has a size, so that it opens scrolled to the newest line.
+        self.call_after_refresh(self._fill_log)
 
-    def _log_to_end(self) -> None:
-        self.query_one(RichLog).scroll_end(animate=False, immediate=True)
+    def _fill_log(self) -> None:
+        log = self.query_one(RichLog)
+        log.clear()
+        if self.show_worker_log:
+            self._show_worker_log()
+        else:
+            for line in self.view.lines:
+                log.write(line)
+        log.scroll_end(animate=False, immediate=True)
+        self._log_ready = True
+        self.ready = True
 
     # --- polling ---------------------------------------------------------------------------
 
@@ -282,11 +292,8 @@ class DashboardScreen(BaseScreen):
         self.query_one("#plot-metric", LinePlot).series = [view.metric]
         self.query_one("#plot-lr", LinePlot).series = [view.lr]
         self.query_one("#plot-tps", LinePlot).series = [view.tps]
-        log = self.query_one(RichLog)
-        log.clear()
-        for line in view.lines:
-            log.write(line)
         self._replaying = False
+        self._fill_log()
         self.redraw()
 
     def poll_events(self) -> None:
@@ -302,7 +309,7 @@ class DashboardScreen(BaseScreen):
         log = self.query_one(RichLog)
         for ev in events:
             line = self.view.apply(ev)
-            if line is not None and not self.show_worker_log:
+            if line is not None and self._log_ready and not self.show_worker_log:
                 log.write(line)
             if ev.type in ("run_finished", "run_failed", "run_stopped", "run_diverged", "run_resumed"):
                 self.poll_status()
@@ -510,9 +517,7 @@ class DashboardScreen(BaseScreen):
         if self.show_worker_log:
             self._show_worker_log()
         else:
-            log.clear()
-            for line in self.view.lines:
-                log.write(line)
+            self._fill_log()
 
     def action_back(self) -> None:
         self.tapp.go_back()

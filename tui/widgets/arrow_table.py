@@ -204,8 +204,10 @@ class ArrowTable(ScrollView, can_focus=True):
         null_style = style + Style(dim=True, italic=True)
         segs = [Segment(f"{self.source.source_row(row) + 1:>{self.num_gutter - 1}} ", gutter_style)]
         for i, v in enumerate(values[0]):
-            text = _fit(cell_text(v), self._width(i, width))
-            segs.append(Segment(" " + text, null_style if v is None else style))
+            blank = v is None or (isinstance(v, str) and not v.strip())
+            shown = cell_text(v) if not blank or v is None else "(empty)"
+            text = _fit(shown, self._width(i, width))
+            segs.append(Segment(" " + text, null_style if blank else style))
             segs.append(Segment(" │", gutter_style))
         return Strip(segs).crop_extend(sx, sx + width, style)
 

@@ -1,0 +1,88 @@
+"""The TUI process never imports torch (or transformers, datasets, accelerate), and imports only
+the torch-free core modules. Checked in a fresh interpreter that opens every screen."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY = ("torch", "transformers", "datasets", "accelerate", "evaluate", "safetensors")
+ALLOWED_CORE = ("core", "core.runs", "core.events", "core.errors", "core.fsutil", "core.profile")
+
+SCRIPT = textwrap.dedent('''
+    import asyncio, json, sys, time
+    from pathlib import Path
+    sys.path.insert(0, {tests!r})
+    from tui_fakes import fake_services, make_run, training_events
+    from tui.app import TunedeckApp
+    from tui.screens.datasets import DatasetsScreen
+    from tui.screens.editor import EditorScreen
+    from tui.screens.environment import EnvironmentScreen
+    from tui.screens.dashboard import DashboardScreen
+
+    runs = Path("runs")
+    run = make_run(runs, "a-20260101-000000-0001", state="finished", events=training_events(20))
+    Path("d.csv").write_text("text,label\\nhello,a\\nworld,b\\n")
+
+    async def wait(pilot, cond):
+        for _ in range(200):
+            if cond():
+                return
+            await pilot.pause(0.05)
+        raise SystemExit("timeout")
+
+    async def main():
+        app = TunedeckApp(runs, services=fake_services())
+        async with app.run_test() as pilot:
+            await pilot.pause()
+            app.open_dashboard(run.path)
+            await wait(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.ready)
+            app.open_dataset(Path("d.csv"))
+            await wait(pilot, lambda: isinstance(app.screen, DatasetsScreen) and app.screen.stats is not None)
+            app.open_editor()
+            await wait(pilot, lambda: isinstance(app.screen, EditorScreen) and app.screen.ready)
+            await pilot.press("ctrl+t")
+            await pilot.press("f2")
+            await wait(pilot, lambda: isinstance(app.screen, EnvironmentScreen) and app.screen.report is not None)
+            await pilot.press("ctrl+p")
+            await pilot.pause(0.3)
+        print(json.dumps(sorted(sys.modules)))
+
+    asyncio.run(main())
+''')
+
+
+def test_no_torch_in_the_tui_process(tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-c", SCRIPT.format(tests=str(Path(__file__).parent))],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    mods = json.loads(proc.stdout.strip().splitlines()[-1])
+    heavy = [m for m in mods if m.split(".")[0] in HEAVY]
+    assert heavy == [], f"the TUI imported {heavy[:10]}"
+    core = [m for m in mods if m == "core" or m.startswith("core.")]
+    bad = [m for m in core if not any(m == a or m.startswith(a + ".") for a in ALLOWED_CORE)]
+    assert bad == [], f"the TUI imported core modules outside the torch-free set: {bad}"
+
+
+def test_tui_sources_import_only_allowed_core_modules() -> None:
+    import ast
+
+    for path in (ROOT / "tui").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for n in names:
+                top = n.split(".")[0]
+                assert top not in HEAVY, f"{path}: imports {n}"
+                if top == "core":
+                    assert any(n == a or n.startswith(a + ".") for a in ALLOWED_CORE), f"{path}: imports {n}"
