@@ -53,10 +53,13 @@ class TunedeckApp(App[int]):
 
     # --- start-up --------------------------------------------------------------------------
 
-    def on_mount(self) -> None:
+    def get_default_screen(self) -> Screen[Any]:
+        # The runs screen is the bottom of the stack: every other screen returns to it.
         from tui.screens.runs import RunsScreen
 
-        self.push_screen(RunsScreen())
+        return RunsScreen()
+
+    def on_mount(self) -> None:
         want = self.start_screen
         if self.attach_ref:
             want = "dashboard"
@@ -124,10 +127,8 @@ class TunedeckApp(App[int]):
 
         if isinstance(self.screen, RunsScreen):
             return
-        if len(self.screen_stack) > 2:
+        if len(self.screen_stack) > 1:
             self.pop_screen()
-        else:  # pragma: no cover - the runs screen is always at the bottom
-            self.push_screen(RunsScreen())
 
     # --- runs: start / resume (CLI subprocesses, in threads) --------------------------------
 
@@ -237,7 +238,7 @@ class TunedeckApp(App[int]):
     def _to_runs(self) -> None:
         from tui.screens.runs import RunsScreen
 
-        while len(self.screen_stack) > 2 and not isinstance(self.screen, RunsScreen):
+        while len(self.screen_stack) > 1 and not isinstance(self.screen, RunsScreen):
             self.pop_screen()
 
 
