@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import secrets
 import signal
 import socket
@@ -100,10 +101,24 @@ class RunDir:
             # Give a just-launched worker a moment to take its lock.
             if state == "starting" and now - beat < 15:
                 return state, ""
-            return "failed", "worker exited without reporting (killed?); see worker.log"
+            tail = self.last_log_lines(3)
+            return "failed", ("worker exited without reporting (killed?); see worker.log"
+                              + (f"; last log lines: {' | '.join(tail)}" if tail else ""))
         if beat and now - beat > STALE_AFTER_S:
             return "failed", f"heartbeat stale for {now - beat:.0f}s (worker hung or gone)"
         return state, ""
+
+    def last_log_lines(self, n: int = 3) -> list[str]:
+        """The last ``n`` non-empty lines of worker.log (read from its tail only)."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 8192))
+                tail = f.read().decode("utf-8", "replace")
+        except OSError:
+            return []
+        lines = [ln.strip()[:200] for ln in tail.splitlines() if ln.strip()]
+        return lines[-n:]
 
     # --- control ---------------------------------------------------------------------------
 
@@ -181,10 +196,16 @@ def new_run_id(name: str) -> str:
     return f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
 def create_run(runs_dir: Path, name: str, profile_text: str) -> RunDir:
     """Make a fresh run directory holding the frozen profile (written atomically)."""
     from core.fsutil import atomic_write_text
 
+    if not _SAFE_NAME.match(name) or ".." in name:
+        # The profile schema already refuses such names; this guards every other caller.
+        raise RunError(f"run name {name!r}: use letters, digits, '.', '_' or '-' (no '/', no '..')")
     runs_dir.mkdir(parents=True, exist_ok=True)
     for _ in range(10):
         path = runs_dir / new_run_id(name)
@@ -202,15 +223,25 @@ def create_run(runs_dir: Path, name: str, profile_text: str) -> RunDir:
 
 
 def find_run(runs_dir: Path, ref: str) -> RunDir:
-    """A run by id, unique id prefix, or path to its directory. Never escapes runs_dir by id."""
+    """A run by id, unique id prefix, or explicit path to its directory.
+
+    An id or prefix is looked up only among the real directories directly inside ``runs_dir``:
+    it never resolves outside it. A ref with a path separator or a leading '.' is a path the
+    user typed, accepted only when it is a run directory itself (not a symlink to one).
+    """
     p = Path(ref)
-    if os.sep in ref or ref.startswith("."):
-        if (p / "profile.toml").is_file():
+    if os.sep in ref or ref.startswith(".") or (os.altsep and os.altsep in ref):
+        if p.is_symlink():
+            raise RunError(f"{ref}: is a symbolic link; pass the run directory itself")
+        if p.is_dir() and (p / "profile.toml").is_file() and (p / "status.json").is_file():
             return RunDir(p.resolve())
-        raise RunError(f"{ref}: not a run directory (no profile.toml)")
+        raise RunError(f"{ref}: not a run directory (no profile.toml/status.json)")
     if not runs_dir.is_dir():
         raise RunError(f"no runs directory at {runs_dir}; start a run first or pass --runs-dir")
-    names = [d.name for d in runs_dir.iterdir() if (d / "profile.toml").is_file()]
+    # By id or prefix only real directories directly inside runs_dir count: a symlink planted
+    # there (or a name with '/', '..') never leads outside it.
+    names = [d.name for d in runs_dir.iterdir()
+             if not d.is_symlink() and d.is_dir() and (d / "profile.toml").is_file()]
     if ref in names:
         return RunDir(runs_dir / ref)
     hits = [n for n in names if n.startswith(ref)]

@@ -75,12 +75,29 @@ class StopFlag:
         self.signals += 1
 
 
-def install_signals(flag: StopFlag) -> None:
+_HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def install_signals(flag: StopFlag) -> dict[int, Any]:
+    """SIGTERM/SIGINT set the stop flag; SIGHUP is ignored. Returns the previous handlers."""
     if threading.current_thread() is not threading.main_thread():
-        return
+        return {}
+    previous = {s: signal.getsignal(s) for s in _HANDLED}
     signal.signal(signal.SIGTERM, flag.handler)
     signal.signal(signal.SIGINT, flag.handler)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    return previous
+
+
+def restore_signals(previous: dict[int, Any]) -> None:
+    # The foreground CLI (and tests) run the worker in-process: give the caller its handlers back.
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for s, h in previous.items():
+        try:
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
+        except (TypeError, ValueError):
+            pass
 
 
 def seed_everything(seed: int) -> None:
@@ -98,72 +115,122 @@ def run_worker(run: RunDir, resume: bool = False, prepared: Any = None,
                echo: Callable[[Event], None] | None = None) -> str:
     """Train ``run`` to an end state; returns it (finished/stopped/failed/diverged)."""
     lock = RunLock(run)
-    lock.acquire()
+    lock.acquire()  # two workers never write one run directory: the second stops here
+    flag = StopFlag()
+    previous = install_signals(flag)
+    try:
+        return _run_locked(run, resume, prepared, echo, flag)
+    finally:
+        lock.release()
+        restore_signals(previous)
+
+
+def _run_locked(run: RunDir, resume: bool, prepared: Any, echo: Callable[[Event], None] | None,
+                flag: StopFlag) -> str:
     events = EventWriter(run.events_path, echo=echo)
     hb = Heartbeat(run)
-    flag = StopFlag()
-    install_signals(flag)
     st0 = run.read_status()
-    hb.write(pid=os.getpid(), host=socket.gethostname(), state="running",
-             started=st0.get("started") or time.time(), ended=None, message="")
-    hb.start()
     state, message = "failed", ""
     try:
+        hb.write(pid=os.getpid(), host=socket.gethostname(), state="running",
+                 started=st0.get("started") or time.time(), ended=None, message="")
+        hb.start()
         state, message = _train(run, resume, prepared, events, hb, flag)
     except UserError as e:
         state, message = "failed", str(e)
-        events.emit("run_failed", error=message)
+        _emit(events, "run_failed", error=message)
     except KeyboardInterrupt:
+        step = int(hb.fields.get("step") or st0.get("step") or 0)
         state, message = "stopped", "stopped before training started"
-        events.emit("run_stopped", step=0, message=message)
+        _emit(events, "run_stopped", step=step, message=message)
     except BaseException as e:  # a bug or an environment failure: say so, keep the traceback
         state, message = "failed", f"{type(e).__name__}: {e}"
         traceback.print_exc(file=sys.stderr)
         sys.stderr.flush()
-        events.emit("run_failed", error=message + " (traceback in worker.log)")
+        _emit(events, "run_failed", error=message + " (traceback in worker.log)")
     finally:
         hb.stop()
+        _final_status(hb, state, message)
+        try:
+            events.close()
+        except OSError:
+            pass
+    return state
+
+
+def _emit(events: EventWriter, type: str, **data: Any) -> None:
+    try:
+        events.emit(type, **data)
+    except OSError as e:  # disk full: status.json still says what happened, if it can
+        print(f"tunedeck worker: cannot write event {type}: {e}", file=sys.stderr, flush=True)
+
+
+def _final_status(hb: Heartbeat, state: str, message: str) -> None:
+    """The end state must reach status.json; on a full disk retry a few times, then say so."""
+    for attempt in range(5):
         try:
             hb.write(state=state, message=message, ended=time.time())
-        finally:
-            events.close()
-            lock.release()
-    return state
+            return
+        except OSError as e:
+            err = e
+            time.sleep(0.2 * (attempt + 1))
+    print(f"tunedeck worker: cannot write status.json ({err}); the run ends {state}: {message}",
+          file=sys.stderr, flush=True)
 
 
 def _train(run: RunDir, resume: bool, prepared: Any, events: EventWriter, hb: Heartbeat,
            flag: StopFlag) -> tuple[str, str]:
     from core.engine import checkpoint as C
-    from core.engine.loop import Diverged, StopTraining, Trainer
+    from core.engine.loop import Diverged, FaultHooks, StopTraining, Trainer
     from core.engine.setup import build_model, prepare
     from core.fsutil import atomic_write_json
     from core.profile import load
 
+    hooks = FaultHooks.from_env()
     profile = load(run.profile_path)
     hb.update(name=profile.name, task=profile.task.type)
     seed_everything(profile.training.seed)
     tok_dir = run.path / "tokenizer"
     if prepared is None:
         events.emit("log", level="info", message="preparing data")
+        hooks.fire("prepare")
         prepared = prepare(profile, log=lambda m: events.emit("log", level="info", message=m),
                            tokenizer_dir=tok_dir if resume else None, stop_requested=flag)
+    if flag():  # a stop during data preparation: nothing trained yet, nothing to checkpoint
+        raise KeyboardInterrupt
     if not tok_dir.is_dir():
         tmp = run.path / ".tokenizer.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         prepared.tokenizer.save_pretrained(str(tmp))
         os.replace(tmp, tok_dir)
+    # Seed again right before the weights are initialised: a fresh start, a start whose data was
+    # prepared by the CLI and a resume without a checkpoint all build the same initial model.
+    seed_everything(profile.training.seed)
     model = build_model(prepared)
-    trainer = Trainer(prepared, run, events, should_stop=flag, status=hb.update)
+    trainer = Trainer(prepared, run, events, should_stop=flag, status=hb.update, hooks=hooks)
     trainer.build(model)
 
     removed = C.clean_leftovers(run.checkpoints_dir)
     if removed:
-        events.emit("log", level="warning", message=f"removed incomplete checkpoints: {', '.join(removed)}")
+        events.emit("log", level="warning",
+                    message=f"checkpoint leftovers of an earlier crash cleaned up: {', '.join(removed)}")
     ckpts = C.list_complete(run.checkpoints_dir) if resume else []
     device = str(trainer.device) + (f" ({_gpu_name()})" if trainer.device.type == "cuda" else "")
-    if ckpts:
-        trainer.resume_from(ckpts[-1])
-        events.emit("run_resumed", step=trainer.state.step, checkpoint=str(ckpts[-1]),
+    resumed_from = None
+    while ckpts:
+        try:
+            trainer.resume_from(ckpts[-1])
+            resumed_from = ckpts[-1]
+            break
+        except C.UnsafeCheckpoint:
+            raise  # tampering is reported, never worked around
+        except C.CheckpointError as e:  # corrupt after it was completed (disk fault): fall back
+            events.emit("log", level="warning", message=f"skipping checkpoint: {e}")
+            ckpts.pop()
+            if not ckpts:
+                raise
+    if resumed_from is not None:
+        events.emit("run_resumed", step=trainer.state.step, checkpoint=str(resumed_from),
                     total_steps=trainer.state.total_steps)
     else:
         if resume:
@@ -179,6 +246,7 @@ def _train(run: RunDir, resume: bool, prepared: Any, events: EventWriter, hb: He
     try:
         trainer.train()
     except StopTraining:
+        hb.update(step=trainer.state.step)
         events.emit("run_stopped", step=trainer.state.step,
                     message="stopped on request; 'tunedeck resume' continues it")
         return "stopped", f"stopped at step {trainer.state.step}"

@@ -1,9 +1,12 @@
 """Crash-safe checkpoints.
 
 A checkpoint is written into ``checkpoints/.tmp-step-N-<pid>/``, every file fsynced, then a
-``COMPLETE`` marker is written and the directory is renamed to ``step-N``: a kill at any point
-leaves either the previous complete checkpoint or the new one, never a partial one presented as
-complete. Leftover temporary directories are removed on the next start.
+``COMPLETE`` marker (a manifest: each file's name and size) is written and the directory is
+renamed to ``step-N``: a kill at any point leaves either the previous complete checkpoint or the
+new one, never a partial one presented as complete. A checkpoint is deleted (rotation, or a
+re-save of the same step) by first renaming it to ``.tmp-del-...`` so that a kill in the middle
+of the deletion never leaves a half-deleted ``step-N``. Leftover temporary directories are
+removed on the next start.
 
 State is loaded with ``torch.load(weights_only=True)`` and safetensors only: a crafted pickle in
 a checkpoint is refused, never run.
@@ -14,18 +17,29 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from core.errors import RunError
+
 COMPLETE = "COMPLETE"
 STATE_FILE = "trainer_state.json"
+FILES = ("model.safetensors", "optimizer.pt", "scheduler.pt", "rng.pt", STATE_FILE)
+# Write boundaries, in order, at which ``_crash_hook(label)`` is called (tests crash at each).
+BOUNDARIES = ("start", "model", "optimizer", "scheduler", "rng", "state", "before-marker",
+              "before-rename", "after-rename", "rotate")
 
 
-class CheckpointError(Exception):
-    pass
+class CheckpointError(RunError):
+    """A checkpoint is incomplete, corrupt or unsafe to load."""
+
+
+class UnsafeCheckpoint(CheckpointError):
+    """A checkpoint file holds a pickle that would run code: refused, never loaded."""
 
 
 def _fsync_dir(path: Path) -> None:
@@ -70,13 +84,24 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-# Injection point for tests: called with a label at each write boundary.
+# Injection point for tests: called with a label (see BOUNDARIES) at each write boundary.
 _crash_hook = None
 
 
 def _boundary(label: str) -> None:
     if _crash_hook is not None:
         _crash_hook(label)
+
+
+def _discard(path: Path) -> None:
+    """Delete a checkpoint directory: rename it out of the complete set first, then remove it."""
+    doomed = path.with_name(f".tmp-del-{path.name}-{os.getpid()}")
+    try:
+        os.replace(path, doomed)
+    except FileNotFoundError:
+        return
+    _boundary("rotate")
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 def save_checkpoint(ckpt_root: Path, step: int, model: Any, optimizer: Any, scheduler: Any,
@@ -91,34 +116,59 @@ def save_checkpoint(ckpt_root: Path, step: int, model: Any, optimizer: Any, sche
         shutil.rmtree(tmp)
     tmp.mkdir()
     try:
+        _boundary("start")
         save_model(model, str(tmp / "model.safetensors"))
         _boundary("model")
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         _boundary("optimizer")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        _boundary("scheduler")
         torch.save(rng_state(), tmp / "rng.pt")
         _boundary("rng")
         (tmp / STATE_FILE).write_text(json.dumps(train_state, indent=2), encoding="utf-8")
+        _boundary("state")
         for f in tmp.iterdir():
             _fsync_file(f)
         _boundary("before-marker")
-        (tmp / COMPLETE).write_text(str(step), encoding="utf-8")
+        manifest = {"step": step, "files": {f: (tmp / f).stat().st_size for f in FILES}}
+        (tmp / COMPLETE).write_text(json.dumps(manifest), encoding="utf-8")
         _fsync_file(tmp / COMPLETE)
         _fsync_dir(tmp)
         _boundary("before-rename")
-        if final.exists():  # same step saved twice (e.g. stop right after a periodic save)
-            shutil.rmtree(final)
+        if final.exists():  # same step saved twice (e.g. a requested save, then a stop)
+            _discard(final)
         os.replace(tmp, final)
         _fsync_dir(ckpt_root)
+        _boundary("after-rename")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
 
 
-def is_complete(path: Path) -> bool:
-    return path.is_dir() and not path.name.startswith(".") and (path / COMPLETE).is_file() \
-        and (path / STATE_FILE).is_file()
+def is_complete(path: Path, any_name: bool = False) -> bool:
+    """A checkpoint counts only with its marker written last and every file it lists intact."""
+    if not (path.is_dir() and not path.is_symlink() and (path / COMPLETE).is_file()
+            and (path / STATE_FILE).is_file()):
+        return False
+    if path.name.startswith(".") and not any_name:
+        return False
+    try:
+        manifest = json.loads((path / COMPLETE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(manifest, dict):  # older marker (the step number alone)
+        return not any_name
+    files = manifest.get("files")
+    if not isinstance(files, dict) or set(files) != set(FILES):
+        return False
+    for name, size in files.items():
+        try:
+            if (path / name).stat().st_size != size:
+                return False
+        except OSError:
+            return False
+    return True
 
 
 def list_complete(ckpt_root: Path) -> list[Path]:
@@ -126,7 +176,7 @@ def list_complete(ckpt_root: Path) -> list[Path]:
         return []
     out = []
     for p in ckpt_root.iterdir():
-        if p.name.startswith("step-") and is_complete(p):
+        if p.name.startswith("step-") and not p.is_symlink() and is_complete(p):
             try:
                 out.append((int(p.name.split("-", 1)[1]), p))
             except ValueError:
@@ -134,31 +184,57 @@ def list_complete(ckpt_root: Path) -> list[Path]:
     return [p for _, p in sorted(out)]
 
 
+_TMP_STEP = re.compile(r"^\.tmp-step-(\d+)-\d+$")
+
+
 def clean_leftovers(ckpt_root: Path) -> list[str]:
-    """Remove temporary and incomplete checkpoint directories from an earlier crash."""
-    removed = []
+    """Tidy up after a crash: remove temporary and incomplete checkpoint directories.
+
+    A temporary directory whose marker was written (killed just before or during the final
+    rename) holds a whole checkpoint: it is finished (renamed to ``step-N``), not thrown away.
+    Returns what was removed or recovered, for the log.
+    """
+    done: list[str] = []
     if not ckpt_root.is_dir():
-        return removed
-    for p in ckpt_root.iterdir():
-        if p.name.startswith(".tmp-") or (p.name.startswith("step-") and not is_complete(p)):
-            shutil.rmtree(p, ignore_errors=True)
-            removed.append(p.name)
-    return removed
+        return done
+    for p in sorted(ckpt_root.iterdir()):
+        m = _TMP_STEP.match(p.name)
+        final = ckpt_root / f"step-{m.group(1)}" if m else None
+        if final is not None and not is_complete(final) and is_complete(p, any_name=True):
+            if final.exists() or final.is_symlink():
+                _remove(final)
+            os.replace(p, final)
+            _fsync_dir(ckpt_root)
+            done.append(f"{p.name} (complete: recovered as {final.name})")
+        elif p.name.startswith(".tmp-") or (p.name.startswith("step-") and not is_complete(p)):
+            _remove(p)
+            done.append(p.name)
+    return done
+
+
+def _remove(p: Path) -> None:
+    if p.is_symlink() or not p.is_dir():
+        p.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(p, ignore_errors=True)
 
 
 def rotate(ckpt_root: Path, keep: int, protect: Path | None = None) -> list[str]:
-    """Keep the newest ``keep`` complete checkpoints (plus ``protect``, e.g. the best one)."""
+    """Keep the newest ``keep`` complete checkpoints (plus ``protect``, e.g. the best one).
+
+    The newest complete checkpoint is never deleted, whatever ``keep`` says.
+    """
     complete = list_complete(ckpt_root)
     if not complete:
         return []
     newest = complete[-1]
-    keepers = set(complete[-keep:]) | {newest}
+    keepers = set(complete[-max(1, keep):]) | {newest}
     if protect is not None:
         keepers.add(protect)
     removed = []
     for p in complete:
         if p not in keepers:
-            shutil.rmtree(p, ignore_errors=True)
+            _discard(p)
             removed.append(p.name)
     return removed
 
@@ -168,6 +244,11 @@ def load_train_state(path: Path) -> dict[str, Any]:
 
 
 def load_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any) -> dict[str, Any]:
+    """Restore model, optimizer, scheduler and RNG state; return the trainer state.
+
+    Only safetensors and ``torch.load(weights_only=True)``: a pickle that would import or call
+    anything beyond tensors and plain containers is refused (``UnsafeCheckpoint``), never run.
+    """
     import pickle
 
     import torch
@@ -175,13 +256,35 @@ def load_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any) -> d
 
     if not is_complete(path):
         raise CheckpointError(f"{path} is not a complete checkpoint")
+
+    def safe_load(name: str) -> Any:
+        try:
+            return torch.load(path / name, weights_only=True, map_location="cpu")
+        except pickle.UnpicklingError as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            if "weights only" in str(e).lower() or "unsupported global" in str(e).lower():
+                raise UnsafeCheckpoint(
+                    f"{path / name}: refused to load: it holds a pickle that would run code "
+                    f"({first[:200]}); it was not written by tunedeck or was tampered with. "
+                    f"Delete {path} to resume from an earlier checkpoint") from None
+            raise CheckpointError(f"{path / name}: corrupt ({first[:200]})") from None
+        except (EOFError, RuntimeError, ValueError, OSError) as e:
+            raise CheckpointError(f"{path / name}: corrupt or unreadable ({e})") from None
+
+    try:
+        state = load_train_state(path)
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{path / STATE_FILE}: corrupt ({e})") from None
+    # Read (and vet) every pickle before touching the model, so a refused file changes nothing.
+    opt_sd, sched_sd, rng = safe_load("optimizer.pt"), safe_load("scheduler.pt"), safe_load("rng.pt")
     try:
         load_model(model, str(path / "model.safetensors"))
-        optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True, map_location="cpu"))
-        scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
-        set_rng_state(torch.load(path / "rng.pt", weights_only=True))
-    except pickle.UnpicklingError as e:
-        raise CheckpointError(
-            f"{path} holds data that would need arbitrary code to load (refused: {str(e).splitlines()[0]})"
-        ) from None
-    return load_train_state(path)
+    except Exception as e:  # safetensors raises its own error types for corrupt headers
+        raise CheckpointError(f"{path / 'model.safetensors'}: cannot load ({e})") from None
+    try:
+        optimizer.load_state_dict(opt_sd)
+        scheduler.load_state_dict(sched_sd)
+        set_rng_state(rng)
+    except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: state does not match this model/profile ({e})") from None
+    return state

@@ -6,11 +6,20 @@ gradient clipping, AdamW, linear warm-up/decay. The loss is accumulated on the d
 only at log intervals; finiteness is checked one step late through a non-blocking copy, so the
 GPU never waits for the host on an ordinary step. Control requests (stop, checkpoint, evaluate)
 and signals are honoured at step boundaries.
+
+Reliability (docs/reliability.md): a resumed run continues bit-identically (RNG, data position,
+accumulators, optimizer and scheduler come back from the checkpoint); a non-finite loss or
+gradient stops the run within one step and no checkpoint with non-finite weights is written;
+a CUDA out-of-memory error in a step retries it with half the micro-batch and twice the
+accumulation (same effective batch), and one in evaluation halves only the evaluation batch.
 """
 
 from __future__ import annotations
 
+import errno
 import math
+import os
+import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,6 +30,7 @@ import numpy as np
 from core.engine import batching as B
 from core.engine import checkpoint as C
 from core.engine.setup import Prepared
+from core.errors import UserError
 from core.events import EventWriter
 from core.runs import RunDir
 
@@ -36,6 +46,66 @@ class Diverged(Exception):
     pass
 
 
+class OutOfMemory(UserError):
+    """Out of device memory even at one row per micro-batch (or one row per eval batch)."""
+
+
+class CheckpointWriteError(UserError):
+    """A checkpoint could not be written (disk full, permissions); earlier ones are intact."""
+
+
+# --- fault injection for tests -------------------------------------------------------------
+# Off unless the environment asks. Used by tests/test_reliability_*.py and scripts/reliability.py
+# to put a real SIGKILL, signal, disk-full error or NaN at an exact point of a real run.
+#   TUNEDECK_TEST_KILL_AT_STEP=N          SIGKILL the worker right after optimizer step N
+#   TUNEDECK_TEST_HOOKS="WHERE=ACTION;..."
+#       WHERE:  step:N (right after optimizer step N) | ckpt:LABEL or ckpt:LABEL@N (a write
+#               boundary of checkpoint.save_checkpoint / rotate, see checkpoint._boundary)
+#               | eval or eval@N (start of a validation evaluation) | prepare (start of data
+#               preparation in the worker)
+#       ACTION: KILL | TERM | INT | HUP (that signal to the worker itself) | ENOSPC (raise
+#               OSError(ENOSPC)) | NAN (step:N only: the loss of step N is made NaN)
+_SIGNALS = {"KILL": signal.SIGKILL, "TERM": signal.SIGTERM, "INT": signal.SIGINT,
+            "HUP": signal.SIGHUP}
+
+
+class FaultHooks:
+    def __init__(self, spec: dict[str, str] | None = None):
+        self.spec = dict(spec or {})
+
+    @classmethod
+    def from_env(cls, env: Any = None) -> "FaultHooks":
+        env = os.environ if env is None else env
+        spec: dict[str, str] = {}
+        kill = env.get("TUNEDECK_TEST_KILL_AT_STEP", "").strip()
+        if kill:
+            spec[f"step:{int(kill)}"] = "KILL"
+        for item in env.get("TUNEDECK_TEST_HOOKS", "").split(";"):
+            if "=" in item:
+                where, action = item.split("=", 1)
+                spec[where.strip()] = action.strip().upper()
+        return cls(spec)
+
+    def __bool__(self) -> bool:
+        return bool(self.spec)
+
+    def nan_at(self, step: int) -> bool:
+        return self.spec.get(f"step:{step}") == "NAN"
+
+    def fire(self, where: str, step: int | None = None) -> None:
+        if not self.spec:
+            return
+        action = self.spec.get(f"{where}@{step}") if step is not None else None
+        action = action or self.spec.get(where)
+        if not action or action == "NAN":
+            return
+        if action == "ENOSPC":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        os.kill(os.getpid(), _SIGNALS[action])
+        if action == "KILL":  # pragma: no cover - never returns
+            time.sleep(60)
+
+
 @dataclass
 class TrainState:
     step: int = 0  # optimizer steps done
@@ -47,6 +117,8 @@ class TrainState:
     best_eval_loss: float | None = None
     evals_without_improvement: int = 0
     batch_scale: int = 1  # OOM back-off: micro-batches are split into this many parts
+    eval_batch_size: int = 0  # evaluation rows per batch; lowered by an OOM in evaluation
+    oom_retries: int = 0
     tokens_seen: int = 0
     samples_seen: int = 0
     train_time_s: float = 0.0
@@ -86,7 +158,8 @@ def peak_flops() -> float | None:
 class Trainer:
     def __init__(self, prepared: Prepared, run: RunDir, events: EventWriter,
                  should_stop: Callable[[], bool] = lambda: False,
-                 status: Callable[..., None] = lambda **kw: None):
+                 status: Callable[..., None] = lambda **kw: None,
+                 hooks: FaultHooks | None = None):
         import torch
         from accelerate import Accelerator
 
@@ -97,6 +170,7 @@ class Trainer:
         self.events = events
         self.should_stop = should_stop
         self.status = status
+        self.hooks = hooks if hooks is not None else FaultHooks.from_env()
         self.precision = resolve_precision(self.t.precision)
         mp = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[self.precision]
         self.accelerator = Accelerator(mixed_precision=mp, cpu=not torch.cuda.is_available())
@@ -105,6 +179,9 @@ class Trainer:
         self.pad_id = int(prepared.tokenizer.pad_token_id or 0)
         self.state = TrainState()
         self.plans: dict[int, list[np.ndarray]] = {}
+        self._pending: tuple[Any, int] | None = None  # finiteness flag of the last step, unread
+        self._acc: Callable[[], tuple[Any, int, int, int]] | None = None
+        self._last_saved: tuple[int, ...] | None = None  # position of the newest checkpoint
 
     # --- planning ---------------------------------------------------------------------------
 
@@ -159,10 +236,17 @@ class Trainer:
         if self.t.compile:
             self.fwd_model = torch.compile(self.model, dynamic=False)
 
+    def _inner_optimizer(self) -> Any:
+        return self.optimizer.optimizer if hasattr(self.optimizer, "optimizer") else self.optimizer
+
     def resume_from(self, path: Path) -> None:
-        d = C.load_checkpoint(path, self.accelerator.unwrap_model(self.model), self.optimizer.optimizer
-                              if hasattr(self.optimizer, "optimizer") else self.optimizer, self.scheduler)
+        total = self.state.total_steps
+        d = C.load_checkpoint(path, self.accelerator.unwrap_model(self.model),
+                              self._inner_optimizer(), self.scheduler)
         self.state = TrainState.from_dict(d)
+        self.state.total_steps = self.state.total_steps or total
+        st = self.state
+        self._last_saved = (st.step, st.epoch, st.batch_in_epoch, st.last_eval_step)
 
     # --- one batch --------------------------------------------------------------------------
 
@@ -177,7 +261,59 @@ class Trainer:
         out = self.fwd_model(**self.p.task.forward_kwargs(batch))
         return self.p.task.loss_sum(out.logits, batch["labels"])
 
+    def eval_forward(self, batch: dict[str, Any]) -> Any:
+        with self.accelerator.autocast():
+            return self.model(**self.p.task.forward_kwargs(batch))
+
+    def micro_rows(self, micro: list[np.ndarray]) -> int:
+        """Rows in the largest piece of this step's micro-batches after the OOM split."""
+        return max((math.ceil(len(m) / self.state.batch_scale) for m in micro), default=0)
+
+    def _accumulate(self, micro: list[np.ndarray], denom: float) -> Any:
+        """Forward/backward over one step's micro-batches; returns the step's summed loss."""
+        step_loss = None
+        nan = self.hooks.nan_at(self.state.step + 1)
+        for idx in micro:
+            scale = self.state.batch_scale
+            parts = np.array_split(idx, scale) if scale > 1 else [idx]
+            for part in parts:
+                if len(part) == 0:
+                    continue
+                loss = self.forward_loss(part)
+                if nan:
+                    loss = loss * float("nan")
+                self.accelerator.backward(loss / denom)
+                d = loss.detach().double()
+                step_loss = d if step_loss is None else step_loss + d
+        return step_loss
+
+    def _oom_backoff(self, micro: list[np.ndarray]) -> None:
+        """After an OOM in a training step: halve the micro-batch, double the accumulation."""
+        st = self.state
+        rows = self.micro_rows(micro)
+        where = (f"training step {st.step + 1} (micro-batch of {rows} rows, max_length "
+                 f"{self.t.max_length}, precision {self.precision})")
+        if rows <= 1:
+            raise OutOfMemory(
+                f"out of device memory in {where}, even with one row per micro-batch; lower "
+                "training.max_length, use training.precision = 'bf16', or pick a smaller model "
+                "('tunedeck profile check --preflight' estimates the memory a profile needs)")
+        st.batch_scale *= 2
+        st.oom_retries += 1
+        new_rows = self.micro_rows(micro)
+        accum = self.t.gradient_accumulation_steps * st.batch_scale
+        msg = (f"out of device memory in {where}; retrying with micro-batches of at most "
+               f"{new_rows} rows and {accum}x gradient accumulation (same effective batch)")
+        self.events.emit("log", level="warning", message=msg, kind="oom_backoff",
+                         step=st.step + 1, batch_scale=st.batch_scale, micro_batch_rows=new_rows,
+                         gradient_accumulation=accum)
+        self.status(batch_scale=st.batch_scale, micro_batch_rows=new_rows,
+                    gradient_accumulation=accum, oom_retries=st.oom_retries)
+
     # --- evaluation -------------------------------------------------------------------------
+
+    def eval_batch_size(self) -> int:
+        return self.state.eval_batch_size or self.t.eval_batch_size or 2 * self.t.batch_size
 
     def evaluate(self, split: str = "validation") -> dict[str, Any] | None:
         import torch
@@ -185,45 +321,99 @@ class Trainer:
         data = self.p.validation if split == "validation" else self.p.test
         if data is None or len(data) == 0:
             return None
-        bs = self.t.eval_batch_size or 2 * self.t.batch_size
+        if split == "validation":
+            self.hooks.fire("eval", self.state.step)
         self.model.eval()
+        try:
+            while True:
+                bs = self.eval_batch_size()
+                oom = False
+                try:
+                    return self._evaluate(data, bs)
+                except torch.OutOfMemoryError:
+                    oom = True
+                if oom:  # outside the except block: its traceback holds the batch's tensors
+                    self._eval_oom_backoff(split, bs)
+        finally:
+            self.model.train()
+
+    def _evaluate(self, data: Any, bs: int) -> dict[str, Any]:
+        import torch
+
         loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
         count = 0
         acc: dict[str, Any] = {}
         with torch.no_grad():
             for idx in B.plan_eval(data.lengths, bs):
                 batch = self.to_device(data.collate(idx, self.pad_id, self.multiple))
-                with self.accelerator.autocast():
-                    out = self.model(**self.p.task.forward_kwargs(batch))
+                out = self.eval_forward(batch)
                 loss_sum += self.p.task.loss_sum(out.logits, batch["labels"]).double()
                 count += int(data.n_targets[idx].sum())
                 self.p.task.eval_accumulate(acc, out.logits, batch["labels"])
-        self.model.train()
         loss = float(loss_sum) / max(1, count)
         return self.p.task.eval_metrics(acc, loss)
 
+    def _eval_oom_backoff(self, split: str, bs: int) -> None:
+        _free_device_memory()
+        if bs <= 1:
+            raise OutOfMemory(
+                f"out of device memory evaluating the {split} split at step {self.state.step}, "
+                f"even with one row per batch; lower training.max_length or pick a smaller model")
+        self.state.eval_batch_size = max(1, bs // 2)
+        self.state.oom_retries += 1
+        msg = (f"out of device memory evaluating the {split} split with batches of {bs} rows; "
+               f"retrying with {self.state.eval_batch_size} (training batch unchanged)")
+        self.events.emit("log", level="warning", message=msg, kind="oom_eval_backoff",
+                         step=self.state.step, eval_batch_size=self.state.eval_batch_size)
+        self.status(eval_batch_size=self.state.eval_batch_size, oom_retries=self.state.oom_retries)
+
     # --- checkpoints ------------------------------------------------------------------------
+
+    def check_pending(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            self.check_finite(*pending)
 
     def save_checkpoint(self, reason: str) -> Path | None:
         import torch
 
+        st = self.state
+        # Never write non-finite weights: read the last step's flag, then look at the weights.
+        self.check_pending()
         unwrapped = self.accelerator.unwrap_model(self.model)
-        # Never write non-finite weights.
-        for prm in unwrapped.parameters():
+        for name, prm in unwrapped.named_parameters():
             if not torch.isfinite(prm).all():
-                raise Diverged(f"non-finite weights at step {self.state.step}")
-        opt = self.optimizer.optimizer if hasattr(self.optimizer, "optimizer") else self.optimizer
-        acc = getattr(self, "_acc", None)
-        if acc is not None:
-            loss_acc, count, toks, samples = acc()
-            self.state.pending_loss_sum = float(loss_acc)
-            self.state.pending_count, self.state.pending_tokens = count, toks
-            self.state.pending_samples = samples
-        path = C.save_checkpoint(self.run.checkpoints_dir, self.state.step, unwrapped, opt,
-                                 self.scheduler, asdict(self.state))
-        best = self.run.checkpoints_dir / f"step-{self.state.best_step}" if self.state.best_step else None
-        C.rotate(self.run.checkpoints_dir, self.t.keep_checkpoints, protect=best)
-        self.events.emit("checkpoint", step=self.state.step, path=str(path), reason=reason)
+                raise Diverged(f"weights became NaN/Inf at step {st.step} ({name}); "
+                               f"{_CAUSES.format(lr=self.t.learning_rate)}")
+        mark = (st.step, st.epoch, st.batch_in_epoch, st.last_eval_step)
+        if self._last_saved == mark and (self.run.checkpoints_dir / f"step-{st.step}").is_dir():
+            return None  # nothing changed since (e.g. a stop right after a periodic save)
+        if self._acc is not None:
+            loss_acc, count, toks, samples = self._acc()
+            st.pending_loss_sum = float(loss_acc)
+            st.pending_count, st.pending_tokens, st.pending_samples = count, toks, samples
+        hooks = self.hooks
+        prev_hook = C._crash_hook
+        if hooks:
+            C._crash_hook = lambda label: hooks.fire(f"ckpt:{label}", st.step)
+        try:
+            path = C.save_checkpoint(self.run.checkpoints_dir, st.step, unwrapped,
+                                     self._inner_optimizer(), self.scheduler, asdict(st))
+            best = self.run.checkpoints_dir / f"step-{st.best_step}" if st.best_step else None
+            C.rotate(self.run.checkpoints_dir, self.t.keep_checkpoints, protect=best)
+        except OSError as e:
+            last = C.list_complete(self.run.checkpoints_dir)
+            keep = f"; the last complete checkpoint ({last[-1].name}) is intact" if last else ""
+            why = e.strerror or str(e)
+            hint = ("free disk space" if e.errno in (errno.ENOSPC, errno.EDQUOT)
+                    else "check the directory's permissions and free space")
+            raise CheckpointWriteError(
+                f"cannot write checkpoint step-{st.step} in {self.run.checkpoints_dir}: {why}"
+                f"{keep}; {hint}, then 'tunedeck resume {self.run.id}'") from None
+        finally:
+            C._crash_hook = prev_hook
+        self._last_saved = mark
+        self.events.emit("checkpoint", step=st.step, path=str(path), reason=reason)
         return path
 
     # --- the loop ---------------------------------------------------------------------------
@@ -240,7 +430,6 @@ class Trainer:
         self._acc = lambda: (loss_acc, count_acc, tok_acc, samples_acc)
         log_t0 = time.perf_counter()
         log_step0 = st.step
-        pending_check: tuple[Any, int] | None = None
         peak = peak_flops()
         eval_every = t.eval_every_steps
         save_every = t.save_every_steps
@@ -252,27 +441,34 @@ class Trainer:
                 st.epoch += 1
                 st.batch_in_epoch = 0
                 if eval_every == 0 and self.p.validation is not None:
+                    self.check_pending()
                     self.do_eval()
                     if self.early_stop():
                         break
                     if save_every == 0:
                         self.save_checkpoint("eval")
+                self._control(self.run.take_requests())
                 continue
             # One optimizer step over up to `ga` micro-batches of this epoch.
             micro = plan[st.batch_in_epoch: st.batch_in_epoch + ga]
             n_targets = int(sum(self.p.train.n_targets[m].sum() for m in micro))
             denom = float(max(1, n_targets))
-            step_tokens = step_samples = 0
-            for idx in micro:
-                parts = np.array_split(idx, st.batch_scale) if st.batch_scale > 1 else [idx]
-                for part in parts:
-                    if len(part) == 0:
-                        continue
-                    loss = self.forward_loss(part)
-                    self.accelerator.backward(loss / denom)
-                    loss_acc += loss.detach().double()
-                step_tokens += int(self.p.train.lengths[idx].sum())
-                step_samples += len(idx)
+            while True:
+                oom = False
+                try:
+                    step_loss = self._accumulate(micro, denom)
+                except torch.OutOfMemoryError:
+                    oom = True
+                if not oom:
+                    break
+                # Outside the except block, so the failed attempt's tensors can be freed.
+                self.optimizer.zero_grad(set_to_none=True)
+                _free_device_memory()
+                self._oom_backoff(micro)
+            step_tokens = int(sum(int(self.p.train.lengths[m].sum()) for m in micro))
+            step_samples = int(sum(len(m) for m in micro))
+            if step_loss is not None:
+                loss_acc += step_loss
             tok_acc += step_tokens
             samples_acc += step_samples
             count_acc += n_targets
@@ -281,11 +477,12 @@ class Trainer:
             else:
                 gnorm = torch.linalg.vector_norm(torch.stack([
                     p.grad.detach().norm() for p in self.model.parameters() if p.grad is not None]))
-            # Finiteness of this step's loss and gradient: copied without blocking, checked next step.
-            flag = torch.isfinite(gnorm.detach().float()) & torch.isfinite(loss.detach().float())
-            if pending_check is not None:
-                self.check_finite(*pending_check)
-            pending_check = (flag.to("cpu", non_blocking=True), st.step + 1)
+            # Finiteness of this step's loss and gradient: copied without blocking, read before
+            # the next optimizer step (or any checkpoint), so a bad step stops the run within one.
+            lossf = step_loss.float() if step_loss is not None else torch.zeros((), device=self.device)
+            flag = torch.stack([torch.isfinite(lossf), torch.isfinite(gnorm.detach().float())])
+            self.check_pending()
+            self._pending = (flag.to("cpu", non_blocking=True), st.step + 1)
             self.optimizer.step()
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
@@ -293,15 +490,16 @@ class Trainer:
             st.batch_in_epoch += len(micro)
             st.tokens_seen += step_tokens
             st.samples_seen += step_samples
+            self.hooks.fire(f"step:{st.step}")
 
             if st.step % t.log_every_steps == 0 or st.step == st.total_steps:
-                self.check_finite(*pending_check)
-                pending_check = None
+                self.check_pending()
                 now = time.perf_counter()
                 dt = max(1e-9, now - log_t0)
                 loss_val = float(loss_acc) / max(1, count_acc)
                 if not math.isfinite(loss_val):
-                    raise Diverged(f"loss is {loss_val} at step {st.step}")
+                    raise Diverged(f"loss is {loss_val} at step {st.step}; "
+                                   f"{_CAUSES.format(lr=t.learning_rate)}")
                 steps = st.step - log_step0
                 st.train_time_s = now - t_start
                 per_step = st.train_time_s / max(1, st.step)
@@ -336,26 +534,33 @@ class Trainer:
                     self.save_checkpoint("eval")
             if save_every and st.step % save_every == 0 and st.step < st.total_steps:
                 self.save_checkpoint("periodic")
-            if "stop" in requests or self.should_stop():
-                if pending_check is not None:
-                    self.check_finite(*pending_check)
-                self.save_checkpoint("stop")
-                raise StopTraining
-        if pending_check is not None:
-            self.check_finite(*pending_check)
+            self._control([r for r in requests if r == "stop"])
+        self.check_pending()
         st.train_time_s = time.perf_counter() - t_start
         if self.p.validation is not None and st.last_eval_step != st.step:
             self.do_eval()
         return "finished"
 
+    def _control(self, requests: list[str]) -> None:
+        """Stop requests and signals: checkpoint, then raise StopTraining."""
+        if "evaluate" in requests:
+            self.do_eval()
+        if "checkpoint" in requests:
+            self.save_checkpoint("requested")
+        if "stop" in requests or self.should_stop():
+            self.save_checkpoint("stop")
+            raise StopTraining
+
     def check_finite(self, flag: Any, step: int) -> None:
-        if not bool(flag):
-            raise Diverged(
-                f"loss or gradient became NaN/Inf at step {step}; likely causes: learning rate "
-                f"too high (training.learning_rate = {self.t.learning_rate:g}), fp16 overflow "
-                "(try precision = 'bf16' or 'fp32'), or bad input data")
+        loss_ok, grad_ok = (bool(x) for x in flag.reshape(-1)[:2])
+        if loss_ok and grad_ok:
+            return
+        what = "loss" if not loss_ok else "gradient norm (loss was finite)"
+        raise Diverged(f"{what} became NaN/Inf at step {step}; "
+                       f"{_CAUSES.format(lr=self.t.learning_rate)}")
 
     def do_eval(self) -> dict[str, Any] | None:
+        self.check_pending()
         metrics = self.evaluate("validation")
         st = self.state
         st.last_eval_step = st.step
@@ -386,6 +591,21 @@ class Trainer:
                 f"for {pat} evaluations"))
             return True
         return False
+
+
+_CAUSES = ("likely causes: learning rate too high (training.learning_rate = {lr:g}; try 10x "
+           "lower), fp16 overflow (use training.precision = 'bf16' or 'fp32'), or extreme input "
+           "data; no checkpoint with non-finite weights was written, start a new run with the fix")
+
+
+def _free_device_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
