@@ -209,6 +209,8 @@ def _train(run: RunDir, resume: bool, prepared: Any, events: EventWriter, hb: He
     model = build_model(prepared)
     trainer = Trainer(prepared, run, events, should_stop=flag, status=hb.update, hooks=hooks)
     trainer.build(model)
+    if not resume:
+        _preflight(profile, model, events)
 
     removed = C.clean_leftovers(run.checkpoints_dir)
     if removed:
@@ -275,6 +277,26 @@ def _train(run: RunDir, resume: bool, prepared: Any, events: EventWriter, hb: He
     events.emit("run_finished", metrics=scalars, model_dir=str(run.model_dir), step=trainer.state.step)
     hb.update(final_metrics=scalars)
     return "finished", ""
+
+
+def _preflight(profile: Any, model: Any, events: EventWriter) -> None:
+    """Log the memory estimate; warn (do not refuse: an OOM backs off) when it will not fit."""
+    try:
+        from core.preflight import _fmt, preflight_report
+
+        rep = preflight_report(profile, model=model)
+    except Exception as e:  # an estimate must never stop a run
+        events.emit("log", level="info", message=f"memory estimate unavailable: {e}")
+        return
+    if rep.get("error") or rep.get("fits") is None:
+        return
+    est = rep["estimate"]
+    msg = (f"memory estimate {_fmt(est['total'])} of {_fmt(rep['free_bytes'])} free on "
+           f"{rep['device']}")
+    if not rep["fits"]:
+        msg += "; it will likely not fit: " + "; ".join(rep["suggestions"])
+    events.emit("log", level="info" if rep["fits"] else "warning", message=msg, kind="preflight",
+                estimate=est, free_bytes=rep["free_bytes"], fits=rep["fits"])
 
 
 def _gpu_name() -> str:
