@@ -255,6 +255,13 @@ def cmd_profile(a: argparse.Namespace) -> int:
     if a.profile_cmd == "check":
         prof = _load_profile(a.profile, a.set)
         print(f"{a.profile}: ok ({prof.task.type}, model {prof.model.name})")
+        if a.preflight:
+            from core.preflight import format_preflight, preflight_report
+
+            rep = preflight_report(prof)
+            print(format_preflight(rep))
+            if not rep.get("fits", True):
+                return 2
         if a.data:
             from core.data import prepare
 
@@ -333,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("profile")
     q.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE")
     q.add_argument("--data", action="store_true", help="also load and prepare the data")
+    q.add_argument("--preflight", action="store_true",
+                   help="estimate memory against the device and say what to change if it won't fit")
     ps.add_parser("docs", help="print the profile reference (markdown)")
     p.set_defaults(fn=cmd_profile)
     p = with_runs_dir(sub.add_parser("doctor", help="check the environment"))
