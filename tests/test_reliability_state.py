@@ -35,7 +35,7 @@ def test_sigkilled_worker_shows_failed_with_reason(tmp_path, capsys):
     [r] = _runs_json(run.parent, capsys)
     assert r["state"] == "failed"  # ...is not what anyone is shown
     assert "killed" in r["reason"] and "something the worker printed last" in r["reason"]
-    assert r["step"] == 3 or r["step"] == 2
+    assert r["step"] <= 3  # the heartbeat (every 2 s) may lag the last steps
     assert cli("runs", "--runs-dir", str(run.parent)) == 0
     out = capsys.readouterr().out
     assert "failed" in out and "running" not in out.split("note:")[0]
