@@ -79,6 +79,17 @@ class TunedeckApp(App[int]):
 
     def _painted(self) -> None:
         self.first_paint_s = time.perf_counter()
+        self._warm_up()
+
+    @work(thread=True, group="warm-up", exit_on_error=False)
+    def _warm_up(self) -> None:
+        """Import the data and profile libraries once the first screen is up, so that opening
+        the dataset browser or the editor later does not wait for them."""
+        import pyarrow.compute  # noqa: F401
+        import pyarrow.csv  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
+
+        import core.profile.io  # noqa: F401
 
     def _attach(self, ref: str | None) -> None:
         from core.runs import find_run

@@ -314,10 +314,10 @@ class Loader:
             for batch, done in self._batches(strings_only, latin1, size):
                 if self.cancelled():
                     raise DataError(f"{self.path}: loading cancelled")
+                if self.head is None or (strings_only and writer is None):
+                    self.head = pa.Table.from_batches([batch])
                 if writer is None:
                     writer = pa.ipc.new_file(str(dest), batch.schema)
-                    if self.head is None or strings_only:
-                        self.head = pa.Table.from_batches([batch])
                 if batch.num_rows:
                     writer.write_batch(batch)
                 yield min(done, 0.999)
@@ -341,6 +341,10 @@ class Loader:
             except pa.ArrowInvalid as e:
                 raise DataError(f"{self.path}: not a Parquet file: {_short(e)}") from None
             total = max(1, pf.metadata.num_rows)
+            if self.head is None and total > 2000:
+                # A small first read so the first rows show before a whole batch is decoded.
+                self.head = pa.Table.from_batches([next(pf.iter_batches(batch_size=1000))])
+                yield pa.RecordBatch.from_pylist([], schema=self.head.schema), 0.0
             seen = 0
             for b in pf.iter_batches(batch_size=TEXT_BATCH):
                 seen += b.num_rows
@@ -583,64 +587,93 @@ class Stats:
 
 def compute_stats(table: pa.Table, text_col: str | None, label_col: str | None,
                   progress: Progress | None = None, cancelled: Cancelled | None = None) -> Stats:
-    """Counts a user wants before training: types, sizes, balance, lengths, mess."""
+    """Counts a user wants before training: types, sizes, balance, lengths, mess.
+
+    Works through the (memory-mapped) table in slices so that the extra memory is a few bytes a
+    row (lengths, sort order), not a copy of the text."""
     progress = progress or (lambda f: None)
     st = Stats(table.num_rows, [(f.name, _type_name(f.type)) for f in table.schema], text_col, label_col)
     n = table.num_rows
     if n == 0:
         return st
-    step = 262144
-    lengths_parts = []
-    empty = 0
-    for start in range(0, n, step):
+    lengths_parts: list[pa.Array] = []
+    empty = missing = 0
+    for start in range(0, n, STATS_SLICE):
         if cancelled and cancelled():
             return st
-        part = table.slice(start, step)
+        part = table.slice(start, STATS_SLICE)
         if text_col:
             col = part.column(text_col)
             if not is_text_type(col.type):
                 col = pc.cast(col, pa.string(), safe=False)
-            stripped = pc.utf8_trim_whitespace(col)
-            lens = pc.utf8_length(col)
-            empty += pc.sum(pc.or_kleene(pc.is_null(col), pc.equal(pc.utf8_length(stripped), 0))
-                            .fill_null(True)).as_py() or 0
-            lengths_parts.append(lens.fill_null(0))
-        progress(0.6 * min(1.0, (start + step) / n))
+            col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+            blank = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(col)), 0)
+            empty += pc.sum(pc.or_kleene(pc.is_null(col), blank).fill_null(True)).as_py() or 0
+            lengths_parts.append(pc.cast(pc.utf8_length(col).fill_null(0), pa.int32()))
+        if label_col:
+            lab = part.column(label_col)
+            missing += lab.null_count
+            if is_text_type(lab.type):
+                missing += pc.sum(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(lab)), 0)
+                                  .fill_null(False)).as_py() or 0
+        progress(0.4 * min(1.0, (start + STATS_SLICE) / n))
     st.empty_text = int(empty)
+    st.missing_label = int(missing)
     for f in table.schema:
         st.nulls[f.name] = table.column(f.name).null_count
     if label_col:
-        lab = table.column(label_col)
-        st.missing_label = lab.null_count
-        if is_text_type(lab.type):
-            st.missing_label += pc.sum(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(lab)), 0)
-                                       .fill_null(False)).as_py() or 0
         try:
-            vc = pc.value_counts(lab).to_pylist()
+            vc = pc.value_counts(table.column(label_col)).to_pylist()
             vc.sort(key=lambda d: -d["counts"])
             st.n_labels = len(vc)
             st.labels = [(str(d["values"]), int(d["counts"])) for d in vc[:30]]
         except pa.ArrowNotImplementedError:
             pass
-    progress(0.7)
+    progress(0.5)
     if lengths_parts:
-        lens = pa.chunked_array([c for p in lengths_parts for c in (p.chunks if isinstance(p, pa.ChunkedArray) else [p])])
-        st.length, st.length_hist = _summary(lens)
-    progress(0.85)
-    st.duplicates = _duplicates(table)
+        st.length, st.length_hist = _summary(pa.chunked_array(lengths_parts, pa.int32()))
+        del lengths_parts
+    progress(0.6)
+    st.duplicates = _duplicates(table, cancelled, lambda f: progress(0.6 + 0.4 * f))
     progress(1.0)
+    pa.default_memory_pool().release_unused()
     return st
 
 
-def _duplicates(table: pa.Table) -> int:
+STATS_SLICE = 65536
+
+
+def _duplicates(table: pa.Table, cancelled: Cancelled | None = None,
+                progress: Progress | None = None) -> int:
+    """Rows equal to another row: sort (8 bytes a row of order), then compare neighbours slice by
+    slice. A hash table of every distinct row would hold a copy of all the text."""
     keys = [f.name for f in table.schema if _hashable(f.type)]
-    if not keys:
+    if not keys or table.num_rows < 2:
         return 0
+    sub = table.select(keys)
     try:
-        distinct = table.select(keys).group_by(keys).aggregate([]).num_rows
+        order = pc.sort_indices(sub, sort_keys=[(k, "ascending") for k in keys])
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
         return 0
-    return table.num_rows - distinct
+    n = len(order)
+    dups = 0
+    for start in range(0, n - 1, STATS_SLICE):
+        if cancelled and cancelled():
+            break
+        rows = sub.take(order.slice(start, STATS_SLICE + 1))
+        same = None
+        for k in keys:
+            col = rows.column(k)
+            col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+            eq = pc.equal(col.slice(1), col.slice(0, len(col) - 1))
+            # two nulls in the same place count as equal
+            both_null = pc.and_(pc.is_null(col.slice(1)), pc.is_null(col.slice(0, len(col) - 1)))
+            eq = pc.or_(eq.fill_null(False), both_null)
+            same = eq if same is None else pc.and_(same, eq)
+        dups += pc.sum(same).as_py() or 0
+        if progress:
+            progress(min(1.0, (start + STATS_SLICE) / n))
+    return int(dups)
 
 
 def _hashable(t: pa.DataType) -> bool:
