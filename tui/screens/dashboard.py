@@ -229,7 +229,7 @@ class DashboardScreen(BaseScreen):
         with Vertical(id="dash-top"):
             yield Static(id="dash-title")
             with Horizontal(id="dash-progress-row"):
-                yield ProgressBar(total=None, show_eta=False, id="dash-progress")
+                yield ProgressBar(total=None, show_eta=False, show_percentage=False, id="dash-progress")
                 yield Static(id="dash-progress-text")
             yield Static(id="dash-stats")
             yield Static(id="dash-sys")

@@ -54,7 +54,7 @@ class DatasetsScreen(BaseScreen):
         with Vertical(id="ds-top"):
             yield Static(id="ds-info")
             with Horizontal(id="ds-progress-row"):
-                yield ProgressBar(total=1.0, show_eta=False, id="ds-progress")
+                yield ProgressBar(total=1.0, show_eta=False, show_percentage=False, id="ds-progress")
                 yield Static(id="ds-progress-text")
             yield Input(placeholder="filter: rows containing … (enter: apply, esc: clear)", id="ds-filter",
                         compact=True)
