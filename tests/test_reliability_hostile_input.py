@@ -16,7 +16,7 @@ from typing import Callable
 
 import pytest
 
-from conftest import TINY_BERT, TUNEDECK, cli_env, make_classification_rows
+from test_reliability_support import TINY_BERT, TUNEDECK, cli_env, make_classification_rows
 
 # --- the base case: a valid tiny profile and data file --------------------------------------
 

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
 from core.engine import checkpoint as C
 from core.errors import ModelError, RunError
 from test_reliability_support import (  # noqa: F401 - fixtures
-    checkpoint_steps, clean_hooks, cls_setup, of_type, one_thread, resume_fg, status, train_fg,
+    ROOT, checkpoint_steps, clean_hooks, cls_setup, of_type, one_thread, resume_fg, status, train_fg,
     train_killed)
 
 

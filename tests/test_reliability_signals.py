@@ -14,7 +14,7 @@ import pytest
 
 from core.engine import checkpoint as C
 from test_reliability_support import (  # noqa: F401 - fixtures
-    checkpoint_steps, clean_hooks, cli, cls_setup, fork_call, of_type, one_thread, resume_fg,
+    TUNEDECK, checkpoint_steps, cli_env, clean_hooks, cli, cls_setup, fork_call, of_type, one_thread, resume_fg,
     run_ids, runs_dir, status, train_killed)
 
 pytestmark = pytest.mark.usefixtures("one_thread", "clean_hooks")
@@ -108,8 +108,6 @@ def test_detached_start_survives_sighup_and_never_writes_the_token(tmp_path):
     prof = cls_setup(tmp_path, epochs=3, save_every_steps=4)
     env = dict(os.environ, HF_TOKEN=token, HUGGING_FACE_HUB_TOKEN=token,
                TUNEDECK_TEST_HOOKS="step:3=HUP")
-    from conftest import TUNEDECK, cli_env
-
     env.update({k: v for k, v in cli_env(tmp_path).items() if k == "PYTHONPATH"})
     out = subprocess.run(TUNEDECK + ["start", str(prof)], env=env, capture_output=True, text=True,
                          timeout=60, cwd=tmp_path)
