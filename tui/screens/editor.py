@@ -21,7 +21,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import (ContentSwitcher, Footer, Header, Input, Label, Select, Static,
                              Switch, TextArea)
 
@@ -156,7 +156,7 @@ def field_help(s: FieldSpec) -> str:
 
 
 def field_widgets(s: FieldSpec) -> list[Any]:
-    """label | input on one grid row, then the help (and the error, when there is one).
+    """label | input on one line, then the help (and the error, when there is one).
 
     Few widgets per field on purpose: the form has ~40 fields and every widget costs styling
     and layout time on each change."""
@@ -174,7 +174,7 @@ def field_widgets(s: FieldSpec) -> list[Any]:
             ph = "(empty: default)"
         w = Input(id=wid(s), compact=True, placeholder=ph, select_on_focus=False)
     info = Static(Text(field_help(s), style="dim"), classes="field-info", id="info-" + key)
-    return [label, w, info]
+    return [Horizontal(label, w, classes="field-line"), info]
 
 
 class EditorScreen(BaseScreen):
@@ -222,10 +222,9 @@ class EditorScreen(BaseScreen):
                     if secdesc.get(section):
                         head.append(f"  {secdesc[section]}", style="dim")
                     yield Static(head, classes="section-head")
-                    with Grid(classes="field-grid"):
-                        for s in self.specs:
-                            if s.section == section:
-                                yield from field_widgets(s)
+                    for s in self.specs:
+                        if s.section == section:
+                            yield from field_widgets(s)
             yield TextArea("", id="ed-raw", show_line_numbers=True, soft_wrap=False)
         yield Footer(compact=True)
 
