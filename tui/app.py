@@ -238,12 +238,16 @@ class TunedeckApp(App[int]):
         seen = set()
         for key, active in screen.active_bindings.items():
             b = active.binding
+            # The screen's own keys (those in the footer), not every editing key of a widget.
+            if not isinstance(active.node, Screen) or not b.show:
+                continue
             if not b.description or not active.enabled or b.action in seen or b.action.startswith("app."):
                 continue
             if b.action in ("environment", "quit", "command_palette"):
                 continue
             seen.add(b.action)
-            yield SystemCommand(f"{b.description}", f"key: {b.key_display or key}",
+            shown_key = b.key_display or key
+            yield SystemCommand(b.description, f"{b.tooltip} ({shown_key})" if b.tooltip else f"key: {shown_key}",
                                 partial(active.node.run_action, b.action))
 
     def _to_runs(self) -> None:

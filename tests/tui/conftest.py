@@ -53,3 +53,21 @@ def run_async(coro: Any) -> Any:
 def anyio_backend() -> str:
     return "asyncio"
 
+
+
+def screen_text(app: Any) -> str:
+    """What the terminal shows right now, as plain text (from the app's SVG screenshot)."""
+    import html
+    import re
+
+    svg = app.export_screenshot()
+    rows: dict[float, list[tuple[float, str]]] = {}
+    for m in re.finditer(r'<text class="[^"]*" x="([\d.]+)" y="([\d.]+)"[^>]*>(.*?)</text>', svg, re.S):
+        rows.setdefault(float(m.group(2)), []).append((float(m.group(1)), html.unescape(m.group(3))))
+    lines = []
+    for _, parts in sorted(rows.items()):
+        line = ""
+        for x, t in sorted(parts):
+            line = line.ljust(int(round(x / 12.2))) + t
+        lines.append(line.replace("\xa0", " ").rstrip())
+    return "\n".join(lines)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import wait_for
+from conftest import screen_text, wait_for
 from tui_fakes import fake_services, make_run
 
 from core.errors import UserError
@@ -28,7 +28,8 @@ async def test_f2_opens_the_report_from_every_screen(runs_dir: Path) -> None:
             await pilot.press("f2")
             env = await wait_for(pilot, lambda: isinstance(app.screen, EnvironmentScreen) and app.screen.ready and app.screen)
             await wait_for(pilot, lambda: env.report is not None)
-            text = str(env.query_one("#env-report").render())
+            await pilot.pause()
+            text = screen_text(app)
             assert "no CUDA GPU found" in text and "2.13.0+cpu" in text
             await pilot.press("escape")
             assert app.screen is under
@@ -47,6 +48,10 @@ async def test_doctor_failure_is_shown_not_raised(runs_dir: Path) -> None:
 
 
 def test_unknown_keys_are_rendered_generically() -> None:
-    t = render_report({"python": "3.12", "gpus": [{"name": "H100", "memory_gb": 80, "bf16": True}],
-                       "hf_home": "/cache", "problems": []}).plain
+    from rich.console import Console
+
+    console = Console(width=100, record=True, file=open("/dev/null", "w"))
+    console.print(render_report({"python": "3.12", "gpus": [{"name": "H100", "memory_gb": 80, "bf16": True}],
+                                 "hf_home": "/cache", "problems": []}))
+    t = console.export_text()
     assert "H100 · 80 GB · bf16 ✓" in t and "Hf home" in t and "no problems" in t

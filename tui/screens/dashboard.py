@@ -128,7 +128,8 @@ class RunView:
             line = Text(f"resumed from step {step:,}", style="bold green")
         elif t == "checkpoint":
             self.checkpoints += 1
-            line = Text(f"checkpoint @ step {_int(d.get('step'), self.step):,}: {d.get('path', '')}", style="cyan")
+            where = "/".join(Path(str(d.get("path", ""))).parts[-2:])
+            line = Text(f"checkpoint @ step {_int(d.get('step'), self.step):,}: {where}", style="cyan")
         elif t == "log":
             level = str(d.get("level", "info")).lower()
             style = {"error": "red", "warning": "yellow", "warn": "yellow"}.get(level, "")
@@ -200,11 +201,11 @@ def _params(n: Any) -> str:
 
 class DashboardScreen(BaseScreen):
     BINDINGS = [
-        Binding("k", "checkpoint", "Checkpoint"),
-        Binding("e", "evaluate", "Evaluate"),
-        Binding("s", "stop", "Stop"),
-        Binding("r", "resume", "Resume"),
-        Binding("w", "toggle_log", "worker.log"),
+        Binding("k", "checkpoint", "Checkpoint", tooltip="Save a checkpoint now"),
+        Binding("e", "evaluate", "Evaluate", tooltip="Evaluate on the validation split now"),
+        Binding("s", "stop", "Stop", tooltip="Checkpoint and stop this run (asks first)"),
+        Binding("r", "resume", "Resume", tooltip="Resume this run from its newest checkpoint"),
+        Binding("w", "toggle_log", "worker.log", tooltip="Switch the lower panel between events and worker.log"),
         Binding("escape", "back", "Back"),
     ]
 
@@ -462,6 +463,8 @@ class DashboardScreen(BaseScreen):
                 text = f.read().decode("utf-8", errors="replace")
         except OSError:
             text = f"(no worker.log at {self.run.log_path})"
+        if not text.strip():
+            text = f"({self.run.log_path} is empty: the worker writes warnings and tracebacks there)"
         lines = text.splitlines()[-300:]
         log.clear()
         for ln in lines:

@@ -25,12 +25,12 @@ DEFAULT_SPLIT = (0.8, 0.1, 0.1)
 
 class DatasetsScreen(BaseScreen):
     BINDINGS = [
-        Binding("slash", "filter", "Filter"),
+        Binding("slash", "filter", "Filter", tooltip="Show only rows containing a text (any column, any case)"),
         Binding("escape", "back", "Back"),
-        Binding("i", "tab('stats')", "Stats"),
+        Binding("i", "tab('stats')", "Stats", tooltip="Types, label balance, lengths, duplicates, split preview"),
         Binding("v", "tab('rows')", "Rows", show=False),
-        Binding("o", "open", "Open"),
-        Binding("t", "tokenizer", "Tokenizer"),
+        Binding("o", "open", "Open", tooltip="Open another data file or folder"),
+        Binding("t", "tokenizer", "Tokenizer", tooltip="Token lengths with a tokenizer.json or model folder"),
         Binding("x", "next_split", "Split", show=False),
     ]
 

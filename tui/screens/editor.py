@@ -179,11 +179,11 @@ def field_widgets(s: FieldSpec) -> list[Any]:
 
 class EditorScreen(BaseScreen):
     BINDINGS = [
-        Binding("ctrl+s", "save", "Save", priority=True),
-        Binding("f3", "save_as", "Save as", priority=True),
-        Binding("f4", "diff", "Diff", priority=True),
-        Binding("f5", "launch", "Launch", priority=True),
-        Binding("ctrl+t", "toggle_raw", "Raw/Form", priority=True),
+        Binding("ctrl+s", "save", "Save", priority=True, tooltip="Write the profile (shows the diff first)"),
+        Binding("f3", "save_as", "Save as", priority=True, tooltip="Write the profile to another file"),
+        Binding("f4", "diff", "Diff", priority=True, tooltip="Show the changes against the file on disk"),
+        Binding("f5", "launch", "Launch", priority=True, tooltip="Start a detached run from this profile and open its dashboard"),
+        Binding("ctrl+t", "toggle_raw", "Raw/Form", priority=True, tooltip="Switch between the form and the raw TOML"),
         Binding("escape", "back", "Back"),
     ]
 

@@ -8,6 +8,8 @@ import shutil
 import sys
 from typing import Any
 
+from rich.console import Group
+from rich.table import Table
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -21,29 +23,35 @@ from tui.screens.base import BaseScreen
 KNOWN = ("python", "torch", "cuda", "gpus", "disk_free_gb", "offline", "problems")
 
 
-def render_report(rep: dict[str, Any]) -> Text:
-    """The doctor JSON as text; known keys first and nicely, any other key generically."""
-    t = Text()
+def render_report(rep: dict[str, Any]) -> Group:
+    """The doctor JSON; known keys first and nicely, any other key generically. Two-column
+    grids so that long fixes wrap under themselves, not under the labels."""
+    parts: list[Any] = []
     problems = rep.get("problems") or []
     if isinstance(problems, list) and problems:
-        t.append(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} to fix\n", style="bold red")
+        parts.append(Text(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} to fix",
+                          style="bold red"))
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(width=3, justify="right")
+        grid.add_column(ratio=1)
         for p in problems:
             if isinstance(p, dict):
-                t.append("  ✗ ", style="bold red")
-                t.append(str(p.get("what", p)) + "\n")
+                grid.add_row(Text("✗", style="bold red"), Text(str(p.get("what", p))))
                 if p.get("fix"):
-                    t.append("    → ", style="yellow")
-                    t.append(str(p["fix"]) + "\n", style="yellow")
+                    grid.add_row(Text("→", style="yellow"), Text(str(p["fix"]), style="yellow"))
             else:
-                t.append(f"  ✗ {p}\n", style="red")
-        t.append("\n")
+                grid.add_row(Text("✗", style="bold red"), Text(str(p), style="red"))
+        parts += [grid, Text("")]
     elif "problems" in rep:
-        t.append("✓ no problems found\n\n", style="bold green")
+        parts += [Text("✓ no problems found", style="bold green"), Text("")]
+
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold", no_wrap=True)
+    facts.add_column(ratio=1)
 
     def row(label: str, value: Any, ok: bool | None = None) -> None:
-        t.append(f"{label:<14}", style="bold")
         style = "" if ok is None else ("green" if ok else "red")
-        t.append(_fmt(value) + "\n", style=style)
+        facts.add_row(label, Text(_fmt(value), style=style))
 
     if "python" in rep:
         row("Python", rep["python"])
@@ -77,8 +85,9 @@ def render_report(rep: dict[str, Any]) -> Text:
         row("Offline", "yes (hub not used)" if rep["offline"] else "no", None)
     for k, v in rep.items():
         if k not in KNOWN:
-            row(k.replace("_", " ").capitalize()[:13], v)
-    return t
+            row(k.replace("_", " ").capitalize(), v)
+    parts.append(facts)
+    return Group(*parts)
 
 
 def _fmt(v: Any) -> str:

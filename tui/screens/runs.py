@@ -59,14 +59,14 @@ def state_text(state: str) -> Text:
 
 class RunsScreen(BaseScreen):
     BINDINGS = [
-        Binding("enter", "open", "Open", priority=True),
-        Binding("n", "new_run", "New"),
-        Binding("r", "resume", "Resume"),
-        Binding("s", "stop", "Stop"),
-        Binding("c", "clone", "Clone"),
-        Binding("d", "delete", "Delete"),
-        Binding("p", "edit_profile", "Edit"),
-        Binding("b", "browse", "Data"),
+        Binding("enter", "open", "Open", priority=True, tooltip="Open the dashboard of the selected run"),
+        Binding("n", "new_run", "New", tooltip="Start a run from a profile file (detached; survives quitting)"),
+        Binding("r", "resume", "Resume", tooltip="Resume the selected stopped/failed run from its newest checkpoint"),
+        Binding("s", "stop", "Stop", tooltip="Ask the selected run to checkpoint and stop (asks first)"),
+        Binding("c", "clone", "Clone", tooltip="Copy the selected run's profile into the editor"),
+        Binding("d", "delete", "Delete", tooltip="Delete the selected finished/stopped/failed run (asks first)"),
+        Binding("p", "edit_profile", "Edit", tooltip="Open or write a training profile"),
+        Binding("b", "browse", "Data", tooltip="Browse a dataset file or folder"),
         Binding("q", "app.quit", "Quit", show=False),
     ]
 
