@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import wait_for
+from tui_helpers import wait_for
 from tui_fakes import T0, FakeWorker, fake_services, make_run, training_events, write_events
 
 from core.events import Event
@@ -135,3 +135,24 @@ def test_run_view_ignores_unknown_events_and_odd_payloads() -> None:
     v.apply(Event(4, T0, "run_diverged", {"step": 5, "message": "loss is nan"}))
     assert v.event_state == "diverged" and v.error == "loss is nan"
     _ = RunDir
+
+
+async def test_garbage_in_the_run_directory_is_survived(runs_dir: Path) -> None:
+    d = runs_dir / "junk-20260101-000000-0001"
+    d.mkdir()
+    (d / "profile.toml").write_text('name = "junk"\n')
+    (d / "status.json").write_text('{"state": "running", "heartbeat": "soon", "best": 3, "pid": "x", "step": "two"}')
+    (d / "events.jsonl").write_bytes(
+        b'not json\n{"seq": 1, "time": 1, "type": "step", "data": {"step": "x", "loss": "nan"}}\n'
+        b'{"seq": 2, "time": 2, "type": "eval", "data": {"metrics": [1, 2]}}\n'
+        b'{"seq": 3, "time": 3, "type": "run_started", "data": {"dataset_sizes": 5, "model_params": "big"}}\n'
+        b'\xff\xfe\n{"seq": 4, "time": 4, "type": "step", "data": {"step": 5, "loss": 0.5, "mfu": "hi"}}\n'
+        b'{"seq": 5, "time": 5, "type": "log", "data": {"level": 7, "message": null}}\n{"partial": ')
+    app = TunedeckApp(runs_dir, services=fake_services())
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        assert [r.summary.id for r in app.screen.rows] == [d.name]
+        await pilot.press("enter")
+        dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.ready and app.screen)
+        await pilot.pause(0.3)
+        assert dash.view.step == 5 and dash.state == "failed"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import wait_for
+from tui_helpers import wait_for
 from tui_fakes import fake_services
 
 from tui.app import TunedeckApp
@@ -94,3 +94,27 @@ async def test_open_from_the_runs_screen_with_the_picker(runs_dir: Path) -> None
         assert scr.source.num_rows == 2
         await pilot.press("escape")
         assert not isinstance(app.screen, DatasetsScreen)
+
+
+def make_tokenizer(path: Path) -> Path:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {"[UNK]": 0, "hello": 1, "free": 2, "prize": 3}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.save(str(path))
+    return path
+
+
+async def test_token_lengths_with_a_chosen_tokenizer(runs_dir: Path) -> None:
+    Path("d.csv").write_text("text,label\nfree prize now,spam\nhello,ham\nhello there you all,ham\n")
+    make_tokenizer(Path("tokenizer.json"))
+    app = TunedeckApp(runs_dir, browse="d.csv", services=fake_services())
+    async with app.run_test(size=(100, 30)) as pilot:
+        scr = await wait_for(pilot, lambda: isinstance(app.screen, DatasetsScreen) and app.screen.stats is not None and app.screen)
+        await pilot.press("t")
+        assert isinstance(app.screen, PromptDialog)
+        await pilot.press(*"tokenizer.json", "enter")
+        await wait_for(pilot, lambda: scr.stats.tokens)
+        assert (scr.stats.tokens["min"], scr.stats.tokens["max"]) == (1, 4)
+        assert "Text length (tokens" in str(scr.query_one("#ds-stats").render())

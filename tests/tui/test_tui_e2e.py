@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import wait_for
+from tui_helpers import wait_for
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import wait_for
+from tui_helpers import wait_for
 from tui_fakes import fake_services, make_run
 
 from core.profile import load, new_profile, save

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import screen_text, wait_for
+from tui_helpers import screen_text, wait_for
 from tui_fakes import fake_services, make_run
 
 from core.errors import UserError

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import wait_for
+from tui_helpers import wait_for
 from tui_fakes import T0, fake_services, make_run, training_events
 
 from core.runs import RunDir, RunLock

@@ -39,7 +39,7 @@ def fake_doctor() -> dict[str, Any]:
 def fake_services(now: float = T0 + 3600, **kw: Any) -> Services:
     s = Services(clock=fake_clock(now), sysinfo=fake_sysinfo, doctor=fake_doctor,
                  start_run=kw.pop("start_run", _no_cli), resume_run=kw.pop("resume_run", _no_cli),
-                 events_poll_s=0.05, runs_poll_s=0.2, sys_poll_s=1.0)
+                 events_poll_s=0.1, runs_poll_s=0.25, sys_poll_s=1.0)
     for k, v in kw.items():
         setattr(s, k, v)
     return s

@@ -321,8 +321,8 @@ class DashboardScreen(BaseScreen):
         self.raw_state = self.status.get("state")
         try:
             self.state, self.reason = self.run.effective_state(self.now())
-        except OSError:
-            self.state, self.reason = "failed", "run directory unreadable"
+        except Exception as e:  # a damaged status.json: say so, keep watching
+            self.state, self.reason = "failed", f"status.json unreadable ({type(e).__name__})"
         self.stale = self.raw_state in ACTIVE_STATES and self.state not in ACTIVE_STATES
         if self.state in ACTIVE_STATES and self.view.event_state in ("finished", "failed", "stopped", "diverged"):
             # status.json lags the event by up to a heartbeat; the event is newer.
@@ -335,7 +335,7 @@ class DashboardScreen(BaseScreen):
     def poll_sys(self) -> None:
         pid = self.status.get("pid") if self.state in ACTIVE_STATES else None
         try:
-            self._sys = self.services.sysinfo(pid) or {}
+            self._sys = self.services.sysinfo(int(pid) if pid else None) or {}
         except Exception:  # machine stats are a nicety, never an error
             self._sys = {}
         self.redraw_sys()
@@ -381,7 +381,8 @@ class DashboardScreen(BaseScreen):
                 st.append(f"{float(d['mfu']):.1%}" if float(d["mfu"]) <= 1 else f"{float(d['mfu']):.1f}%")
             except (TypeError, ValueError):
                 pass
-        best = self.status.get("best") or {}
+        best = self.status.get("best")
+        best = best if isinstance(best, dict) else {}
         if best.get("metric") is not None:
             st.append("  best ", style="dim")
             st.append(f"{fmt.best(best.get('metric'), best.get('value'))} @ {best.get('step', '?')}", style="green")

@@ -45,9 +45,16 @@ def scan_runs(runs_dir: Path, now: float) -> list[RunRow]:
                 continue
             run = RunDir(d)
             raw = run.read_status().get("state")
-            s = summarize(run, now)
         except OSError:
             continue
+        try:
+            s = summarize(run, now)
+        except Exception as e:  # a damaged status.json must not take the list down
+            s = RunSummary(id=run.id, path=str(run.path), name=run.id, task="?", state="failed",
+                           reason=f"status.json unreadable ({type(e).__name__}: {e})", step=0,
+                           total_steps=0, epoch=0.0, best_metric=None, best_value=None,
+                           started=None, duration=None)
+            raw = None
         rows.append(RunRow(s, raw in ACTIVE_STATES and s.state not in ACTIVE_STATES))
     rows.sort(key=lambda r: (r.summary.started or 0, r.summary.id), reverse=True)
     return rows
