@@ -182,6 +182,14 @@ class Opened:
     notes: list[str] = field(default_factory=list)
     splits: list[str] = field(default_factory=list)
     split: str | None = None
+    scratch: Path | None = None  # our Arrow copy (None when the file was mapped in place)
+
+    def close(self) -> None:
+        """Forget the table and delete our copy (the mapping goes when the table is collected)."""
+        self.table = pa.table({})
+        if self.scratch is not None:
+            self.scratch.unlink(missing_ok=True)
+            self.scratch = None
 
     @property
     def num_rows(self) -> int:
@@ -304,7 +312,7 @@ class Loader:
         table = _map_arrow(dest)
         if table.num_rows == 0 and not table.num_columns:
             raise DataError(f"{self.path}: no rows")
-        self.result = Opened(self.path, self.format, table, True, self.skipped, self.notes)
+        self.result = Opened(self.path, self.format, table, True, self.skipped, self.notes, scratch=dest)
 
     def _write(self, dest: Path, strings_only: bool, latin1: bool) -> Iterator[float]:
         self.skipped = 0

@@ -118,3 +118,15 @@ async def test_token_lengths_with_a_chosen_tokenizer(runs_dir: Path) -> None:
         await wait_for(pilot, lambda: scr.stats.tokens)
         assert (scr.stats.tokens["min"], scr.stats.tokens["max"]) == (1, 4)
         assert "Text length (tokens" in str(scr.query_one("#ds-stats").render())
+
+
+async def test_leaving_the_browser_deletes_its_copy(runs_dir: Path) -> None:
+    Path("d.csv").write_text("text,label\na,b\n")
+    app = TunedeckApp(runs_dir, browse="d.csv", services=fake_services())
+    async with app.run_test() as pilot:
+        scr = await wait_for(pilot, lambda: isinstance(app.screen, DatasetsScreen) and app.screen.stats is not None and app.screen)
+        copy = scr.opened.scratch
+        assert copy is not None and copy.exists()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not copy.exists()

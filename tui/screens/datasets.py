@@ -93,7 +93,8 @@ class DatasetsScreen(BaseScreen):
         self.path = Path(path)
         self.split = split if split is not None else self.split
         self.sub_title = f"{self.path}"
-        self.opened = self.source = self.stats = None
+        self._close()
+        self.stats = None
         self.filter_text = ""
         self.query_one(ArrowTable).set_source(None)
         self.query_one("#ds-stats", Static).update("")
@@ -150,6 +151,7 @@ class DatasetsScreen(BaseScreen):
         from tui.data_source import TableSource, guess_columns
 
         if not self.is_mounted:
+            opened.close()
             return
         self._loading = False
         self.load_ms = (time.perf_counter() - self._t0) * 1000
@@ -433,7 +435,13 @@ class DatasetsScreen(BaseScreen):
         self.app.push_screen(PromptDialog("Tokenizer for token lengths (tokenizer.json or a model folder)",
                                           picker=True, dirs_ok=True), done)
 
+    def _close(self) -> None:
+        if self.opened is not None:
+            self.opened.close()
+        self.opened = self.source = None
+
     def on_unmount(self) -> None:
-        # Drop the mapping; the scratch copy goes with the app's scratch folder.
-        self.source = self.opened = None
+        # Delete our Arrow copy now, not at exit: a few of them could fill /tmp.
+        self.workers.cancel_group(self, "ds-load")
+        self._close()
 
