@@ -289,23 +289,24 @@ class Loader:
         fd, tmp = tempfile.mkstemp(prefix="browse-", suffix=".arrow", dir=self.scratch)
         os.close(fd)
         dest = Path(tmp)
+        strings_only = latin1 = False
         try:
-            for attempt in range(3):
+            for _ in range(3):
                 try:
-                    yield from self._write(dest, strings_only=attempt > 0, latin1=attempt > 1)
+                    yield from self._write(dest, strings_only, latin1)
                     break
                 except pa.ArrowInvalid as e:
-                    msg = str(e)
-                    if attempt == 0 and ("conversion error" in msg.lower() or "schema" in msg.lower()
-                                         or "type" in msg.lower()) and self.format in ("csv", "tsv", "jsonl"):
-                        self.notes.append("column types vary down the file: every column read as text")
-                        continue
-                    if attempt < 2 and "utf8" in msg.lower() and self.format in ("csv", "tsv"):
-                        if attempt == 0:
-                            continue
+                    msg = str(e).lower()
+                    if ("utf8" in msg or "utf-8" in msg) and self.format in ("csv", "tsv") and not latin1:
+                        latin1 = True
                         self.notes.append("not valid UTF-8: read as Latin-1")
-                        continue
-                    raise
+                    elif (not strings_only and self.format in ("csv", "tsv", "jsonl")
+                          and any(w in msg for w in ("conversion error", "schema", "type"))):
+                        # Types inferred from the first block do not hold further down.
+                        strings_only = True
+                        self.notes.append("column types vary down the file: every column read as text")
+                    else:
+                        raise
         except BaseException:
             dest.unlink(missing_ok=True)
             raise
@@ -322,6 +323,10 @@ class Loader:
             for batch, done in self._batches(strings_only, latin1, size):
                 if self.cancelled():
                     raise DataError(f"{self.path}: loading cancelled")
+                if (not latin1 and self.format in ("csv", "tsv")
+                        and any(pa.types.is_binary(f.type) for f in batch.schema)):
+                    # pyarrow reads text that is not UTF-8 as bytes; read it as Latin-1 instead.
+                    raise pa.ArrowInvalid("invalid UTF8 data")
                 if self.head is None or (strings_only and writer is None):
                     self.head = pa.Table.from_batches([batch])
                 if writer is None:

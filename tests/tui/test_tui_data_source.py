@@ -159,3 +159,11 @@ def test_paging_reads_only_the_window(tmp_path: Path) -> None:
     src = TableSource(o.table)
     assert src.rows(150_000, 150_003) == [(150_000, "row 150000"), (150_001, "row 150001"), (150_002, "row 150002")]
     assert src.rows(199_999, 200_100) == [(199_999, "row 199999")]
+
+
+def test_latin1_csv_is_read_with_a_note(tmp_path: Path) -> None:
+    p = tmp_path / "l.csv"
+    p.write_bytes("text,label\ncaf\xe9 cr\xe8me,a\nna\xefve,b\n".encode("latin-1"))
+    o = load(p)
+    assert o.table.column("text").to_pylist() == ["café crème", "naïve"]
+    assert any("Latin-1" in n for n in o.notes)
