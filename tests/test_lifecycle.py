@@ -9,13 +9,20 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import TUNEDECK, cli_env, tiny_cls_profile
+from tdhelpers import TUNEDECK, cli_env, tiny_cls_profile
 from core.events import read_all
 from core.runs import RunDir
 
 
+SLOW = {"TUNEDECK_TEST_HOOKS": "step:*=SLEEP0.1"}  # every step sleeps: runs last long enough to act on
+
+
+def env(cwd):
+    return {**cli_env(cwd), **SLOW}
+
+
 def cli(args, cwd, check=True):
-    p = subprocess.run(TUNEDECK + args, cwd=cwd, env=cli_env(cwd), text=True, capture_output=True,
+    p = subprocess.run(TUNEDECK + args, cwd=cwd, env=env(cwd), text=True, capture_output=True,
                        timeout=300)
     if check:
         assert p.returncode == 0, p.stderr
@@ -32,11 +39,10 @@ def wait_for(pred, timeout=120.0, every=0.2):
 
 
 def test_start_survives_hangup_stop_then_resume(tmp_path, cls_csv):
-    # Slow enough steps to stop mid-run: many small steps, checkpoint every few.
-    prof = tiny_cls_profile(tmp_path, cls_csv, epochs=12, batching="rows", batch_size=4,
-                            save_every_steps=20, eval_every_steps=200, log_every_steps=5)
+    prof = tiny_cls_profile(tmp_path, cls_csv, epochs=2, batching="rows", batch_size=8,
+                            save_every_steps=5, eval_every_steps=100, log_every_steps=1)
     # Launch through a shell-less parent that we then kill with SIGHUP, as an SSH drop would.
-    parent = subprocess.Popen(TUNEDECK + ["start", str(prof)], cwd=tmp_path, env=cli_env(tmp_path),
+    parent = subprocess.Popen(TUNEDECK + ["start", str(prof)], cwd=tmp_path, env=env(tmp_path),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = parent.communicate(timeout=120)
     assert parent.returncode == 0, err
@@ -49,7 +55,7 @@ def test_start_survives_hangup_stop_then_resume(tmp_path, cls_csv):
     time.sleep(0.5)
     assert run.effective_state()[0] == "running"
 
-    assert wait_for(lambda: run.read_status().get("step", 0) >= 25)
+    assert wait_for(lambda: run.read_status().get("step", 0) >= 10)
     cli(["stop", "--runs-dir", runs_dir, run.id, "--wait", "60"], tmp_path)
     state, _ = run.effective_state()
     assert state == "stopped", run.log_path.read_text()
@@ -75,11 +81,11 @@ def test_start_survives_hangup_stop_then_resume(tmp_path, cls_csv):
 
 
 def test_killed_worker_shows_failed_then_resumes(tmp_path, cls_csv):
-    prof = tiny_cls_profile(tmp_path, cls_csv, epochs=8, batching="rows", batch_size=4,
-                            save_every_steps=10, eval_every_steps=500)
+    prof = tiny_cls_profile(tmp_path, cls_csv, epochs=2, batching="rows", batch_size=8,
+                            save_every_steps=5, eval_every_steps=100, log_every_steps=1)
     out = cli(["start", str(prof)], tmp_path).stdout
     run = RunDir(Path(out.strip().splitlines()[-1]))
-    assert wait_for(lambda: run.read_status().get("step", 0) >= 15)
+    assert wait_for(lambda: run.read_status().get("step", 0) >= 8)
     os.kill(run.read_status()["pid"], signal.SIGKILL)
     assert wait_for(lambda: run.effective_state()[0] == "failed", timeout=10)
     assert "worker" in run.effective_state()[1]

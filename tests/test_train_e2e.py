@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TUNEDECK, cli_env, tiny_cls_profile, tiny_lm_profile
+from tdhelpers import TUNEDECK, cli_env, tiny_cls_profile, tiny_lm_profile
 from core.events import read_all
 
 
@@ -20,9 +20,20 @@ def run_cli(args, tmp_path, check=True, timeout=300):
     return proc
 
 
+def run_inproc(args, capsys, code=0):
+    """The same CLI in this process (saves a torch import per call); returns stdout."""
+    from core.cli import main
+
+    capsys.readouterr()
+    rc = main(args)
+    out = capsys.readouterr()
+    assert rc == code, out.err
+    return out.out
+
+
 def check_events(run_dir: Path) -> list:
     evs = read_all(run_dir / "events.jsonl")
-    types = [e.type for e in evs]
+    types = [e.type for e in evs if e.type != "log"]  # log lines may come before the start
     assert types[0] == "run_started" and types[-1] == "run_finished"
     assert [e.seq for e in evs] == list(range(1, len(evs) + 1))
     assert "step" in types and "eval" in types and "checkpoint" in types
@@ -36,7 +47,7 @@ def check_events(run_dir: Path) -> list:
     return evs
 
 
-def test_classifier_trains_and_loads(tmp_path, cls_csv):
+def test_classifier_trains_and_loads(tmp_path, cls_csv, capsys, monkeypatch):
     prof = tiny_cls_profile(tmp_path, cls_csv, epochs=6)
     proc = run_cli(["train", str(prof)], tmp_path)
     run_dir = Path(proc.stdout.strip().splitlines()[-1])
@@ -61,25 +72,25 @@ def test_classifier_trains_and_loads(tmp_path, cls_csv):
     out = model(**tok(["great wonderful movie"], return_tensors="pt"))
     assert out.logits.shape == (1, 2)
 
-    pred = run_cli(["predict", "--runs-dir", str(tmp_path / "runs"), run_dir.name,
-                    "excellent fantastic happy film"], tmp_path)
-    label, prob = pred.stdout.strip().split("\t")
+    monkeypatch.chdir(tmp_path)
+    pred = run_inproc(["predict", "--runs-dir", str(tmp_path / "runs"), run_dir.name,
+                       "excellent fantastic happy film"], capsys)
+    label, prob = pred.strip().split("\t")
     assert label in ("pos", "neg") and 0.0 <= float(prob) <= 1.0
 
-    listing = run_cli(["runs", "--runs-dir", str(tmp_path / "runs"), "--json"], tmp_path)
-    rows = json.loads(listing.stdout)
+    rows = json.loads(run_inproc(["runs", "--runs-dir", str(tmp_path / "runs"), "--json"], capsys))
     assert rows[0]["id"] == run_dir.name and rows[0]["state"] == "finished"
     assert rows[0]["best_metric"] == "f1_macro"
 
     # The second run on unchanged data does not tokenize again.
-    proc2 = run_cli(["train", str(prof), "--set", "training.max_steps=2"], tmp_path)
-    run2 = Path(proc2.stdout.strip().splitlines()[-1])
+    out2 = run_inproc(["train", str(prof), "--set", "training.max_steps=2"], capsys)
+    run2 = Path(out2.strip().splitlines()[-1])
     started = next(e for e in read_all(run2 / "events.jsonl") if e.type == "run_started")
     assert started.data["tokenize_cache_hit"] is True
-    assert "cache hit" in proc2.stdout
+    assert "cache hit" in out2
 
 
-def test_causal_lm_trains_and_generates(tmp_path, lm_jsonl):
+def test_causal_lm_trains_and_generates(tmp_path, lm_jsonl, capsys):
     prof = tiny_lm_profile(tmp_path, lm_jsonl, epochs=8)
     proc = run_cli(["train", str(prof)], tmp_path)
     run_dir = Path(proc.stdout.strip().splitlines()[-1])
@@ -93,9 +104,7 @@ def test_causal_lm_trains_and_generates(tmp_path, lm_jsonl):
 
     model = AutoModelForCausalLM.from_pretrained(run_dir / "model")
     assert model.config.model_type == "gpt2"
-    pred = run_cli(["predict", "--runs-dir", str(tmp_path / "runs"), run_dir.name, "add 2 and 3"],
-                   tmp_path)
-    assert pred.returncode == 0
+    run_inproc(["predict", "--runs-dir", str(tmp_path / "runs"), run_dir.name, "add 2 and 3"], capsys)
 
 
 def test_response_only_loss_masks_prompt(tmp_path, lm_jsonl):
@@ -127,19 +136,16 @@ def test_bad_profile_exits_2_and_leaves_nothing(tmp_path, cls_csv):
     assert not (tmp_path / "runs").exists()
 
 
-def test_profile_new_and_check(tmp_path):
+def test_profile_new_and_check(tmp_path, capsys):
     for task in ("classification", "causal-lm"):
-        proc = run_cli(["profile", "new", "--task", task], tmp_path)
-        (tmp_path / "p.toml").write_text(proc.stdout)
-        assert run_cli(["profile", "check", "p.toml"], tmp_path).returncode == 0
+        (tmp_path / "p.toml").write_text(run_inproc(["profile", "new", "--task", task], capsys))
+        assert "ok" in run_inproc(["profile", "check", str(tmp_path / "p.toml")], capsys)
 
 
-def test_doctor_reports(tmp_path):
-    proc = run_cli(["doctor", "--json"], tmp_path)
-    rep = json.loads(proc.stdout)
+def test_doctor_reports(tmp_path, capsys):
+    rep = json.loads(run_inproc(["doctor", "--json"], capsys))
     for key in ("python", "torch", "cuda", "gpus", "disk_free_gb", "offline", "problems"):
         assert key in rep
     assert rep["offline"] is True  # the test environment sets HF_HUB_OFFLINE
     assert any("GPU" in p["what"] for p in rep["problems"]) or rep["gpus"]
-    text = run_cli(["doctor"], tmp_path).stdout
-    assert "fix:" in text
+    assert "fix:" in run_inproc(["doctor"], capsys)

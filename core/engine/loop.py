@@ -61,10 +61,11 @@ class CheckpointWriteError(UserError):
 #   TUNEDECK_TEST_HOOKS="WHERE=ACTION;..."
 #       WHERE:  step:N (right after optimizer step N) | ckpt:LABEL or ckpt:LABEL@N (a write
 #               boundary of checkpoint.save_checkpoint / rotate, see checkpoint._boundary)
-#               | eval or eval@N (start of a validation evaluation) | prepare (start of data
+#               | step:* (every step, with SLEEPseconds) | eval or eval@N (start of a validation evaluation) | prepare (start of data
 #               preparation in the worker)
 #       ACTION: KILL | TERM | INT | HUP (that signal to the worker itself) | ENOSPC (raise
 #               OSError(ENOSPC)) | NAN (step:N only: the loss of step N is made NaN)
+#               | SLEEPs (step:* only: sleep s seconds after every step)
 _SIGNALS = {"KILL": signal.SIGKILL, "TERM": signal.SIGTERM, "INT": signal.SIGINT,
             "HUP": signal.SIGHUP}
 
@@ -97,6 +98,9 @@ class FaultHooks:
             return
         action = self.spec.get(f"{where}@{step}") if step is not None else None
         action = action or self.spec.get(where)
+        delay = self.spec.get(where.split(":")[0] + ":*", "")
+        if delay.startswith("SLEEP"):  # step:*=SLEEP0.05 slows every step (lifecycle tests)
+            time.sleep(float(delay[5:] or 0.05))
         if not action or action == "NAN":
             return
         if action == "ENOSPC":
