@@ -17,6 +17,29 @@ if TYPE_CHECKING:
 
 class BaseScreen(Screen[Any]):
     ready = False  # set when on_mount has run (tests and the benchmark wait for it)
+    _polls: list[Any]
+
+    def poll_every(self, seconds: float, callback: Callable[[], Any]) -> None:
+        """A timer that runs only while this screen is on top.
+
+        Textual repaints the screen under the top one whenever it handles a message (its
+        timer), which would redraw the whole terminal every tick; and nobody sees it anyway.
+        The screen catches up when it is shown again (``on_screen_resume``)."""
+        if not hasattr(self, "_polls"):
+            self._polls = []
+        self._polls.append(self.set_interval(seconds, callback))
+
+    def on_screen_suspend(self) -> None:
+        for t in getattr(self, "_polls", []):
+            t.pause()
+
+    def on_screen_resume(self) -> None:
+        for t in getattr(self, "_polls", []):
+            t.resume()
+        self.catch_up()
+
+    def catch_up(self) -> None:
+        """Bring the screen up to date after it was covered (subclasses)."""
     @property
     def tapp(self) -> "TunedeckApp":
         return self.app  # type: ignore[return-value]

@@ -257,9 +257,9 @@ class DashboardScreen(BaseScreen):
             self.poll_events()
         self.poll_status()
         self.poll_sys()
-        self.set_interval(self.services.events_poll_s, self.poll_events)
-        self.set_interval(1.0, self.poll_status)
-        self.set_interval(self.services.sys_poll_s, self.poll_sys)
+        self.poll_every(self.services.events_poll_s, self.poll_events)
+        self.poll_every(1.0, self.poll_status)
+        self.poll_every(self.services.sys_poll_s, self.poll_sys)
         self.redraw()
         # Fill the log once it has a size, so that it opens scrolled to the newest line.
         self.call_after_refresh(self._fill_log)
@@ -277,6 +277,11 @@ class DashboardScreen(BaseScreen):
         self.ready = True
 
     # --- polling ---------------------------------------------------------------------------
+
+    def catch_up(self) -> None:
+        if self.ready:
+            self.poll_events()
+            self.poll_status()
 
     @work(thread=True, exclusive=True, group="replay", exit_on_error=False)
     def replay_in_thread(self) -> None:

@@ -95,12 +95,13 @@ class RunsScreen(BaseScreen):
     def on_mount(self) -> None:
         self.sub_title = f"runs in {self.runs_dir}"
         self.refresh_runs_now()
-        self.set_interval(self.services.runs_poll_s, self.poll_runs)
+        self.poll_every(self.services.runs_poll_s, self.poll_runs)
         self.query_one(DataTable).focus()
         self.ready = True
 
-    def on_screen_resume(self) -> None:
-        self.refresh_runs_now()
+    def catch_up(self) -> None:
+        if self.ready:
+            self.refresh_runs_now()
 
     # --- data ------------------------------------------------------------------------------
 
@@ -109,8 +110,6 @@ class RunsScreen(BaseScreen):
 
     @work(thread=True, exclusive=True, group="runs-scan", exit_on_error=False)
     def poll_runs(self) -> None:
-        if not self.is_current:
-            return  # refreshed on resume; no work while another screen is on top
         rows = scan_runs(self.runs_dir, self.now())
         self.app.call_from_thread(self.apply_rows, rows)
 
