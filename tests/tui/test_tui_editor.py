@@ -169,3 +169,15 @@ async def test_launch_saves_then_starts_through_the_cli_and_opens_the_dashboard(
         await pilot.press("y")
         await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.ready)
         assert "epochs = 1.0" in calls[0]
+
+
+async def test_out_of_range_values_from_the_file_show_at_their_fields(runs_dir: Path) -> None:
+    p = Path("p.toml")
+    p.write_text('name = "x"\n[task]\ntype = "regression"\n[training]\nepochs = -2\ncompile = "yes"\n')
+    app = TunedeckApp(runs_dir, profile=str(p), services=fake_services())
+    async with app.run_test() as pilot:
+        ed = await open_editor(pilot, app)
+        assert "'regression'" in error_of(ed, "task.type")
+        assert "must be > 0" in error_of(ed, "training.epochs")
+        assert "true or false" in error_of(ed, "training.compile")
+        assert ed.problem_count() == 3

@@ -201,6 +201,8 @@ class EditorScreen(BaseScreen):
         self.field_errors: dict[str, str] = {}  # typed-value errors, by field path
         self.schema_errors: dict[str, str] = {}  # errors the schema reports, by field path
         self.general_errors: list[str] = []
+        # values in the file a widget cannot show (a bool that is not, an unknown choice)
+        self.load_errors: dict[str, str] = {}
         self.valid_profile: Any = None
         self._timer: Any = None
         self._shown_errors: dict[str, str] = {}
@@ -273,6 +275,7 @@ class EditorScreen(BaseScreen):
     def populate(self, data: dict[str, Any]) -> None:
         self._populated = {}
         self.field_errors = {}
+        self.load_errors = {}
         for s in self.specs:
             w = self.query_one("#" + wid(s))
             v = get_in(data, s)
@@ -281,13 +284,16 @@ class EditorScreen(BaseScreen):
             if isinstance(w, Switch):
                 w.value = bool(v) if isinstance(v, bool) else False
                 if not isinstance(v, bool):
-                    self.field_errors[s.path] = f"must be true or false (file has {v!r})"
+                    self.load_errors[s.path] = f"must be true or false (the file has {v!r})"
                 self._populated[s.path] = w.value
             elif isinstance(w, Select):
+                if v is not None and v not in s.choices:
+                    # Keep a valid choice in the widget; say what the file had.
+                    self.load_errors[s.path] = f"the file has {v!r}, not one of {', '.join(s.choices)}"
+                    v = s.default
                 if v is None or v not in s.choices:
-                    w.value = Select.NULL
-                    if v is not None:
-                        self.field_errors[s.path] = f"{v!r} is not one of {', '.join(s.choices)}"
+                    if s.optional:
+                        w.value = Select.NULL
                 else:
                     w.value = v
                 self._populated[s.path] = w.value
@@ -343,7 +349,7 @@ class EditorScreen(BaseScreen):
         self.valid_profile = None
         try:
             prof = validate(data, source="profile")
-            if not self.field_errors:
+            if not self.field_errors and not self.load_errors:
                 self.valid_profile = prof
         except ProfileError as e:
             for p in e.problems:
@@ -363,6 +369,7 @@ class EditorScreen(BaseScreen):
     def _validate_raw(self) -> Any:
         text = self.query_one("#ed-raw", TextArea).text
         self.field_errors, self.schema_errors, self.general_errors = {}, {}, []
+        self.load_errors = {}
         self.valid_profile = None
         try:
             self.valid_profile = loads(text, source=str(self.path or "profile"))
@@ -375,7 +382,8 @@ class EditorScreen(BaseScreen):
     def _show_errors(self) -> None:
         # Touch only the messages that changed: re-laying out the whole form per key is slow.
         for s in self.specs:
-            msg = self.field_errors.get(s.path) or self.schema_errors.get(s.path) or ""
+            msg = (self.field_errors.get(s.path) or self.load_errors.get(s.path)
+                   or self.schema_errors.get(s.path) or "")
             if self._shown_errors.get(s.path, "") == msg:
                 continue
             self._shown_errors[s.path] = msg
@@ -392,7 +400,7 @@ class EditorScreen(BaseScreen):
             panel.display = bool(general)
 
     def problem_count(self) -> int:
-        return len(set(self.field_errors) | set(self.schema_errors)) + len(self.general_errors)
+        return len(set(self.field_errors) | set(self.schema_errors) | set(self.load_errors)) + len(self.general_errors)
 
     def current_text(self) -> str | None:
         """The text a save would write (None while the form has errors)."""
@@ -432,6 +440,8 @@ class EditorScreen(BaseScreen):
         if s is None:
             return
         w = self.query_one("#" + wid(s))
+        if w.value != self._populated.get(s.path):
+            self.load_errors.pop(s.path, None)  # the user chose a value
         if isinstance(w, Input):
             _, err = parse_field(s, w.value)
             if err:
