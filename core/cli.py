@@ -75,6 +75,10 @@ def cmd_train(a: argparse.Namespace) -> int:
     # Data and tokenizer first: a bad data file is an error with no run directory left behind.
     print("preparing data ...", flush=True)
     prepared = prepare(prof, log=lambda m: print(m, flush=True))
+    # The model config too (a bad model.config or an unloadable model.name is a user error).
+    from core.models import build_config
+
+    build_config(prof, prepared.tokenizer, prepared.task.config_overrides())
     run = create_run(Path(prof.output.runs_dir), prof.name, dumps(prof))
     state = run_worker(run, prepared=prepared, echo=_progress_printer)
     _print_outcome(run, state)

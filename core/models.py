@@ -136,6 +136,16 @@ def build_config(profile: Profile, tokenizer: Any, extra: dict[str, Any]) -> Any
             tid = getattr(tokenizer, key, None)
             if tid is not None:
                 cfg.setdefault(key, tid)
+        from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+        if model_type not in CONFIG_MAPPING:
+            import difflib
+
+            close = difflib.get_close_matches(str(model_type), list(CONFIG_MAPPING.keys()), n=3)
+            hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else \
+                "e.g. 'bert', 'gpt2', 'llama', 't5'"
+            raise ModelError(f"model.config.model_type: {model_type!r} is not a transformers model "
+                             f"type; {hint}")
         try:
             config = AutoConfig.for_model(model_type, **cfg)
         except (ValueError, TypeError, KeyError) as e:

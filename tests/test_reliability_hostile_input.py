@@ -253,16 +253,7 @@ def check_refused(tmp: Path, rc: int, err: str, expect: list[str], before: dict[
 
 
 ALL = PROFILE_CASES + DATA_CASES
-# Bugs found here in files this suite's owner does not own (see docs/reliability.md):
-XFAIL: dict[str, str] = {
-    "bool-as-int": "core/profile: pydantic lax mode takes batch_size = true as 1 (wrong type "
-                   "silently accepted; needs strict ints in core/profile/schema.py)",
-    "model-config-bad-type": "core/cli.py: a bad model.config (unknown model_type) is found only "
-                             "when the worker builds the model, after the run directory exists; "
-                             "cmd_train should build the config before create_run",
-    "symlink-loop": "core/profile/io.py resolve_paths: Path.resolve() raises RuntimeError "
-                    "('Symlink loop') for a self-referencing symlink: a traceback, exit 1",
-}
+XFAIL: dict[str, str] = {}  # none open: add "case-id": "reason" for a known bug
 
 
 def test_at_least_fifty_cases():

@@ -109,8 +109,7 @@ def resolve_paths(profile: Profile, base_dir: Path) -> Profile:
         if not p.is_absolute():
             cand = base_dir / p
             p = cand if cand.exists() or not (Path.cwd() / p).exists() else Path.cwd() / p
-        upd[field] = str(p.resolve())
-    tok = profile.model.tokenizer
+        upd[field] = _resolve(p, f"data.{field}")
     mupd: dict[str, Any] = {}
     for field in ("name", "tokenizer"):
         val = getattr(profile.model, field)
@@ -118,14 +117,20 @@ def resolve_paths(profile: Profile, base_dir: Path) -> Profile:
             p = Path(val).expanduser()
             if not p.is_absolute():
                 p = base_dir / p if (base_dir / p).exists() else Path.cwd() / p
-            mupd[field] = str(p.resolve())
-    del tok
+            mupd[field] = _resolve(p, f"model.{field}")
     return profile.model_copy(
         update={
             "data": profile.data.model_copy(update=upd),
             "model": profile.model.model_copy(update=mupd),
         }
     )
+
+
+def _resolve(p: Path, key: str) -> str:
+    try:
+        return str(p.resolve())
+    except (RuntimeError, OSError) as e:  # a symlink loop, a path too long
+        raise ProfileError(f"{key}: cannot resolve {p}: {e}; point it at a real file", key) from None
 
 
 # --- messages -----------------------------------------------------------------------------

@@ -22,8 +22,10 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 class _Section(BaseModel):
-    # Unknown keys are errors (typos must not be silently ignored); NaN/Inf are never valid.
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_assignment=True)
+    # Unknown keys are errors (typos must not be silently ignored); NaN/Inf are never valid;
+    # strict: `batch_size = true` or `epochs = "3"` is a type error, not silently coerced.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_assignment=True,
+                              strict=True)
 
 
 class TaskSection(_Section):
