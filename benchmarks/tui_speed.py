@@ -448,8 +448,10 @@ def bench_attach(epochs: int) -> list[tuple[str, str, str]]:
         tps = [x for x in tps if x]
         return statistics.median(tps) if tps else float("nan")
 
-    alone = [one(False), one(False)]
-    watched = [one(True), one(True)]
+    alone, watched = [], []
+    for _ in range(2):  # interleaved, so that drift in the machine's load hits both alike
+        alone.append(one(False))
+        watched.append(one(True))
     a, w = statistics.median(alone), statistics.median(watched)
     return [
         ("worker throughput alone (samples/s, median of 2 runs)", f"{a:.1f}", ""),

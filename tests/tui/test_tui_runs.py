@@ -54,8 +54,10 @@ async def test_lists_runs_marks_stale_and_picks_up_new_runs(runs_dir: Path) -> N
             # A run started elsewhere (CLI, another SSH session) shows up by itself.
             make_run(runs_dir, "d-20260101-000300-0004", state="stopped", step=3, started=T0 + 180)
             await wait_for(pilot, lambda: "d-20260101-000300-0004" in states(app))
+            # The cursor stays on the run it was on (c), not on the row number.
+            assert app.screen.selected().summary.id == "c-20260101-000200-0003"
             # The stale run's detail line says why.
-            await pilot.press("down", "down")
+            await pilot.press("down")
             detail = str(app.screen.query_one("#run-detail").render())
             assert "STALE" in detail and "b-20260101-000100-0002" in detail
     finally:

@@ -133,6 +133,7 @@ class FakeWorker:
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.step = 0
         self.requests: list[str] = []
+        self.emitted: dict[int, float] = {}  # step -> when its event was written (monotonic)
 
     def start(self) -> "FakeWorker":
         self.lock.acquire()
@@ -156,6 +157,7 @@ class FakeWorker:
                         self.events.emit("run_stopped", step=self.step)
                         self.run.write_status(state="stopped", step=self.step, ended=time.time())
                         return
+                self.emitted[self.step] = time.monotonic()
                 self.events.emit("step", step=self.step, total_steps=self.total, loss=1.0 / self.step,
                                  lr=1e-4, tokens_per_s=1000.0, epoch=self.step / self.total, elapsed_s=self.step * 0.05,
                                  eta_s=(self.total - self.step) * 0.05)

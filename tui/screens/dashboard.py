@@ -8,6 +8,7 @@ to the worker except through control files (``RunDir.request``).
 from __future__ import annotations
 
 import math
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from tui.screens.dialogs import ConfirmDialog
 from tui.widgets.plot import LinePlot, Series
 
 REPLAY_IN_THREAD_BYTES = 4 << 20
+MIN_REDRAW_S = 0.5
 METRIC_ORDER = ("accuracy", "f1_macro", "perplexity", "f1", "rouge", "bleu")
 
 
@@ -223,6 +225,12 @@ class DashboardScreen(BaseScreen):
         self._replaying = False
         self._log_ready = False
         self._sys: dict[str, Any] = {}
+        self._pending_lines: list[Text] = []
+        self._last_redraw = 0.0
+        self._redraw_timer: Any = None
+        self._bindings_for: tuple[str, bool] | None = None
+        self._shown: dict[str, Any] = {}
+        self._log_size = -1
 
     def compose(self) -> ComposeResult:
         yield Header(icon="▣")
@@ -230,7 +238,8 @@ class DashboardScreen(BaseScreen):
         with Vertical(id="dash-top"):
             yield Static(id="dash-title")
             with Horizontal(id="dash-progress-row"):
-                yield ProgressBar(total=None, show_eta=False, show_percentage=False, id="dash-progress")
+                # A known total from the start: an indeterminate bar animates (and repaints) forever.
+                yield ProgressBar(total=1, show_eta=False, show_percentage=False, id="dash-progress")
                 yield Static(id="dash-progress-text")
             yield Static(id="dash-stats")
             yield Static(id="dash-sys")
@@ -268,10 +277,11 @@ class DashboardScreen(BaseScreen):
         log = self.query_one(RichLog)
         log.clear()
         if self.show_worker_log:
-            self._show_worker_log()
+            self._show_worker_log(force=True)
         else:
             for line in self.view.lines:
                 log.write(line)
+            self._pending_lines = []
         log.scroll_end(animate=False, immediate=True)
         self._log_ready = True
         self.ready = True
@@ -312,13 +322,34 @@ class DashboardScreen(BaseScreen):
             return
         if not events:
             return
-        log = self.query_one(RichLog)
+        ended = False
         for ev in events:
             line = self.view.apply(ev)
-            if line is not None and self._log_ready and not self.show_worker_log:
+            if line is not None:
+                self._pending_lines.append(line)
+            ended = ended or ev.type in ("run_finished", "run_failed", "run_stopped", "run_diverged",
+                                         "run_resumed")
+        if ended:
+            self.poll_status()
+        self._schedule_redraw()
+
+    def _schedule_redraw(self) -> None:
+        """Redraw at most every MIN_REDRAW_S: each repaint costs CPU the worker could use, and a
+        run logging every step writes dozens of events a second."""
+        wait = MIN_REDRAW_S - (time.monotonic() - self._last_redraw)
+        if wait <= 0:
+            self._flush()
+        elif self._redraw_timer is None:
+            self._redraw_timer = self.set_timer(wait, self._flush)
+
+    def _flush(self) -> None:
+        self._redraw_timer = None
+        self._last_redraw = time.monotonic()
+        if self._pending_lines and self._log_ready and not self.show_worker_log:
+            log = self.query_one(RichLog)
+            for line in self._pending_lines[-200:]:
                 log.write(line)
-            if ev.type in ("run_finished", "run_failed", "run_stopped", "run_diverged", "run_resumed"):
-                self.poll_status()
+        self._pending_lines = []
         self.redraw()
 
     def poll_status(self) -> None:
@@ -333,7 +364,9 @@ class DashboardScreen(BaseScreen):
             # status.json lags the event by up to a heartbeat; the event is newer.
             self.state = self.view.event_state
         self.redraw_header()
-        self.refresh_bindings()
+        if (self.state, self.stale) != self._bindings_for:
+            self._bindings_for = (self.state, self.stale)
+            self.refresh_bindings()
         if self.show_worker_log:
             self._show_worker_log()
 
@@ -351,7 +384,7 @@ class DashboardScreen(BaseScreen):
         self.redraw_header()
         v = self.view
         bar = self.query_one("#dash-progress", ProgressBar)
-        if v.total:
+        if v.total and (bar.total, bar.progress) != (v.total, min(v.step, v.total)):
             bar.update(total=v.total, progress=min(v.step, v.total))
         pct = f" ({v.step / v.total:.0%})" if v.total else ""
         eta = v.eta
@@ -364,7 +397,7 @@ class DashboardScreen(BaseScreen):
             prog.append(f" · ETA {fmt.duration(eta)}" if eta is not None else " · ETA –")
         if v.elapsed is not None:
             prog.append(f" · {fmt.duration(v.elapsed)} in", style="dim")
-        self.query_one("#dash-progress-text", Static).update(prog)
+        self._set("#dash-progress-text", prog)
 
         d = v.last
         st = Text()
@@ -394,7 +427,7 @@ class DashboardScreen(BaseScreen):
         elif v.best:
             st.append("  best ", style="dim")
             st.append(f"{fmt.best(v.best[0], v.best[1])} @ {v.best[2]}", style="green")
-        self.query_one("#dash-stats", Static).update(st)
+        self._set("#dash-stats", st)
 
         metric_note = ""
         if v.last_eval:
@@ -404,6 +437,12 @@ class DashboardScreen(BaseScreen):
             f"eval {fmt.METRIC_SHORT.get(v.metric_name, v.metric_name)}" if v.metric_name else "eval")
         for pid, note in (("#plot-loss", None), ("#plot-metric", metric_note), ("#plot-lr", None), ("#plot-tps", None)):
             self.query_one(pid, LinePlot).update_plot(note)
+
+    def _set(self, selector: str, content: Text) -> None:
+        """Update a Static only when its text changes (an update repaints)."""
+        if self._shown.get(selector) != content:
+            self._shown[selector] = content
+            self.query_one(selector, Static).update(content)
 
     def redraw_header(self) -> None:
         v = self.view
@@ -424,14 +463,14 @@ class DashboardScreen(BaseScreen):
         if self.state in ("failed", "diverged") and not self.stale:
             msg = self.reason or v.error or self.status.get("message") or "see worker.log (w)"
             title.append(f"\n{msg}", style="red")
-        self.query_one("#dash-title", Static).update(title)
+        self._set("#dash-title", title)
         banner = self.query_one("#stale-banner", Static)
         if self.stale:
-            banner.update(Text(f" ⚠ STALE — {self.reason}. status.json still says "
-                               f"'{self.raw_state}'. r resumes from the newest checkpoint. ",
-                               style="bold"))
+            self._set("#stale-banner", Text(f" ⚠ STALE — {self.reason}. status.json still says "
+                                            f"'{self.raw_state}'. r resumes from the newest checkpoint. ",
+                                            style="bold"))
             banner.display = True
-        else:
+        elif banner.display:
             banner.display = False
 
     def redraw_sys(self) -> None:
@@ -450,17 +489,24 @@ class DashboardScreen(BaseScreen):
             t.append(" ")
         if "cpu_percent" in s:
             t.append("CPU ", style="bold")
-            t.append(f"{s['cpu_percent']:.0f}%  ")
+            t.append(f"{5 * round(s['cpu_percent'] / 5):.0f}%  ")
         if "ram_used_gb" in s:
             t.append("RAM ", style="bold")
             t.append(f"{s['ram_used_gb']:.1f}/{s.get('ram_total_gb', 0):.1f}GB  ")
         if "worker_rss_gb" in s:
             t.append("worker ", style="bold")
             t.append(f"{s['worker_rss_gb']:.2f}GB")
-        self.query_one("#dash-sys", Static).update(t)
+        self._set("#dash-sys", t)
 
-    def _show_worker_log(self) -> None:
+    def _show_worker_log(self, force: bool = False) -> None:
         log = self.query_one(RichLog)
+        try:
+            size = self.run.log_path.stat().st_size
+        except OSError:
+            size = -2
+        if size == self._log_size and not force:
+            return
+        self._log_size = size
         try:
             with open(self.run.log_path, "rb") as f:
                 f.seek(0, 2)

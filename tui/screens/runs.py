@@ -11,6 +11,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Footer, Header, Static
 
 from core.errors import RunError
@@ -81,6 +82,7 @@ class RunsScreen(BaseScreen):
         super().__init__(id="runs-screen")
         self.rows: list[RunRow] = []
         self._shown: list[tuple[Any, ...]] = []
+        self._shown_ids: list[str] = []
         self._wide: bool | None = None
         self._empty_shown = False
         self._detail_key: tuple[Any, ...] | None = None
@@ -138,25 +140,32 @@ class RunsScreen(BaseScreen):
             return
         table = self.query_one(DataTable)
         wide = self.size.width >= 110
+        current = self.selected()
+        cur_id = current.summary.id if current else None
         self.rows = rows
         cells = [self._row_cells(r, wide) for r in rows]
         key = [tuple(str(c) for c in row) for row in cells]
+        ids = [r.summary.id for r in rows]
         if wide != self._wide:
             self._wide = wide
             table.clear(columns=True)
             table.add_columns(*self._columns(wide))
-            self._shown = []
+            self._shown, self._shown_ids = [], []
         if key != self._shown:
-            current = self.selected()
-            cur_id = current.summary.id if current else None
-            table.clear()
-            for r, row in zip(rows, cells):
-                table.add_row(*row, key=r.summary.id)
-            self._shown = key
-            if cur_id is not None:
-                ids = [r.summary.id for r in rows]
+            if ids == self._shown_ids:
+                # Same runs in the same order: touch only the cells that changed (a running
+                # run's step and time change every second; rebuilding the table would flicker).
+                for i, (old, new, row) in enumerate(zip(self._shown, key, cells)):
+                    for j, (a, b) in enumerate(zip(old, new)):
+                        if a != b:
+                            table.update_cell_at(Coordinate(i, j), row[j], update_width=True)
+            else:
+                table.clear()
+                for r, row in zip(rows, cells):
+                    table.add_row(*row, key=r.summary.id)
                 if cur_id in ids:
                     table.move_cursor(row=ids.index(cur_id), animate=False)
+            self._shown, self._shown_ids = key, ids
         empty = self.query_one("#runs-empty", Static)
         if rows:
             empty.display = False

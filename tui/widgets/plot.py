@@ -14,7 +14,7 @@ from typing import Sequence
 from rich.text import Text
 from textual.widget import Widget
 
-MAX_POINTS = 2048
+MAX_POINTS = 1024  # plenty for ~200 dot columns; halving keeps the shape
 _BRAILLE = 0x2800
 # dot bit for (column 0|1, row 0..3) inside one braille cell
 _DOT = ((0x01, 0x02, 0x04, 0x40), (0x08, 0x10, 0x20, 0x80))
@@ -26,6 +26,7 @@ class Series:
     color: str = "cyan"
     xs: list[float] = field(default_factory=list)
     ys: list[float] = field(default_factory=list)
+    version: int = 0  # bumped on every change: plots redraw only when it moves
 
     def add(self, x: float, y: float | None) -> None:
         if y is None:
@@ -40,6 +41,7 @@ class Series:
             self.truncate_after(x)
         self.xs.append(x)
         self.ys.append(y)
+        self.version += 1
         if len(self.xs) > MAX_POINTS:
             self._halve()
 
@@ -48,6 +50,7 @@ class Series:
         while self.xs and self.xs[-1] >= x:
             self.xs.pop()
             self.ys.pop()
+            self.version += 1
 
     def _halve(self) -> None:
         xs, ys = self.xs, self.ys
@@ -175,16 +178,31 @@ class LinePlot(Widget):
         self.series = list(series)
         self.x_label = x_label
         self.note = ""
+        self._drawn: tuple[object, ...] | None = None
+        self._cache: Text | None = None
+
+    def _key(self) -> tuple[object, ...]:
+        return (tuple((id(s), s.version) for s in self.series), self.title, self.note,
+                self.size.width, self.size.height)
 
     def update_plot(self, note: str | None = None) -> None:
+        """Repaint if anything shown changed (repainting costs the worker's CPU too)."""
         if note is not None:
             self.note = note
-        self.refresh()
+        if self._key() != self._drawn:
+            self.refresh()
 
     def render(self) -> Text:
         w, h = self.size.width, self.size.height
         if w <= 0 or h <= 0:
             return Text("")
+        key = self._key()
+        if key == self._drawn and self._cache is not None:
+            return self._cache
+        self._drawn, self._cache = key, self._draw(w, h)
+        return self._cache
+
+    def _draw(self, w: int, h: int) -> Text:
         head = Text(self.title, style="bold")
         for s in self.series:
             if s.last is not None:
