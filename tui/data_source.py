@@ -29,13 +29,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.errors import DataError
+from tui.quick_head import (_EXT, FORMATS, _arrow_files, _has_header, _head_bytes,  # noqa: F401
+                            dataset_splits, sniff_format)
 
-FORMATS = ("csv", "tsv", "json", "jsonl", "parquet", "text", "arrow")
-_EXT = {
-    ".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".json": "json", ".jsonl": "jsonl",
-    ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet", ".txt": "text", ".text": "text",
-    ".arrow": "arrow", ".feather": "arrow", ".ipc": "arrow",
-}
 BLOCK = 1 << 20  # bytes per parsed block: ~10k rows of short text, parsed in a few ms
 TEXT_BATCH = 65536
 
@@ -43,93 +39,7 @@ Progress = Callable[[float], None]
 Cancelled = Callable[[], bool]
 
 
-# --- format detection ---------------------------------------------------------------------
-
-def sniff_format(path: Path) -> str:
-    """The format of ``path``: by extension, else by looking at its first bytes."""
-    path = Path(path)
-    if path.is_dir():
-        if _arrow_files(path) or (path / "dataset_dict.json").is_file():
-            return "arrow"
-        raise DataError(f"{path}: a folder, but not a datasets save_to_disk folder "
-                        "(no data-*.arrow, dataset_info.json or dataset_dict.json)")
-    ext = _EXT.get(path.suffix.lower())
-    head = _head_bytes(path)
-    if ext == "json":
-        return "json" if head.lstrip()[:1] == b"[" else "jsonl"
-    if ext:
-        return ext
-    if head.startswith(b"PAR1"):
-        return "parquet"
-    if head.startswith(b"ARROW1") or head[4:8] == b"\xff\xff\xff\xff" or head[:4] == b"\xff\xff\xff\xff":
-        return "arrow"
-    text = head.decode("utf-8", errors="replace")
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        return "json"
-    lines = [ln for ln in text.splitlines()[:-1] or text.splitlines() if ln.strip()][:30]
-    if stripped.startswith("{"):
-        try:
-            json.loads(lines[0])
-            return "jsonl"
-        except (ValueError, IndexError):
-            pass
-    if lines:
-        for delim, fmt in (("\t", "tsv"), (",", "csv"), (";", "csv")):
-            counts = [ln.count(delim) for ln in lines]
-            if counts[0] >= 1 and sum(c == counts[0] for c in counts) >= 0.9 * len(counts):
-                return fmt
-    return "text"
-
-
-def _head_bytes(path: Path, n: int = 65536) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read(n)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a folder") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot be read ({e.strerror})") from None
-
-
-def _has_header(first_line: str, delim: str) -> bool:
-    """Heuristic: a header row holds short, unique, non-numeric names."""
-    cells = next(csv.reader([first_line], delimiter=delim), [])
-    if not cells:
-        return False
-    for c in cells:
-        c = c.strip()
-        if not c or len(c) > 40:
-            return False
-        try:
-            float(c)
-            return False
-        except ValueError:
-            pass
-    return len(set(cells)) == len(cells)
-
-
-def _arrow_files(folder: Path) -> list[Path]:
-    state = folder / "state.json"
-    try:
-        files = json.loads(state.read_text())["_data_files"]
-        out = [folder / f["filename"] for f in files]
-        if out and all(p.is_file() for p in out):
-            return out
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    return sorted(folder.glob("data-*.arrow")) or sorted(folder.glob("*.arrow"))
-
-
-def dataset_splits(folder: Path) -> list[str]:
-    """Split names of a save_to_disk DatasetDict folder ([] for a plain Dataset folder)."""
-    try:
-        d = json.loads((folder / "dataset_dict.json").read_text())
-        return [s for s in d.get("splits", []) if (folder / s).is_dir()]
-    except (OSError, ValueError, AttributeError):
-        return []
+# Format detection lives in tui.quick_head (no pyarrow there).
 
 
 # --- the opened table ---------------------------------------------------------------------

@@ -45,7 +45,7 @@ class DatasetsScreen(BaseScreen):
         self.label_col: str | None = None
         self.filter_text = ""
         self.load_ms: float | None = None
-        self.first_rows_ms: float | None = None
+        self.first_rows_ms: float | None = None  # open → first rows on screen
         self._t0 = 0.0
         self._loading = False
 
@@ -103,7 +103,29 @@ class DatasetsScreen(BaseScreen):
         self._progress(0.0, "reading")
         self._t0 = time.perf_counter()
         self._loading = True
+        self.first_rows_ms = None
+        self._quick_head()
         self.load_worker(self.path, self.split)
+
+    def _quick_head(self) -> None:
+        """Show the first rows at once (standard library), before pyarrow has even loaded."""
+        from tui.quick_head import quick_head, sniff_format
+
+        try:
+            fmt = sniff_format(self.path)
+        except UserError:
+            return  # the worker reports it
+        head = quick_head(self.path, fmt)
+        if head is None:
+            return
+        self.query_one(ArrowTable).set_source(head)
+        self.first_rows_ms = (time.perf_counter() - self._t0) * 1000
+        t = Text()
+        t.append(self.path.name, style="bold")
+        t.append(f" · {fmt}")
+        t.append(f" · first {head.num_rows:,} rows (reading the rest…)\n", style="yellow")
+        t.append("  ".join(head.column_names), style="dim")
+        self.query_one("#ds-info", Static).update(t)
 
     @work(thread=True, exclusive=True, group="ds-load", exit_on_error=False)
     def load_worker(self, path: Path, split: str | None) -> None:
@@ -141,8 +163,8 @@ class DatasetsScreen(BaseScreen):
     def _show_head(self, loader: Any) -> None:
         from tui.data_source import TableSource
 
-        if self.source is not None or not self.is_mounted:
-            return
+        if self.source is not None or not self.is_mounted or self.first_rows_ms is not None:
+            return  # the full table or the quick head is already on screen
         self.first_rows_ms = (time.perf_counter() - self._t0) * 1000
         self.query_one(ArrowTable).set_source(TableSource(loader.head, complete=False))
         self._info(loader.format, loader.head, complete=False)
@@ -172,6 +194,7 @@ class DatasetsScreen(BaseScreen):
         if not self.is_mounted:
             return
         self.query_one("#ds-progress-row").display = False
+        self.query_one(ArrowTable).set_source(None)  # the quick head, if any, was not the file
         self.query_one("#ds-info", Static).update(Text(message, style="bold red"))
         self.show_error(message, "Cannot open data")
 
