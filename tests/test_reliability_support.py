@@ -17,30 +17,9 @@ from typing import Any, Callable
 
 import pytest
 
-
-def _root_conftest():
-    """tests/conftest.py as a module. ``from conftest import`` is ambiguous once pytest has also
-    imported tests/tui/conftest.py (both are called 'conftest'), so load it by path."""
-    import importlib.util
-    import sys
-
-    path = Path(__file__).with_name("conftest.py").resolve()
-    mod = sys.modules.get("conftest")
-    if mod is not None and Path(getattr(mod, "__file__", "")).resolve() == path:
-        return mod
-    mod = sys.modules.get("_tunedeck_tests_conftest")
-    if mod is None:
-        spec = importlib.util.spec_from_file_location("_tunedeck_tests_conftest", path)
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = mod
-        spec.loader.exec_module(mod)
-    return mod
-
-
-_c = _root_conftest()
-ROOT, TINY_BERT, TUNEDECK, cli_env = _c.ROOT, _c.TINY_BERT, _c.TUNEDECK, _c.cli_env
-make_classification_rows, tiny_cls_profile, tiny_lm_profile = (
-    _c.make_classification_rows, _c.tiny_cls_profile, _c.tiny_lm_profile)
+from tdhelpers import (  # noqa: E402,F401 - re-exported for the reliability tests
+    ROOT, TINY_BERT, TUNEDECK, cli_env, make_classification_rows, tiny_cls_profile,
+    tiny_lm_profile)
 
 
 @pytest.fixture
