@@ -144,7 +144,7 @@ def _run_locked(run: RunDir, resume: bool, prepared: Any, echo: Callable[[Event]
         state, message = "stopped", "stopped before training started"
         _emit(events, "run_stopped", step=step, message=message)
     except BaseException as e:  # a bug or an environment failure: say so, keep the traceback
-        state, message = "failed", f"{type(e).__name__}: {e}"
+        state, message = "failed", _describe(e, run)
         traceback.print_exc(file=sys.stderr)
         sys.stderr.flush()
         _emit(events, "run_failed", error=message + " (traceback in worker.log)")
@@ -156,6 +156,23 @@ def _run_locked(run: RunDir, resume: bool, prepared: Any, echo: Callable[[Event]
         except OSError:
             pass
     return state
+
+
+def _describe(e: BaseException, run: RunDir) -> str:
+    """One line for an unexpected failure, with what to do where we can tell."""
+    first = (str(e).strip().splitlines() or [""])[0][:300]
+    if type(e).__name__ == "OutOfMemoryError":  # outside a training step (model, optimizer)
+        return (f"out of device memory outside a training step (loading the model or creating "
+                f"the optimizer state): {first}; pick a smaller model or free the device "
+                "('tunedeck profile check --preflight' estimates the memory a profile needs)")
+    if isinstance(e, OSError) and e.errno is not None:
+        import errno
+
+        where = f" ({e.filename})" if e.filename else ""
+        hint = ("free disk space" if e.errno in (errno.ENOSPC, errno.EDQUOT)
+                else "check the path and its permissions")
+        return f"{e.strerror or first}{where}; {hint}, then 'tunedeck resume {run.id}'"
+    return f"{type(e).__name__}: {first}"
 
 
 def _emit(events: EventWriter, type: str, **data: Any) -> None:

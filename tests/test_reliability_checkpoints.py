@@ -184,3 +184,28 @@ def test_state_file_is_plain_json(tmp_path):
     assert json.loads((p / C.STATE_FILE).read_text()) == {"step": 4, "seed": 0}
     manifest = json.loads((p / C.COMPLETE).read_text())
     assert manifest["step"] == 4 and set(manifest["files"]) == set(C.FILES)
+
+
+def test_disk_full_while_logging(tmp_path, monkeypatch):
+    """ENOSPC from the event log (not a checkpoint): failed, a one-line message saying what to
+    do, and the checkpoints written before are intact."""
+    import errno
+
+    from core.events import EventWriter
+
+    orig = EventWriter.emit
+
+    def emit(self, type, **data):
+        if type == "step" and data.get("step") == 5:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
+        return orig(self, type, **data)
+
+    monkeypatch.setattr(EventWriter, "emit", emit)
+    prof = cls_setup(tmp_path, save_every_steps=2)
+    assert cli("train", str(prof)) == 1
+    run = runs_dir(prof) / run_ids(prof).pop()
+    st = status(run)
+    assert st["state"] == "failed"
+    assert "No space left on device" in st["message"] and "events.jsonl" in st["message"]
+    assert "free disk space" in st["message"] and "tunedeck resume" in st["message"]
+    assert checkpoint_steps(run) == [2, 4]
