@@ -209,3 +209,21 @@ def test_disk_full_while_logging(tmp_path, monkeypatch):
     assert "No space left on device" in st["message"] and "events.jsonl" in st["message"]
     assert "free disk space" in st["message"] and "tunedeck resume" in st["message"]
     assert checkpoint_steps(run) == [2, 4]
+
+
+def test_corrupt_complete_checkpoint_falls_back_to_the_previous(tmp_path, clean_hooks):
+    """Same size, garbage content (a disk fault after the marker): resume skips it with a
+    warning and continues from the previous checkpoint."""
+    prof = cls_setup(tmp_path, save_every_steps=2, keep_checkpoints=3)
+    clean_hooks.setenv("TUNEDECK_TEST_HOOKS", "step:5=TERM")
+    assert cli("train", str(prof)) == 0
+    clean_hooks.delenv("TUNEDECK_TEST_HOOKS")
+    run = runs_dir(prof) / run_ids(prof).pop()
+    assert checkpoint_steps(run) == [2, 4, 5]
+    bad = run / "checkpoints" / "step-5" / "optimizer.pt"
+    bad.write_bytes(os.urandom(bad.stat().st_size))
+    assert resume_fg(run) == 0
+    assert status(run)["state"] == "finished"
+    assert of_type(run, "run_resumed")[-1]["step"] == 4
+    assert any("skipping checkpoint" in d["message"] and "step-5" in d["message"]
+               for d in of_type(run, "log"))

@@ -261,13 +261,16 @@ def load_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any) -> d
         try:
             return torch.load(path / name, weights_only=True, map_location="cpu")
         except pickle.UnpicklingError as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            if "weights only" in str(e).lower() or "unsupported global" in str(e).lower():
+            text = str(e)
+            m = re.search(r"Unsupported global: (GLOBAL \S+)", text)
+            if m:  # it names a callable to import: what a code-running pickle needs
                 raise UnsafeCheckpoint(
                     f"{path / name}: refused to load: it holds a pickle that would run code "
-                    f"({first[:200]}); it was not written by tunedeck or was tampered with. "
-                    f"Delete {path} to resume from an earlier checkpoint") from None
-            raise CheckpointError(f"{path / name}: corrupt ({first[:200]})") from None
+                    f"({m.group(1)} is not allowed); it was not written by tunedeck or was "
+                    f"tampered with. Delete {path} to resume from an earlier checkpoint") from None
+            m = re.search(r"WeightsUnpickler error: ([^\n]*\n*[^\n]*)", text)
+            why = " ".join((m.group(1) if m else text).split())[:160]
+            raise CheckpointError(f"{path / name}: corrupt or not a tunedeck file ({why})") from None
         except (EOFError, RuntimeError, ValueError, OSError) as e:
             raise CheckpointError(f"{path / name}: corrupt or unreadable ({e})") from None
 
