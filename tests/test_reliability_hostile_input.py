@@ -363,7 +363,7 @@ def test_generated_toml_only_raises_profile_error():
     docs = st.dictionaries(st.sampled_from(list(sections) + ["name", "schema_version", "extra"]),
                            section | scalars, max_size=6)
 
-    @settings(max_examples=1500, deadline=None, derandomize=True,
+    @settings(max_examples=1200, deadline=None, derandomize=True,
               suppress_health_check=list(HealthCheck))
     @given(docs)
     def structured(doc):
@@ -376,7 +376,7 @@ def test_generated_toml_only_raises_profile_error():
         except ProfileError:
             pass
 
-    @settings(max_examples=1000, deadline=None, derandomize=True,
+    @settings(max_examples=800, deadline=None, derandomize=True,
               suppress_health_check=list(HealthCheck))
     @given(st.text(alphabet=st.sampled_from(list("[]{}=\"'.,#\n\\ abc019-+_e:nfai")), max_size=80))
     def raw(text):
