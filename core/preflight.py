@@ -56,6 +56,8 @@ def _config(profile: Profile) -> Any:
         if not model_type:
             raise ModelError("model.config needs model_type, e.g. model_type = \"gpt2\"")
         cfg.setdefault("vocab_size", 2000)  # a tokenizer trained on the data is about this big
+        for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
+            cfg.setdefault(key, None)  # set from the tokenizer at training time; not needed here
         try:
             return AutoConfig.for_model(model_type, **cfg)
         except (ValueError, TypeError, KeyError) as e:
