@@ -49,8 +49,10 @@ def write_profile(path: Path, text: str) -> Path:
 def tiny_cls_profile(tmp_path: Path, data: Path, **training) -> Path:
     import tomli_w
 
+    # fp32: the exact-resume promise is bit-identical weights in fp32 on CPU ('auto' may pick
+    # bf16 autocast on CPUs with AVX512-BF16/AMX).
     t = {"epochs": 3, "learning_rate": 3e-3, "batch_size": 16, "max_length": 32,
-         "log_every_steps": 5, "warmup_ratio": 0.1}
+         "log_every_steps": 5, "warmup_ratio": 0.1, "precision": "fp32"}
     t.update(training)
     doc = {"name": "tiny-cls", "task": {"type": "classification"},
            "model": {"config": TINY_BERT}, "data": {"train": str(data)}, "training": t,
@@ -62,7 +64,7 @@ def tiny_lm_profile(tmp_path: Path, data: Path, **training) -> Path:
     import tomli_w
 
     t = {"epochs": 3, "learning_rate": 3e-3, "batch_size": 16, "max_length": 32,
-         "log_every_steps": 5}
+         "log_every_steps": 5, "precision": "fp32"}
     t.update(training)
     doc = {"name": "tiny-lm", "task": {"type": "causal-lm"}, "model": {"config": TINY_GPT},
            "data": {"train": str(data), "prompt_column": "prompt", "response_column": "response"},

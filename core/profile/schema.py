@@ -158,8 +158,8 @@ class TrainingSection(_Section):
     seed: int = Field(42, ge=0, le=2**32 - 1, description="Seed for data order, splits and init.")
     precision: Precision = Field(
         "auto",
-        description="'auto' = bf16 where the GPU supports it, else fp32; or 'fp32', 'bf16', "
-        "'fp16'.",
+        description="'auto' = bf16 autocast (fp32 master weights) where the GPU, or the CPU "
+        "(AVX512-BF16/AMX), supports it, else fp32; or 'fp32', 'bf16', 'fp16'.",
     )
     eval_every_steps: int = Field(
         0, ge=0, le=100_000_000, description="Evaluate on validation every N steps (0 = each epoch)."
