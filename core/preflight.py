@@ -39,9 +39,11 @@ def _resolve_device() -> dict[str, Any]:
                 "bf16": bool(torch.cuda.is_bf16_supported())}
     import psutil
 
+    from core.engine.loop import cpu_has_bf16
+
     vm = psutil.virtual_memory()
     return {"device": "cpu", "kind": "cpu", "free_bytes": int(vm.available),
-            "total_bytes": int(vm.total), "bf16": False}
+            "total_bytes": int(vm.total), "bf16": cpu_has_bf16()}
 
 
 def _config(profile: Profile) -> Any:
@@ -154,8 +156,8 @@ def preflight_report(profile: Profile, device: dict[str, Any] | None = None,
         dev["free_bytes"] += int(torch.cuda.memory_allocated())  # the model counted once, below
     t = profile.training
     precision = t.precision
-    if precision == "auto":
-        precision = "bf16" if dev.get("kind") == "cuda" and dev.get("bf16") else "fp32"
+    if precision == "auto":  # as core.engine.loop.resolve_precision decides it
+        precision = "bf16" if dev.get("bf16") else "fp32"
     report: dict[str, Any] = {
         "device": dev["device"], "free_bytes": dev["free_bytes"],
         "total_bytes": dev.get("total_bytes"), "precision": precision,
