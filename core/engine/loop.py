@@ -460,6 +460,10 @@ class Trainer:
         peak = peak_flops()
         eval_every = t.eval_every_steps
         save_every = t.save_every_steps
+        if t.eval_at_start and st.step == 0 and st.last_eval_step < 0 and self.p.validation is not None:
+            # The untrained baseline: the curve starts where the model starts, and the gain of
+            # fine-tuning is visible. Evaluation draws no random numbers: data order is untouched.
+            self.do_eval()
         t_start = time.perf_counter() - st.train_time_s
 
         while st.step < st.total_steps:

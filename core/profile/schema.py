@@ -173,6 +173,11 @@ class TrainingSection(_Section):
     keep_checkpoints: int = Field(
         2, ge=1, le=1000, description="Keep the newest N complete checkpoints."
     )
+    eval_at_start: bool = Field(
+        True,
+        description="Evaluate the untrained model on validation before the first step (the "
+        "baseline the fine-tuning gain is measured against).",
+    )
     early_stopping_patience: int = Field(
         0,
         ge=0,
