@@ -259,7 +259,8 @@ def _train(run: RunDir, resume: bool, prepared: Any, events: EventWriter, hb: He
                     model_params=trainer.n_params, dataset_sizes=prepared.sizes(),
                     label_names=prepared.label_names, device=device,
                     precision=trainer.precision, total_steps=trainer.state.total_steps,
-                    data_stats=prepared.data_stats, tokenize_cache_hit=prepared.cache_hit)
+                    data_stats=prepared.data_stats, tokenize_cache_hit=prepared.cache_hit,
+                    trust_remote_code=profile.model.trust_remote_code)
     hb.update(step=trainer.state.step, total_steps=trainer.state.total_steps,
               device=device, model_params=trainer.n_params)
     try:
