@@ -10,6 +10,9 @@ import pytest
 
 from tdhelpers import *  # noqa: F401,F403  (older tests load names from here)
 
+# One math thread per test process (and the workers they start): the suite runs two xdist
+# processes on two cores, and oversubscribed OpenMP threads spin against each other.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
