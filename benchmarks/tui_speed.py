@@ -383,14 +383,14 @@ train = "{data}"
 epochs = {epochs}
 batch_size = 16
 max_length = 32
-log_every_steps = 1
+log_every_steps = 10
 learning_rate = 1e-3
 [output]
 runs_dir = "{runs}"
 """
 
 
-def bench_attach(epochs: int) -> list[tuple[str, str, str]]:
+def bench_attach(epochs: int, rows: int = 20000, pairs: int = 3) -> list[tuple[str, str, str]]:
     import importlib.util
 
     if importlib.util.find_spec("core.worker") is None:
@@ -402,9 +402,11 @@ def bench_attach(epochs: int) -> list[tuple[str, str, str]]:
     rng = random.Random(0)
     with data.open("w") as f:
         f.write("text,label\n")
-        for _ in range(2000):
+        for i in range(rows):
             lab = rng.choice(["pos", "neg"])
-            f.write(" ".join(rng.choices(["good", "bad", "film", "plot", "very", "not"], k=12)) + f" {lab},{lab}\n")
+            words = rng.choices(["good", "bad", "film", "plot", "very", "not"], k=12)
+            # a unique token per row: cleaning drops duplicate rows
+            f.write(" ".join(words) + f" r{i} {lab},{lab}\n")
     prof = folder / "p.toml"
     prof.write_text(TINY_PROFILE.format(data=data, epochs=epochs, runs=folder / "runs"))
 
@@ -423,7 +425,16 @@ def bench_attach(epochs: int) -> list[tuple[str, str, str]]:
 
         run = RunDir(run_dir)
         deadline = time.time() + 900
+        viewer_cpu: list[float] = []
+        t_start = time.time()
+        c_start = None
         while time.time() < deadline:
+            if viewer is not None and time.time() - t_start > 5:
+                c = _cpu_seconds(viewer.pid)
+                if c_start is None:
+                    c_start, t_mark = c, time.time()
+                elif time.time() > t_mark:
+                    viewer_cpu.append(100 * (c - c_start) / (time.time() - t_mark))
             if attach:
                 try:
                     while select.select([master], [], [], 0)[0]:
@@ -444,20 +455,38 @@ def bench_attach(epochs: int) -> list[tuple[str, str, str]]:
         from core.events import read_all
 
         steps = [e for e in read_all(run.events_path) if e.type == "step"]
+        # Skip the first fifth: the viewer's own start-up (imports, replay) is not "attached".
         tps = [e.data.get("samples_per_s") or e.data.get("tokens_per_s") for e in steps[len(steps) // 5:]]
         tps = [x for x in tps if x]
-        return statistics.median(tps) if tps else float("nan")
+        if viewer_cpu:
+            cpu_used.append(viewer_cpu[-1])
+        durations.append(steps[-1].time - steps[0].time if len(steps) > 1 else float("nan"))
+        value = statistics.median(tps) if tps else float("nan")
+        print(f"(run {run_dir.name}: {'attached' if attach else 'alone'}, {len(steps)} step events, "
+              f"{durations[-1]:.0f} s, {value:.1f} samples/s, load {os.getloadavg()[0]:.1f})", file=sys.stderr)
+        return value
 
+    cpu_used: list[float] = []
+    durations: list[float] = []
     alone, watched = [], []
-    for _ in range(2):  # interleaved, so that drift in the machine's load hits both alike
+    for _ in range(pairs):  # interleaved, so that drift in the machine's load hits both alike
         alone.append(one(False))
         watched.append(one(True))
     a, w = statistics.median(alone), statistics.median(watched)
     return [
-        ("worker throughput alone (samples/s, median of 2 runs)", f"{a:.1f}", ""),
+        (f"worker throughput alone (samples/s, median of {pairs} runs)", f"{a:.1f}",
+         f"runs of {statistics.median(durations):.0f} s of training"),
         ("worker throughput with `tunedeck attach` watching", f"{w:.1f}",
          f"cost {100 * (1 - w / a):+.1f}% (target ≤ 2%)"),
+        ("  the attached TUI's own CPU (after its start-up)",
+         f"{statistics.median(cpu_used):.1f}%" if cpu_used else "–", "of one core"),
     ]
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def table(rows: list[tuple[str, str, str]]) -> str:
@@ -474,14 +503,16 @@ def main() -> int:
     ap.add_argument("--small-rows", type=int, default=100_000, help="smaller file for the memory comparison")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--attach-cost", action="store_true", help="also measure what an attached TUI costs a worker")
-    ap.add_argument("--attach-epochs", type=int, default=2)
+    ap.add_argument("--attach-epochs", type=int, default=5)
+    ap.add_argument("--attach-rows", type=int, default=30000, help="training rows for the attach-cost run")
+    ap.add_argument("--attach-pairs", type=int, default=3, help="runs with and without a viewer, interleaved")
     ap.add_argument("--skip-browser", action="store_true")
     a = ap.parse_args()
     rows = bench_startup(a.repeats)
     if not a.skip_browser:
         rows += bench_browser(a.rows, a.small_rows)
     if a.attach_cost:
-        rows += bench_attach(a.attach_epochs)
+        rows += bench_attach(a.attach_epochs, a.attach_rows, a.attach_pairs)
     print(f"tunedeck TUI speed — {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     print(table(rows))
     return 0

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.errors import DataError
-from tui.quick_head import (_EXT, FORMATS, _arrow_files, _has_header, _head_bytes,  # noqa: F401
+from tui.quick_head import (FORMATS, _arrow_files, _has_header, _head_bytes,  # noqa: F401
                             dataset_splits, sniff_format)
 
 BLOCK = 1 << 20  # bytes per parsed block: ~10k rows of short text, parsed in a few ms
