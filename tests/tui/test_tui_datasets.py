@@ -78,7 +78,7 @@ async def test_unreadable_file_is_an_error_panel(runs_dir: Path) -> None:
     bad.write_text('{"text": "ok"}\n{"text": broken\n')
     app = TunedeckApp(runs_dir, browse=str(bad), services=fake_services())
     async with app.run_test() as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, MessageDialog))
+        await wait_for(pilot, lambda: isinstance(app.screen, MessageDialog) and app.screen.query("#message"))
         assert "bad.jsonl:2" in str(app.screen.query_one("#message").render())
 
 

@@ -174,7 +174,7 @@ async def test_clone_opens_the_runs_profile_in_the_editor(runs_dir: Path) -> Non
 async def test_attach_to_unknown_run_is_an_error_panel_not_a_traceback(runs_dir: Path) -> None:
     app = TunedeckApp(runs_dir, attach="nope", services=fake_services(NOW))
     async with app.run_test() as pilot:
-        await pilot.pause()
+        await wait_for(pilot, lambda: app.screen.query("#message"))
         assert "no run 'nope'" in str(app.screen.query_one("#message").render())
         await pilot.press("enter")
         assert isinstance(app.screen, RunsScreen) and app.screen.ready

@@ -17,8 +17,9 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Horizontal, Vertical
-from textual.widgets import Footer, Header, ProgressBar, RichLog, Static
+from textual.containers import Grid, Vertical
+from textual.widget import Widget
+from textual.widgets import Footer, Header, RichLog, Static
 
 from core.events import Event, EventTail
 from core.runs import ACTIVE_STATES, RunDir
@@ -28,7 +29,7 @@ from tui.screens.dialogs import ConfirmDialog
 from tui.widgets.plot import LinePlot, Series
 
 REPLAY_IN_THREAD_BYTES = 4 << 20
-MIN_REDRAW_S = 0.5
+MIN_REDRAW_S = 0.75  # with polls every 0.25 s: on screen within 1 s
 METRIC_ORDER = ("accuracy", "f1_macro", "perplexity", "f1", "rouge", "bleu")
 
 
@@ -201,6 +202,40 @@ def _params(n: Any) -> str:
     return f"{n:.0f}"
 
 
+BAR_WIDTH = 30
+
+
+def progress_bar(frac: float, width: int) -> Text:
+    """━━━━━━╸━━━━ : done in the accent colour, the rest dim."""
+    frac = min(1.0, max(0.0, frac))
+    halves = int(round(frac * width * 2))
+    full, half = divmod(halves, 2)
+    t = Text("━" * full, style="green" if frac >= 1 else "magenta")
+    if half:
+        t.append("╸", style="magenta")
+    t.append("━" * (width - full - half), style="grey30")
+    return t
+
+
+class TextLine(Widget):
+    """A fixed-height line of text. Unlike Static.update, changing it repaints only itself (no
+    layout pass over the screen): the dashboard changes these lines on every redraw."""
+
+    DEFAULT_CSS = "TextLine { height: 1; }"
+
+    def __init__(self, id: str | None = None):
+        super().__init__(id=id)
+        self._text = Text()
+
+    def set(self, text: Text) -> None:
+        if text != self._text:
+            self._text = text
+            self.refresh()
+
+    def render(self) -> Text:
+        return self._text
+
+
 class DashboardScreen(BaseScreen):
     BINDINGS = [
         Binding("k", "checkpoint", "Checkpoint", tooltip="Save a checkpoint now"),
@@ -237,12 +272,11 @@ class DashboardScreen(BaseScreen):
         yield Static(id="stale-banner")
         with Vertical(id="dash-top"):
             yield Static(id="dash-title")
-            with Horizontal(id="dash-progress-row"):
-                # A known total from the start: an indeterminate bar animates (and repaints) forever.
-                yield ProgressBar(total=1, show_eta=False, show_percentage=False, id="dash-progress")
-                yield Static(id="dash-progress-text")
-            yield Static(id="dash-stats")
-            yield Static(id="dash-sys")
+            # The bar is drawn into the text line: Textual's ProgressBar runs its own timer and
+            # repaints every second (and an indeterminate one animates forever).
+            yield TextLine(id="dash-progress-text")
+            yield TextLine(id="dash-stats")
+            yield TextLine(id="dash-sys")
         with Grid(id="dash-plots"):
             yield LinePlot("loss", [self.view.loss, self.view.eval_loss], id="plot-loss")
             yield LinePlot("eval", [self.view.metric], id="plot-metric")
@@ -250,6 +284,9 @@ class DashboardScreen(BaseScreen):
             yield LinePlot("tokens/s", [self.view.tps], id="plot-tps")
         yield RichLog(id="dash-log", max_lines=500, wrap=True, markup=False, auto_scroll=True)
         yield Footer(compact=True)
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.width < 110, "narrow")
 
     def on_mount(self) -> None:
         self.sub_title = self.run.id
@@ -345,12 +382,13 @@ class DashboardScreen(BaseScreen):
     def _flush(self) -> None:
         self._redraw_timer = None
         self._last_redraw = time.monotonic()
-        if self._pending_lines and self._log_ready and not self.show_worker_log:
-            log = self.query_one(RichLog)
-            for line in self._pending_lines[-200:]:
-                log.write(line)
-        self._pending_lines = []
-        self.redraw()
+        with self.app.batch_update():  # one frame for the lot, not one per widget
+            if self._pending_lines and self._log_ready and not self.show_worker_log:
+                log = self.query_one(RichLog)
+                for line in self._pending_lines[-200:]:
+                    log.write(line)
+            self._pending_lines = []
+            self.redraw()
 
     def poll_status(self) -> None:
         self.status = self.run.read_status()
@@ -383,14 +421,12 @@ class DashboardScreen(BaseScreen):
     def redraw(self) -> None:
         self.redraw_header()
         v = self.view
-        bar = self.query_one("#dash-progress", ProgressBar)
-        if v.total and (bar.total, bar.progress) != (v.total, min(v.step, v.total)):
-            bar.update(total=v.total, progress=min(v.step, v.total))
         pct = f" ({v.step / v.total:.0%})" if v.total else ""
         eta = v.eta
         if eta is None and v.total and v.step and v.elapsed:
             eta = v.elapsed / v.step * (v.total - v.step)
-        prog = Text()
+        prog = progress_bar(v.step / v.total if v.total else 0.0, BAR_WIDTH if self.size.width >= 110 else 20)
+        prog.append(" ")
         prog.append(f"step {v.step:,}" + (f"/{v.total:,}" if v.total else "") + pct, style="bold")
         prog.append(f" · epoch {v.epoch:.2f}")
         if self.state in ACTIVE_STATES:
@@ -439,10 +475,14 @@ class DashboardScreen(BaseScreen):
             self.query_one(pid, LinePlot).update_plot(note)
 
     def _set(self, selector: str, content: Text) -> None:
-        """Update a Static only when its text changes (an update repaints)."""
+        """Update a line only when its text changes (an update repaints)."""
         if self._shown.get(selector) != content:
             self._shown[selector] = content
-            self.query_one(selector, Static).update(content)
+            w = self.query_one(selector)
+            if isinstance(w, TextLine):
+                w.set(content)
+            else:
+                w.update(content)
 
     def redraw_header(self) -> None:
         v = self.view

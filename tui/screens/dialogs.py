@@ -115,7 +115,8 @@ class MessageDialog(ModalScreen[None]):
             yield Button("OK (enter)", id="ok", variant="primary")
 
     def on_mount(self) -> None:
-        self.query_one(Button).focus()
+        for b in self.query(Button):
+            b.focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(None)
