@@ -104,20 +104,23 @@ class DatasetsScreen(BaseScreen):
         self._t0 = time.perf_counter()
         self._loading = True
         self.first_rows_ms = None
-        self._quick_head()
-        self.load_worker(self.path, self.split)
+        if self._quick_head():
+            # Paint those rows first: importing pyarrow in the worker holds the GIL for a while.
+            self.call_after_refresh(self.load_worker, self.path, self.split)
+        else:
+            self.load_worker(self.path, self.split)
 
-    def _quick_head(self) -> None:
+    def _quick_head(self) -> bool:
         """Show the first rows at once (standard library), before pyarrow has even loaded."""
         from tui.quick_head import quick_head, sniff_format
 
         try:
             fmt = sniff_format(self.path)
         except UserError:
-            return  # the worker reports it
+            return False  # the worker reports it
         head = quick_head(self.path, fmt)
         if head is None:
-            return
+            return False
         self.query_one(ArrowTable).set_source(head)
         self.first_rows_ms = (time.perf_counter() - self._t0) * 1000
         t = Text()
@@ -126,6 +129,7 @@ class DatasetsScreen(BaseScreen):
         t.append(f" · first {head.num_rows:,} rows (reading the rest…)\n", style="yellow")
         t.append("  ".join(head.column_names), style="dim")
         self.query_one("#ds-info", Static).update(t)
+        return True
 
     @work(thread=True, exclusive=True, group="ds-load", exit_on_error=False)
     def load_worker(self, path: Path, split: str | None) -> None:
