@@ -198,6 +198,7 @@ class EditorScreen(BaseScreen):
         self.mode = "form"
         self._populated: dict[str, Any] = {}
         self._raw_populated = ""
+        self._opened_text = ""
         self.field_errors: dict[str, str] = {}  # typed-value errors, by field path
         self.schema_errors: dict[str, str] = {}  # errors the schema reports, by field path
         self.general_errors: list[str] = []
@@ -248,6 +249,7 @@ class EditorScreen(BaseScreen):
             from core.profile.templates import new_profile
 
             text = dumps(new_profile("classification"))
+        self._opened_text = text
         self.load_text(text)
         self._update_status()
         self.query(Input).first().focus()
@@ -414,12 +416,13 @@ class EditorScreen(BaseScreen):
         if text is None:
             return True
         if self.disk_text is None:
-            return self.path is None or text != self._raw_populated or self.form_changed()
+            # Not on disk yet (a new or cloned profile): unsaved work only once it was edited.
+            return text != self._opened_text
         return text != self.disk_text
 
     def _update_status(self) -> None:
         t = Text()
-        t.append(str(self.path) if self.path else "(new profile, not saved)", style="bold")
+        t.append(str(self.path) if self.path else "(new profile: f3 saves it)", style="bold")
         if self.dirty():
             t.append(" · modified", style="yellow")
         n = self.problem_count()
