@@ -42,15 +42,8 @@ class UnsafeCheckpoint(CheckpointError):
     """A checkpoint file holds a pickle that would run code: refused, never loaded."""
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
+def _fsync(path: Path) -> None:
+    """Flush a file's data, or a directory's entries (a rename is durable only after this)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -128,17 +121,17 @@ def save_checkpoint(ckpt_root: Path, step: int, model: Any, optimizer: Any, sche
         (tmp / STATE_FILE).write_text(json.dumps(train_state, indent=2), encoding="utf-8")
         _boundary("state")
         for f in tmp.iterdir():
-            _fsync_file(f)
+            _fsync(f)
         _boundary("before-marker")
         manifest = {"step": step, "files": {f: (tmp / f).stat().st_size for f in FILES}}
         (tmp / COMPLETE).write_text(json.dumps(manifest), encoding="utf-8")
-        _fsync_file(tmp / COMPLETE)
-        _fsync_dir(tmp)
+        _fsync(tmp / COMPLETE)
+        _fsync(tmp)
         _boundary("before-rename")
         if final.exists():  # same step saved twice (e.g. a requested save, then a stop)
             _discard(final)
         os.replace(tmp, final)
-        _fsync_dir(ckpt_root)
+        _fsync(ckpt_root)
         _boundary("after-rename")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -204,7 +197,7 @@ def clean_leftovers(ckpt_root: Path) -> list[str]:
             if final.exists() or final.is_symlink():
                 _remove(final)
             os.replace(p, final)
-            _fsync_dir(ckpt_root)
+            _fsync(ckpt_root)
             done.append(f"{p.name} (complete: recovered as {final.name})")
         elif p.name.startswith(".tmp-") or (p.name.startswith("step-") and not is_complete(p)):
             _remove(p)
