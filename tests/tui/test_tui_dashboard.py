@@ -156,3 +156,17 @@ async def test_garbage_in_the_run_directory_is_survived(runs_dir: Path) -> None:
         dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.ready and app.screen)
         await pilot.pause(0.3)
         assert dash.view.step == 5 and dash.state == "failed"
+
+
+async def test_remote_code_is_flagged(runs_dir: Path) -> None:
+    """A run whose profile allows the model repository's own code says so in the header."""
+    from tui_helpers import screen_text
+
+    start = ("run_started", {"task": "classification", "device": "cpu", "model_params": 1000,
+                             "total_steps": 10, "trust_remote_code": True})
+    make_run(runs_dir, "rc-20260101-000000-0001", state="finished", step=10, total=10,
+             events=[start] + training_events(10, total=10, every=5)[1:], ended=T0 + 20)
+    app = TunedeckApp(runs_dir, attach="rc-2026", services=fake_services())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.ready)
+        await wait_for(pilot, lambda: "remote code ON" in screen_text(app))

@@ -500,6 +500,9 @@ class DashboardScreen(BaseScreen):
             title.append(f" · {v.started['device']}", style="dim")
         if v.started.get("model_params"):
             title.append(f" · {_params(v.started['model_params'])} params", style="dim")
+        if v.started.get("trust_remote_code"):
+            # The profile let the model repository run its own Python code: say so, always.
+            title.append(" · ⚠ remote code ON", style="bold yellow")
         if self.state in ("failed", "diverged") and not self.stale:
             msg = self.reason or v.error or self.status.get("message") or "see worker.log (w)"
             title.append(f"\n{msg}", style="red")
