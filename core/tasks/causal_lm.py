@@ -21,7 +21,11 @@ class CausalLMTask(Task):
         if "prompt" in batch:
             prompts, responses = batch["prompt"], batch["response"]
             use_chat = bool(getattr(tokenizer, "chat_template", None))
-            for p, r in zip(prompts, responses):
+            if not use_chat:
+                # One batched call each: the fast tokenizer spreads a batch over all cores.
+                heads = tokenizer([p + PROMPT_SEPARATOR for p in prompts], add_special_tokens=False)["input_ids"]
+                resps = tokenizer(list(responses), add_special_tokens=False)["input_ids"]
+            for i, (p, r) in enumerate(zip(prompts, responses)):
                 if use_chat:
                     head = tokenizer.apply_chat_template([{"role": "user", "content": p}],
                                                          add_generation_prompt=True, tokenize=True)
@@ -31,10 +35,7 @@ class CausalLMTask(Task):
                     head, full = _ids(head), _ids(full)
                     resp = full[len(head):]
                 else:
-                    head = tokenizer(p + PROMPT_SEPARATOR, add_special_tokens=False)["input_ids"]
-                    resp = tokenizer(r, add_special_tokens=False)["input_ids"]
-                    if eos is not None:
-                        resp = resp + [eos]
+                    head, resp = heads[i], resps[i] + ([eos] if eos is not None else [])
                 ids = (head + resp)[:max_length]
                 labels = ([IGNORE] * len(head) + resp)[:max_length]
                 ids_out.append(ids)
