@@ -165,6 +165,9 @@ def build_config(profile: Profile, tokenizer: Any, extra: dict[str, Any]) -> Any
                 setattr(config, attr, drop)
     if getattr(config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
         config.pad_token_id = tokenizer.pad_token_id
+    if getattr(config, "is_encoder_decoder", False) and getattr(config, "decoder_start_token_id", None) is None:
+        # T5-style decoders start from the pad token; a config built from scratch may not say so.
+        config.decoder_start_token_id = config.pad_token_id
     return config
 
 

@@ -149,3 +149,26 @@ def test_doctor_reports(tmp_path, capsys):
     assert rep["offline"] is True  # the test environment sets HF_HUB_OFFLINE
     assert any("GPU" in p["what"] for p in rep["problems"]) or rep["gpus"]
     assert "fix:" in run_inproc(["doctor"], capsys)
+
+
+def test_seq2seq_trains_and_generates(tmp_path, lm_jsonl, capsys):
+    import tomli_w
+
+    doc = {"name": "tiny-s2s", "task": {"type": "seq2seq"},
+           "model": {"config": {"model_type": "t5", "d_model": 32, "d_ff": 64, "num_layers": 2,
+                                "num_heads": 2, "d_kv": 16, "vocab_size": 400}},
+           "data": {"train": str(lm_jsonl), "prompt_column": "prompt", "response_column": "response"},
+           "training": {"epochs": 6, "learning_rate": 3e-3, "batch_size": 16, "max_length": 32,
+                        "log_every_steps": 2, "precision": "fp32"},
+           "output": {"runs_dir": str(tmp_path / "runs")}}
+    prof = tmp_path / "s2s.toml"
+    prof.write_text(tomli_w.dumps(doc))
+    out = run_inproc(["train", str(prof)], capsys)
+    run_dir = Path(out.strip().splitlines()[-1])
+    evs = check_events(run_dir)
+    losses = [e.data["loss"] for e in evs if e.type == "step"]
+    assert losses[-1] < losses[0], losses
+    from transformers import AutoModelForSeq2SeqLM
+
+    assert AutoModelForSeq2SeqLM.from_pretrained(run_dir / "model").config.model_type == "t5"
+    run_inproc(["predict", "--runs-dir", str(tmp_path / "runs"), run_dir.name, "add 1 and 2"], capsys)
