@@ -478,6 +478,10 @@ class Trainer:
                         break
                     if save_every == 0:
                         self.save_checkpoint("eval")
+                elif save_every == 0 and self.p.validation is None:
+                    # No evaluations to checkpoint at: each epoch's end is the resume point.
+                    self.check_pending()
+                    self.save_checkpoint("epoch")
                 self._control(self.run.take_requests())
                 continue
             # One optimizer step over up to `ga` micro-batches of this epoch.

@@ -168,7 +168,8 @@ class TrainingSection(_Section):
         0,
         ge=0,
         le=100_000_000,
-        description="Checkpoint every N steps (0 = at each evaluation).",
+        description="Checkpoint every N steps (0 = at each evaluation, or at each epoch's end "
+        "when there is no validation split).",
     )
     keep_checkpoints: int = Field(
         2, ge=1, le=1000, description="Keep the newest N complete checkpoints."
