@@ -264,8 +264,10 @@ def load_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any) -> d
             m = re.search(r"WeightsUnpickler error: ([^\n]*\n*[^\n]*)", text)
             why = " ".join((m.group(1) if m else text).split())[:160]
             raise CheckpointError(f"{path / name}: corrupt or not a tunedeck file ({why})") from None
-        except (EOFError, RuntimeError, ValueError, OSError) as e:
-            raise CheckpointError(f"{path / name}: corrupt or unreadable ({e})") from None
+        except (EOFError, RuntimeError, ValueError, OSError, IndexError, KeyError, TypeError,
+                AttributeError, UnicodeDecodeError, OverflowError, MemoryError) as e:
+            # Random bytes reach the unpickler in many shapes ("pop from empty list" ...).
+            raise CheckpointError(f"{path / name}: corrupt or unreadable ({type(e).__name__}: {e})") from None
 
     try:
         state = load_train_state(path)
