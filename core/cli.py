@@ -1,4 +1,8 @@
-"""The headless CLI: ``tunedeck [COMMAND] ...``. With no command it opens the TUI.
+"""The headless CLI: ``tunedeck COMMAND ...`` (``python -m core.cli``).
+
+``tunedeck`` with no command, ``attach`` and ``browse`` open the TUI: the console script is
+``tui.entry:main``, which parses with this module's parser and hands everything else to
+``dispatch``. core/ itself never imports the UI.
 
 Every user error is one message on stderr and exit code 2. Heavy imports (torch, transformers)
 happen only inside the commands that need them, so ``tunedeck`` (the TUI) and ``tunedeck runs``
@@ -288,13 +292,6 @@ def cmd_doctor(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_tui(a: argparse.Namespace) -> int:
-    from tui.app import main as tui_main
-
-    return tui_main(runs_dir=str(_runs_dir(a)), attach=getattr(a, "run", None),
-                    browse=getattr(a, "path", None))
-
-
 # --- parser --------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -353,16 +350,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_doctor)
     p = with_runs_dir(sub.add_parser("attach", help="open the TUI dashboard of a run"))
     p.add_argument("run")
-    p.set_defaults(fn=cmd_tui)
+    p.set_defaults(fn=None)  # the TUI: tui.entry
     p = with_runs_dir(sub.add_parser("browse", help="open a data file in the TUI dataset browser"))
     p.add_argument("path")
-    p.set_defaults(fn=cmd_tui)
+    p.set_defaults(fn=None)  # the TUI: tui.entry
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    fn = getattr(args, "fn", cmd_tui)
+    return dispatch(build_parser().parse_args(argv))
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """Run a parsed headless command; user errors become one message and exit code 2."""
+    fn = getattr(args, "fn", None)
+    if fn is None:
+        print("tunedeck: the TUI (no command, attach, browse) starts from the `tunedeck` "
+              "command, not `python -m core.cli`", file=sys.stderr)
+        return 2
     try:
         return fn(args) or 0
     except UserError as e:

@@ -27,9 +27,6 @@ def test_core_never_imports_ui():
         for mod in imported_modules(f):
             top = mod.split(".")[0]
             if top in ("textual", "tui", "textual_fastdatatable"):
-                # The CLI may *launch* the TUI (a lazy import inside cmd_tui), nothing else.
-                if f.name == "cli.py" and mod == "tui.app":
-                    continue
                 offenders.append(f"{f.relative_to(ROOT)} imports {mod}")
     assert not offenders, offenders
 
