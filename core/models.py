@@ -120,36 +120,43 @@ def train_tokenizer(texts: Iterable[str], model_type: str, vocab_size: int) -> A
                                    unk_token="<|endoftext|>")
 
 
+def config_from_table(table: dict[str, Any], defaults: dict[str, Any]) -> Any:
+    """A fresh transformers config from the profile's [model.config] table; ``defaults`` fill
+    the keys the table leaves out (None values are skipped). Used by training and pre-flight."""
+    from transformers import AutoConfig
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    cfg = dict(table)
+    model_type = cfg.pop("model_type", None)
+    if not model_type:
+        raise ModelError("model.config needs model_type, e.g. model_type = \"gpt2\"")
+    if model_type not in CONFIG_MAPPING:
+        import difflib
+
+        close = difflib.get_close_matches(str(model_type), list(CONFIG_MAPPING.keys()), n=3)
+        hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else \
+            "e.g. 'bert', 'gpt2', 'llama', 't5'"
+        raise ModelError(f"model.config.model_type: {model_type!r} is not a transformers model "
+                         f"type; {hint}")
+    for key, val in defaults.items():
+        if val is not None:
+            cfg.setdefault(key, val)
+    try:
+        return AutoConfig.for_model(model_type, **cfg)
+    except (ValueError, TypeError, KeyError) as e:
+        raise ModelError(f"model.config: {e}") from None
+
+
 def build_config(profile: Profile, tokenizer: Any, extra: dict[str, Any]) -> Any:
     """The model config: from model.config (fresh model) or from the pretrained one."""
     from transformers import AutoConfig
 
     m = profile.model
     if m.config is not None:
-        cfg = dict(m.config)
-        model_type = cfg.pop("model_type", None)
-        if not model_type:
-            raise ModelError("model.config needs model_type, e.g. model_type = \"gpt2\"")
-        cfg.setdefault("vocab_size", len(tokenizer))
-        cfg["vocab_size"] = max(int(cfg["vocab_size"]), len(tokenizer))
-        for key in ("pad_token_id", "bos_token_id", "eos_token_id"):
-            tid = getattr(tokenizer, key, None)
-            if tid is not None:
-                cfg.setdefault(key, tid)
-        from transformers.models.auto.configuration_auto import CONFIG_MAPPING
-
-        if model_type not in CONFIG_MAPPING:
-            import difflib
-
-            close = difflib.get_close_matches(str(model_type), list(CONFIG_MAPPING.keys()), n=3)
-            hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else \
-                "e.g. 'bert', 'gpt2', 'llama', 't5'"
-            raise ModelError(f"model.config.model_type: {model_type!r} is not a transformers model "
-                             f"type; {hint}")
-        try:
-            config = AutoConfig.for_model(model_type, **cfg)
-        except (ValueError, TypeError, KeyError) as e:
-            raise ModelError(f"model.config: {e}") from None
+        ids = {k: getattr(tokenizer, k, None) for k in ("pad_token_id", "bos_token_id", "eos_token_id")}
+        config = config_from_table(m.config, {"vocab_size": len(tokenizer), **ids})
+        # The trained tokenizer may be a little larger than the vocab_size asked for.
+        config.vocab_size = max(int(config.vocab_size), len(tokenizer))
     else:
         config = hf_load(AutoConfig, m.name, "config", revision=m.revision,
                          trust_remote_code=m.trust_remote_code)

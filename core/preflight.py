@@ -49,21 +49,14 @@ def _resolve_device() -> dict[str, Any]:
 def _config(profile: Profile) -> Any:
     from transformers import AutoConfig
 
-    from core.models import hf_load
+    from core.models import config_from_table, hf_load
 
     m = profile.model
     if m.config is not None:
-        cfg = dict(m.config)
-        model_type = cfg.pop("model_type", None)
-        if not model_type:
-            raise ModelError("model.config needs model_type, e.g. model_type = \"gpt2\"")
-        cfg.setdefault("vocab_size", 2000)  # a tokenizer trained on the data is about this big
-        for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
-            cfg.setdefault(key, None)  # set from the tokenizer at training time; not needed here
-        try:
-            return AutoConfig.for_model(model_type, **cfg)
-        except (ValueError, TypeError, KeyError) as e:
-            raise ModelError(f"model.config: {e}") from None
+        # Token ids come from the tokenizer at training time and do not change the size; None
+        # keeps the architecture's defaults (e.g. gpt2's 50256) from warning about the vocab.
+        table = {"bos_token_id": None, "eos_token_id": None, "pad_token_id": None, **m.config}
+        return config_from_table(table, {"vocab_size": 2000})  # ~ a tokenizer trained on the data
     return hf_load(AutoConfig, m.name, "config", revision=m.revision,
                    trust_remote_code=m.trust_remote_code)
 
