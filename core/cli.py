@@ -73,7 +73,6 @@ def cmd_train(a: argparse.Namespace) -> int:
     from core.engine.setup import prepare
     from core.profile import dumps
     from core.runs import create_run
-    from core.worker import run_worker
 
     prof = _load_profile(a.profile, a.set)
     # Data and tokenizer first: a bad data file is an error with no run directory left behind.
@@ -84,7 +83,14 @@ def cmd_train(a: argparse.Namespace) -> int:
 
     build_config(prof, prepared.tokenizer, prepared.task.config_overrides())
     run = create_run(Path(prof.output.runs_dir), prof.name, dumps(prof))
-    state = run_worker(run, prepared=prepared, echo=_progress_printer)
+    return _train_here(run, prepared=prepared)
+
+
+def _train_here(run: Any, **kwargs: Any) -> int:
+    """Run the worker in this process with progress lines; the run directory is the last line."""
+    from core.worker import run_worker
+
+    state = run_worker(run, echo=_progress_printer, **kwargs)
     _print_outcome(run, state)
     print(run.path)
     return 0 if state in ("finished", "stopped") else 1
@@ -143,12 +149,7 @@ def cmd_resume(a: argparse.Namespace) -> int:
         raise RunError(f"run {run.id} already finished; start a new run to train more")
     run.write_status(state="starting", heartbeat=time.time())
     if a.foreground:
-        from core.worker import run_worker
-
-        st = run_worker(run, resume=True, echo=_progress_printer)
-        _print_outcome(run, st)
-        print(run.path)
-        return 0 if st in ("finished", "stopped") else 1
+        return _train_here(run, resume=True)
     from core.launch import start_detached
 
     pid = start_detached(run, resume=True)
