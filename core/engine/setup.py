@@ -1,7 +1,7 @@
 """Everything a run needs before its first step: data, tokenizer, tokenized sets (cached), model.
 
 The tokenized splits are cached under ``$TUNEDECK_CACHE_DIR`` (default ~/.cache/tunedeck),
-keyed by the data files (path, size, mtime), the data settings, the tokenizer and max_length:
+keyed by the prepared data's fingerprint (file contents and settings), the tokenizer and max_length:
 a second run on unchanged data does not tokenize again.
 """
 
@@ -43,18 +43,6 @@ def cache_root() -> Path:
     return Path(os.environ.get("TUNEDECK_CACHE_DIR") or Path.home() / ".cache" / "tunedeck")
 
 
-def _file_fingerprint(path: str | None) -> list[Any]:
-    if not path:
-        return []
-    p = Path(path)
-    files = sorted(x for x in p.rglob("*") if x.is_file()) if p.is_dir() else [p]
-    out: list[Any] = []
-    for f in files:
-        st = f.stat()
-        out.append([str(f), st.st_size, st.st_mtime_ns])
-    return out
-
-
 def tokenizer_fingerprint(tokenizer: Any) -> str:
     h = hashlib.sha256()
     backend = getattr(tokenizer, "backend_tokenizer", None)
@@ -64,18 +52,11 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     return h.hexdigest()[:16]
 
 
-def cache_key(profile: Profile, tokenizer: Any, content: str = "") -> str:
-    d = profile.data
-    parts = {
-        "v": 3,
-        "task": profile.task.type,
-        "data": d.model_dump(mode="json"),
-        "files": [_file_fingerprint(d.train), _file_fingerprint(d.validation), _file_fingerprint(d.test)],
-        "content": content,
-        "seed": profile.training.seed,
-        "max_length": profile.training.max_length,
-        "tokenizer": tokenizer_fingerprint(tokenizer),
-    }
+def cache_key(data_fingerprint: str, tokenizer: Any, max_length: int) -> str:
+    """Tokenized splits are reusable when the prepared rows (the data layer's fingerprint: file
+    contents, data settings, task, seed), the tokenizer and max_length are the same."""
+    parts = {"v": 4, "data": data_fingerprint, "max_length": max_length,
+             "tokenizer": tokenizer_fingerprint(tokenizer)}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -100,7 +81,7 @@ def prepare(profile: Profile, log: Log = lambda m: None, tokenizer_dir: Path | N
         else:
             tokenizer = load_tokenizer(profile)
 
-    key = cache_key(profile, tokenizer, data.fingerprint)
+    key = cache_key(data.fingerprint, tokenizer, profile.training.max_length)
     cdir = cache_root() / "tokenized" / key
     splits = {"train": data.train, "validation": data.validation, "test": data.test}
     out: dict[str, TokenizedSet | None] = {}
