@@ -69,9 +69,9 @@ class RunDir:
 
     # --- liveness ---------------------------------------------------------------------------
 
-    def worker_alive(self) -> bool | None:
+    def worker_alive(self, status: dict[str, Any] | None = None) -> bool | None:
         """True/False when we can tell (flock on this host), None when we cannot."""
-        st = self.read_status()
+        st = self.read_status() if status is None else status
         if st.get("host") not in (None, socket.gethostname()):
             return None
         try:
@@ -88,14 +88,16 @@ class RunDir:
         finally:
             os.close(fd)
 
-    def effective_state(self, now: float | None = None) -> tuple[str, str]:
-        """(state, reason). A run whose worker died without saying so is 'failed', never running."""
-        st = self.read_status()
+    def effective_state(self, now: float | None = None,
+                        status: dict[str, Any] | None = None) -> tuple[str, str]:
+        """(state, reason). A run whose worker died without saying so is 'failed', never running.
+        ``status``: an already-read status.json, so a listing reads each file once."""
+        st = self.read_status() if status is None else status
         state = st.get("state", "failed" if self.events_path.exists() else "starting")
         if state not in ACTIVE_STATES:
             return state, st.get("message", "")
         now = time.time() if now is None else now
-        alive = self.worker_alive()
+        alive = self.worker_alive(st)
         beat = float(st.get("heartbeat", st.get("updated", 0)) or 0)
         if alive is False:
             # Give a just-launched worker a moment to take its lock.
@@ -276,7 +278,7 @@ class RunSummary:
 def summarize(run: RunDir, now: float | None = None) -> RunSummary:
     now = time.time() if now is None else now
     st = run.read_status()
-    state, reason = run.effective_state(now)
+    state, reason = run.effective_state(now, st)
     started = st.get("started") or st.get("created")
     end = st.get("ended") if state not in ACTIVE_STATES else None
     if state in ACTIVE_STATES:
