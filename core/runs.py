@@ -208,6 +208,8 @@ def create_run(runs_dir: Path, name: str, profile_text: str) -> RunDir:
     if not _SAFE_NAME.match(name) or ".." in name:
         # The profile schema already refuses such names; this guards every other caller.
         raise RunError(f"run name {name!r}: use letters, digits, '.', '_' or '-' (no '/', no '..')")
+    # Absolute: the detached worker, events and checkpoint paths must not depend on a cwd.
+    runs_dir = runs_dir.resolve()
     runs_dir.mkdir(parents=True, exist_ok=True)
     for _ in range(10):
         path = runs_dir / new_run_id(name)
