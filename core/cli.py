@@ -147,6 +147,7 @@ def cmd_resume(a: argparse.Namespace) -> int:
         raise RunError(f"run {run.id} is {state}; stop it first ('tunedeck stop {run.id}')")
     if state == "finished":
         raise RunError(f"run {run.id} already finished; start a new run to train more")
+    run.discard_requests()  # e.g. the stop that ended it, if the signal won the race to the worker
     run.write_status(state="starting", heartbeat=time.time())
     if a.foreground:
         return _train_here(run, resume=True)

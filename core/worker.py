@@ -150,6 +150,10 @@ def _run_locked(run: RunDir, resume: bool, prepared: Any, echo: Callable[[Event]
         _emit(events, "run_failed", error=message + " (traceback in worker.log)")
     finally:
         hb.stop()
+        try:
+            run.discard_requests()  # a stop both signalled and filed: the signal ended the run
+        except OSError:
+            pass
         _final_status(hb, state, message)
         try:
             events.close()

@@ -67,6 +67,9 @@ def test_start_survives_hangup_stop_then_resume(tmp_path, cls_csv):
     listing = json.loads(cli(["runs", "--runs-dir", runs_dir, "--json"], tmp_path).stdout)
     assert listing[0]["state"] == "stopped"
 
+    # The stop both files a request and signals; when the signal wins, the request file outlives
+    # the worker. Leave one behind on purpose: the resumed run must not obey it.
+    run.request("stop")
     cli(["resume", "--runs-dir", runs_dir, run.id, "--foreground"], tmp_path)
     evs = read_all(run.events_path)
     assert [e.seq for e in evs] == list(range(1, len(evs) + 1))  # one log, continued
