@@ -90,7 +90,7 @@ def test_killed_worker_shows_failed_then_resumes(tmp_path, cls_csv):
     run = RunDir(Path(out.strip().splitlines()[-1]))
     assert wait_for(lambda: run.read_status().get("step", 0) >= 8)
     os.kill(run.read_status()["pid"], signal.SIGKILL)
-    assert wait_for(lambda: run.effective_state()[0] == "failed", timeout=10)
+    assert wait_for(lambda: run.effective_state()[0] == "failed", timeout=30)
     assert "worker" in run.effective_state()[1]
     listing = json.loads(cli(["runs", "--runs-dir", str(run.path.parent), "--json"], tmp_path).stdout)
     assert listing[0]["state"] == "failed" and listing[0]["reason"]

@@ -113,7 +113,7 @@ def test_detached_start_survives_sighup_and_never_writes_the_token(tmp_path):
                          timeout=60, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     run = runs_dir(prof) / out.stdout.strip().splitlines()[-1].rsplit("/", 1)[-1]
-    deadline = time.time() + 120
+    deadline = time.time() + 300
     hupped = False
     while time.time() < deadline:
         st = status(run)

@@ -37,11 +37,11 @@ async def test_attach_follows_a_live_run_to_its_end(runs_dir: Path) -> None:
             await wait_for(pilot, lambda: dash.view.step >= 5 and dash.state == "running")
             # Events show within a second of being written (poll 0.1 s here, 0.25 s by default).
             target = worker.step + 3
-            await wait_for(pilot, lambda: dash.view.step >= target, timeout=5, step=0.01)
+            await wait_for(pilot, lambda: dash.view.step >= target, timeout=30, step=0.01)
             seen = time.monotonic()
             assert seen - worker.emitted[target] < 1.0
             assert dash.view.loss.xs[-1] == dash.view.step
-            await wait_for(pilot, lambda: dash.state == "finished", timeout=10)
+            await wait_for(pilot, lambda: dash.state == "finished", timeout=30)
             assert dash.view.step == 30
             assert "run finished" in "\n".join(line.plain for line in dash.view.lines)
     finally:
@@ -61,7 +61,7 @@ async def test_control_keys_reach_the_worker(runs_dir: Path) -> None:
             await pilot.press("s")
             assert isinstance(app.screen, ConfirmDialog)
             await pilot.press("y")
-            await wait_for(pilot, lambda: dash.state == "stopped", timeout=5)
+            await wait_for(pilot, lambda: dash.state == "stopped", timeout=30)
             assert "run stopped" in "\n".join(line.plain for line in dash.view.lines)
     finally:
         worker.stop()

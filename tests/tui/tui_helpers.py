@@ -7,7 +7,7 @@ import time
 from typing import Any, Callable
 
 
-async def wait_for(pilot: Any, cond: Callable[[], Any], timeout: float = 10.0, step: float = 0.05) -> Any:
+async def wait_for(pilot: Any, cond: Callable[[], Any], timeout: float = 30.0, step: float = 0.05) -> Any:
     """Pause the pilot until ``cond()`` is truthy (or fail after ``timeout`` seconds)."""
     deadline = time.monotonic() + timeout
     while True:
