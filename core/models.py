@@ -34,13 +34,34 @@ def resolve_model_path(name: str) -> str:
     p = Path(name).expanduser()
     if p.is_dir():
         if not (p / "config.json").is_file():
-            raise ModelError(f"model.name: {name} is a directory without config.json; point it at "
-                             "a directory written by save_pretrained")
+            p = _model_dir_below(p, name)
         return str(p.resolve())
     if name.startswith(("/", "./", "../", "~")):
         raise ModelError(f"model.name: no directory {name}; fix the path or use a hub id")
     packaged = packaged_model_dir(name)
     return str(packaged) if packaged else name
+
+
+def _model_dir_below(p: Path, name: str) -> Path:
+    """The model inside a folder that holds one a level down: a package's folder (the MiniLM
+    package keeps it in ``model/``), a download folder, or a hub cache entry
+    (``models--org--name/snapshots/<rev>/``, newest revision)."""
+    snapshots = p / "snapshots"
+    if snapshots.is_dir():
+        revs = sorted((d for d in snapshots.iterdir() if (d / "config.json").is_file()),
+                      key=lambda d: d.stat().st_mtime)
+        if revs:
+            return revs[-1]
+    try:
+        found = sorted(d for d in p.iterdir() if d.is_dir() and (d / "config.json").is_file())
+    except OSError as e:
+        raise ModelError(f"model.name: cannot read {name}: {e.strerror}") from None
+    if len(found) == 1:
+        return found[0]
+    hint = ("; it holds several: " + ", ".join(str(d) for d in found[:5]) + " (pick one)"
+            if found else "")
+    raise ModelError(f"model.name: {name} is a directory without config.json{hint}; point it at "
+                     "a directory written by save_pretrained")
 
 
 def hf_load(loader: Any, name: str, what: str, **kwargs: Any) -> Any:

