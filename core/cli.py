@@ -108,10 +108,18 @@ def _print_outcome(run: Any, state: str) -> None:
         print(f"{state}: {run.read_status().get('message', '')}", file=sys.stderr)
 
 
-def _preflight_data(prof: Any) -> None:
-    """Cheap checks before a detached start: the data files exist and are readable."""
-    from core.errors import DataError
+# Data up to this size is loaded and prepared by `start` itself (about a second per 10 MB here), so
+# that a malformed file is exit 2 with no run directory; bigger data is checked by the worker,
+# which reports a bad file as a failed run, so that `start` still returns at once.
+START_FULL_CHECK_BYTES = 64 * 2**20
 
+
+def _preflight_data(prof: Any) -> None:
+    """Checks before a detached start: the data files exist, and small data prepares cleanly."""
+    from core.errors import DataError
+    from core.models import resolve_model_path
+
+    size = 0
     for key in ("train", "validation", "test"):
         p = getattr(prof.data, key)
         if not p:
@@ -119,8 +127,17 @@ def _preflight_data(prof: Any) -> None:
         path = Path(p)
         if not path.exists():
             raise DataError(f"data.{key}: no such file {path}; fix the path in the profile")
-        if not (path.is_file() or path.is_dir()):
+        if path.is_file():
+            size += path.stat().st_size
+        elif path.is_dir():
+            size += sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        else:
             raise DataError(f"data.{key}: {path} is not a regular file or directory")
+    resolve_model_path(prof.model.name)  # a local model path that is not a model: exit 2 now
+    if size <= START_FULL_CHECK_BYTES:
+        from core.data import prepare
+
+        prepare(prof)
 
 
 def cmd_start(a: argparse.Namespace) -> int:

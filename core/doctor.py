@@ -39,7 +39,14 @@ def report(runs_dir: Path, check_hub: bool = True) -> dict[str, Any]:
         if torch.cuda.is_available():
             for i in range(torch.cuda.device_count()):
                 prop = torch.cuda.get_device_properties(i)
-                free, total = torch.cuda.mem_get_info(i)
+                try:
+                    free, total = torch.cuda.mem_get_info(i)
+                except RuntimeError as e:  # exclusive-process mode with a busy GPU, a MIG slice
+                    free, total = 0, prop.total_memory
+                    problems.append({"what": f"GPU {i} ({prop.name}) cannot be opened here: "
+                                             f"{str(e).splitlines()[0][:160]}",
+                                     "fix": "check nvidia-smi for the process holding it, or pick "
+                                            "another GPU with CUDA_VISIBLE_DEVICES"})
                 gpus.append({"index": i, "name": prop.name, "memory_gb": round(total / 2**30, 1),
                              "free_gb": round(free / 2**30, 1),
                              "bf16": bool(prop.major >= 8),

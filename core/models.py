@@ -200,8 +200,13 @@ def build_config(profile: Profile, tokenizer: Any, extra: dict[str, Any]) -> Any
 
 
 def load_model(profile: Profile, auto_cls: Any, config: Any) -> Any:
+    import torch
+
     m = profile.model
-    kwargs: dict[str, Any] = {"config": config}
+    # fp32 master weights whatever dtype the checkpoint was stored in (transformers 5 loads with
+    # dtype="auto": a bf16 hub model would otherwise train in bf16 and lose small updates, and
+    # an fp16 one could not be unscaled); autocast gives the bf16/fp16 speed.
+    kwargs: dict[str, Any] = {"config": config, "dtype": torch.float32}
     if m.config is not None:
         try:
             return auto_cls.from_config(config, attn_implementation="sdpa")

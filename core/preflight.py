@@ -33,7 +33,10 @@ def _resolve_device() -> dict[str, Any]:
     import torch
 
     if torch.cuda.is_available():
-        free, total = torch.cuda.mem_get_info()
+        try:
+            free, total = torch.cuda.mem_get_info()
+        except RuntimeError:  # a busy GPU in exclusive-process mode: it has no free memory here
+            free, total = 0, torch.cuda.get_device_properties(0).total_memory
         return {"device": f"cuda:0 ({torch.cuda.get_device_name(0)})", "kind": "cuda",
                 "free_bytes": int(free), "total_bytes": int(total),
                 "bf16": bool(torch.cuda.is_bf16_supported())}
@@ -173,7 +176,7 @@ def preflight_report(profile: Profile, device: dict[str, Any] | None = None,
         report["error"] = f"cannot size the model: {type(e).__name__}: {e}"
         return report
     dims = _dims(config)
-    fused = dev.get("kind") == "cuda" and precision in ("bf16", "fp16")
+    fused = dev.get("kind") == "cuda"  # SDPA's flash/memory-efficient kernels: no s x s scores
     est = estimate(profile, params, dims, precision, fused)
     overhead = CUDA_OVERHEAD if dev.get("kind") == "cuda" else CPU_OVERHEAD
     static = est["weights"] + est["gradients"] + est["optimizer"]

@@ -277,6 +277,25 @@ def test_hostile_input_in_process(case, tmp_path, capsys, monkeypatch):
     check_refused(tmp_path, rc, err, case.expect, before)
 
 
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in DATA_CASES])
+def test_bad_data_is_refused_by_start_before_any_worker(case, tmp_path, capsys, monkeypatch):
+    """`tunedeck start` prepares small data itself: the same refusals, exit 2, no run directory,
+    and no worker launched."""
+    import core.launch
+    from core.cli import main
+
+    def launched(*_a, **_k):
+        raise AssertionError("a worker was launched for bad data")
+
+    monkeypatch.setattr(core.launch, "start_detached", launched)
+    monkeypatch.chdir(tmp_path)
+    argv = _prepare_case(case, tmp_path)
+    argv[0] = "start"
+    before = _snapshot(tmp_path)
+    rc = main(argv)
+    check_refused(tmp_path, rc, capsys.readouterr().err.strip(), case.expect, before)
+
+
 def _subprocess(argv: list[str], tmp: Path, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(TUNEDECK + argv, cwd=tmp, env=cli_env(tmp), capture_output=True,
                           text=True, timeout=timeout)

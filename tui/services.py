@@ -150,17 +150,20 @@ class SysInfo:
                     g: dict[str, Any] = {"index": i, "name": nv.nvmlDeviceGetName(h)}
                     if isinstance(g["name"], bytes):
                         g["name"] = g["name"].decode()
-                    mem = nv.nvmlDeviceGetMemoryInfo(h)
-                    g["mem_used_gb"], g["mem_total_gb"] = mem.used / 1e9, mem.total / 1e9
-                    g["util_percent"] = nv.nvmlDeviceGetUtilizationRates(h).gpu
-                    try:
-                        g["temp_c"] = nv.nvmlDeviceGetTemperature(h, 0)
-                    except Exception:
-                        pass
-                    try:
-                        g["power_w"] = nv.nvmlDeviceGetPowerUsage(h) / 1000
-                    except Exception:
-                        pass
+                    # Each reading on its own: MIG slices and some boards answer NotSupported
+                    # for one and not the others, and one missing value must not hide the GPU.
+                    for key, read in (
+                            ("mem", lambda: nv.nvmlDeviceGetMemoryInfo(h)),
+                            ("util_percent", lambda: nv.nvmlDeviceGetUtilizationRates(h).gpu),
+                            ("temp_c", lambda: nv.nvmlDeviceGetTemperature(h, 0)),
+                            ("power_w", lambda: nv.nvmlDeviceGetPowerUsage(h) / 1000)):
+                        try:
+                            g[key] = read()
+                        except Exception:
+                            pass
+                    mem = g.pop("mem", None)
+                    if mem is not None:
+                        g["mem_used_gb"], g["mem_total_gb"] = mem.used / 1e9, mem.total / 1e9
                     out["gpus"].append(g)
             except Exception:
                 pass

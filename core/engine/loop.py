@@ -34,8 +34,11 @@ from core.errors import UserError
 from core.events import EventWriter
 from core.runs import RunDir
 
-PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12,
-              "L4": 121e12, "4090": 165e12, "3090": 71e12, "V100": 125e12, "T4": 65e12}
+# Dense bf16 tensor-core peaks, most specific name first (first match wins): "H100 PCIe" is not an
+# SXM H100, "GH200" is not an H200.
+PEAK_FLOPS = {"GH200": 989e12, "H100 PCIe": 756e12, "H100 NVL": 835e12, "H100": 989e12,
+              "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12, "L4": 121e12,
+              "4090": 165e12, "3090": 71e12, "V100": 125e12, "T4": 65e12}
 
 
 class StopTraining(Exception):
@@ -132,6 +135,7 @@ class TrainState:
     pending_tokens: int = 0
     pending_samples: int = 0
     history: list[list[float]] = field(default_factory=list)  # [step, loss] at log intervals
+    grad_scaler: dict[str, Any] | None = None  # fp16 loss scale, so a resume keeps it
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainState":
@@ -195,6 +199,7 @@ class Trainer:
         self.precision = resolve_precision(self.t.precision)
         mp = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[self.precision]
         self.accelerator = Accelerator(mixed_precision=mp, cpu=not torch.cuda.is_available())
+        self._scaler = getattr(self.accelerator, "scaler", None)  # fp16 on a GPU only
         self.device = self.accelerator.device
         self.multiple = 64 if self.t.compile else 8
         self.pad_id = int(prepared.tokenizer.pad_token_id or 0)
@@ -271,6 +276,8 @@ class Trainer:
         d = C.load_checkpoint(path, self.accelerator.unwrap_model(self.model),
                               self._inner_optimizer(), self.scheduler)
         self.state = TrainState.from_dict(d)
+        if self._scaler is not None and self.state.grad_scaler:
+            self._scaler.load_state_dict(self.state.grad_scaler)
         self.state.total_steps = self.state.total_steps or total
         st = self.state
         self._last_saved = (st.step, st.epoch, st.batch_in_epoch, st.last_eval_step)
@@ -398,8 +405,10 @@ class Trainer:
 
     def check_pending(self) -> None:
         if self._pending is not None:
-            pending, self._pending = self._pending, None
-            self.check_finite(*pending)
+            (flag, copied, step), self._pending = self._pending, None
+            if copied is not None:
+                copied.synchronize()  # the non-blocking copy from the GPU has landed
+            self.check_finite(flag, step)
 
     def save_checkpoint(self, reason: str) -> Path | None:
         import torch
@@ -415,6 +424,8 @@ class Trainer:
         mark = (st.step, st.epoch, st.batch_in_epoch, st.last_eval_step)
         if self._last_saved == mark and (self.run.checkpoints_dir / f"step-{st.step}").is_dir():
             return None  # nothing changed since (e.g. a stop right after a periodic save)
+        if self._scaler is not None:
+            st.grad_scaler = self._scaler.state_dict()
         if self._acc is not None:
             loss_acc, count, toks, samples = self._acc()
             st.pending_loss_sum = float(loss_acc)
@@ -515,9 +526,18 @@ class Trainer:
             # Finiteness of this step's loss and gradient: copied without blocking, read before
             # the next optimizer step (or any checkpoint), so a bad step stops the run within one.
             lossf = step_loss.float() if step_loss is not None else torch.zeros((), device=self.device)
-            flag = torch.stack([torch.isfinite(lossf), torch.isfinite(gnorm.detach().float())])
+            # fp16: the loss scaler skips steps with inf gradients and lowers the scale, so an
+            # inf gradient norm is routine there; a diverging fp16 run shows in the loss.
+            grad_ok = (torch.ones((), dtype=torch.bool, device=self.device) if self._scaler
+                       else torch.isfinite(gnorm.detach().float()))
+            flag = torch.stack([torch.isfinite(lossf), grad_ok])
             self.check_pending()
-            self._pending = (flag.to("cpu", non_blocking=True), st.step + 1)
+            copied = None
+            flag = flag.to("cpu", non_blocking=True)
+            if self.device.type == "cuda":
+                copied = torch.cuda.Event()
+                copied.record()
+            self._pending = (flag, copied, st.step + 1)
             self.optimizer.step()
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)

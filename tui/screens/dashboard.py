@@ -522,7 +522,8 @@ class DashboardScreen(BaseScreen):
         gpus = s.get("gpus") or []
         for g in gpus:
             t.append(f"GPU{g.get('index', '')} ", style="bold")
-            t.append(f"{g.get('util_percent', 0):.0f}% ")
+            if "util_percent" in g:
+                t.append(f"{g['util_percent']:.0f}% ")
             if "mem_used_gb" in g:
                 t.append(f"{g['mem_used_gb']:.1f}/{g.get('mem_total_gb', 0):.0f}GB ")
             if "temp_c" in g:
