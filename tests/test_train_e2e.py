@@ -63,6 +63,9 @@ def test_classifier_trains_and_loads(tmp_path, cls_csv, capsys, monkeypatch):
     assert set(metrics["per_class"]) == {"neg", "pos"}
     status = json.loads((run_dir / "status.json").read_text())
     assert status["state"] == "finished"
+    evals = [e.data for e in read_all(run_dir / "events.jsonl") if e.type == "eval"]
+    assert evals[0]["step"] == 0  # eval_at_start (default): the untrained baseline ...
+    assert status["best"]["step"] > 0  # ... is never the run's "best"
 
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 

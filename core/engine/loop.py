@@ -624,7 +624,9 @@ class Trainer:
         self.events.emit("eval", split="validation", step=st.step, metrics=_scalars(metrics))
         key = self.p.task.metric_for_best
         val = metrics.get(key)
-        better = val is not None and (st.best_metric is None or (
+        # The untrained model (eval_at_start, step 0) is the baseline, not a "best": there is no
+        # checkpoint of it to keep, and a listing should not show it as the run's result.
+        better = val is not None and st.step > 0 and (st.best_metric is None or (
             val > st.best_metric if self.p.task.greater_is_better else val < st.best_metric))
         if better:
             st.best_metric, st.best_step = float(val), st.step
