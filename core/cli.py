@@ -35,6 +35,20 @@ def _load_profile(path: str, sets: list[str] | None):
     return resolve_paths(prof, Path(path).resolve().parent)
 
 
+def _profile_for_run(a: argparse.Namespace):
+    """The profile a new run trains with. Where its run directory goes: the command line
+    (``--runs-dir`` or ``--set output.runs_dir=...``), else ``$TUNEDECK_RUNS_DIR`` (where the TUI
+    and ``tunedeck runs`` look), else the profile's ``output.runs_dir``."""
+    prof = _load_profile(a.profile, a.set)
+    flag = getattr(a, "runs_dir", None)
+    on_command_line = any(s.split("=", 1)[0].strip() == "output.runs_dir" for s in a.set or [])
+    target = flag or (None if on_command_line else os.environ.get("TUNEDECK_RUNS_DIR"))
+    if target:
+        target = str(Path(target).expanduser().resolve())
+        prof = prof.model_copy(update={"output": prof.output.model_copy(update={"runs_dir": target})})
+    return prof
+
+
 def _fmt_duration(s: float | None) -> str:
     if s is None:
         return "-"
@@ -74,7 +88,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     from core.profile import dumps
     from core.runs import create_run
 
-    prof = _load_profile(a.profile, a.set)
+    prof = _profile_for_run(a)
     # Data and tokenizer first: a bad data file is an error with no run directory left behind.
     print("preparing data ...", flush=True)
     prepared = prepare(prof, log=lambda m: print(m, flush=True))
@@ -145,7 +159,7 @@ def cmd_start(a: argparse.Namespace) -> int:
     from core.profile import dumps
     from core.runs import create_run
 
-    prof = _load_profile(a.profile, a.set)
+    prof = _profile_for_run(a)
     _preflight_data(prof)
     run = create_run(Path(prof.output.runs_dir), prof.name, dumps(prof))
     pid = start_detached(run)
@@ -323,11 +337,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--runs-dir", default=argparse.SUPPRESS, help="runs directory")
         return p
 
-    p = sub.add_parser("train", help="train in the foreground, printing progress")
+    p = with_runs_dir(sub.add_parser("train", help="train in the foreground, printing progress"))
     p.add_argument("profile")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a profile key")
     p.set_defaults(fn=cmd_train)
-    p = sub.add_parser("start", help="start a detached training worker and return")
+    p = with_runs_dir(sub.add_parser("start", help="start a detached training worker and return"))
     p.add_argument("profile")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE")
     p.set_defaults(fn=cmd_start)

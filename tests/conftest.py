@@ -21,6 +21,8 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 # The suite is a CPU suite: its exact-resume checks promise bit-identical results on CPU in fp32,
 # which GPU kernels do not. On a GPU box, hide the GPUs from the tests and the workers they start.
 os.environ["CUDA_VISIBLE_DEVICES"] = ""
+# Runs go where each test's profile or --runs-dir says, whatever the developer's shell exports.
+os.environ.pop("TUNEDECK_RUNS_DIR", None)
 
 
 @pytest.fixture(autouse=True)

@@ -199,7 +199,7 @@ class TrainingSection(_Section):
 class OutputSection(_Section):
     runs_dir: str = Field(
         "runs", min_length=1, description="Where run directories go (relative to the current "
-        "directory)."
+        "directory). `--runs-dir` or $TUNEDECK_RUNS_DIR, when given, win over it."
     )
 
 
