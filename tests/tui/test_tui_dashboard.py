@@ -82,6 +82,22 @@ async def test_reattach_replays_the_whole_history(runs_dir: Path) -> None:
         assert dash.check_action("stop", ()) is None and dash.check_action("resume", ()) is None
 
 
+async def test_the_untrained_baseline_is_not_shown_as_best(runs_dir: Path) -> None:
+    """Only the step-0 evaluation so far: the stats line says no best yet (no "@ None")."""
+    baseline = ("eval", {"split": "validation", "step": 0,
+                         "metrics": {"eval_loss": 1.39, "accuracy": 0.19, "f1_macro": 0.14}})
+    evs = training_events(20, eval_every=0)
+    make_run(runs_dir, "a-20260101-000000-0001", state="stopped", step=20, total=100,
+             best={"metric": "f1_macro", "value": None, "step": None},
+             events=evs[:1] + [baseline] + evs[1:], ended=T0 + 50)
+    app = TunedeckApp(runs_dir, attach="a-2026", services=fake_services())
+    async with app.run_test() as pilot:
+        dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.ready and app.screen)
+        assert dash.view.eval_loss.xs == [0.0] and dash.view.best is None
+        stats = str(dash.query_one("#dash-stats").render())
+        assert "None" not in stats and "best" not in stats
+
+
 async def test_stale_run_shows_a_visible_warning(runs_dir: Path) -> None:
     make_run(runs_dir, "a-20260101-000000-0001", state="running", step=40, heartbeat=T0 + 100,
              events=training_events(40))

@@ -100,7 +100,7 @@ class RunView:
                         self.metric.name = fmt.METRIC_SHORT.get(self.metric_name, self.metric_name)
                 if self.metric_name:
                     self.metric.add(step, metrics.get(self.metric_name))
-                if "eval_loss" in metrics and _finite(metrics["eval_loss"]):
+                if "eval_loss" in metrics and _finite(metrics["eval_loss"]) and step > 0:
                     v = float(metrics["eval_loss"])
                     if self.best is None or v < self.best[1]:
                         self.best = ("eval_loss", v, step)
@@ -457,7 +457,7 @@ class DashboardScreen(BaseScreen):
                 pass
         best = self.status.get("best")
         best = best if isinstance(best, dict) else {}
-        if best.get("metric") is not None:
+        if best.get("metric") is not None and best.get("value") is not None:
             st.append("  best ", style="dim")
             st.append(f"{fmt.best(best.get('metric'), best.get('value'))} @ {best.get('step', '?')}", style="green")
         elif v.best:
