@@ -251,11 +251,12 @@ def find_run(runs_dir: Path, ref: str) -> RunDir:
     # there (or a name with '/', '..') never leads outside it.
     names = [d.name for d in runs_dir.iterdir()
              if not d.is_symlink() and d.is_dir() and (d / "profile.toml").is_file()]
+    # Absolute: a resumed worker writes these paths into events and status (as `start` does).
     if ref in names:
-        return RunDir(runs_dir / ref)
+        return RunDir((runs_dir / ref).resolve())
     hits = [n for n in names if n.startswith(ref)]
     if len(hits) == 1:
-        return RunDir(runs_dir / hits[0])
+        return RunDir((runs_dir / hits[0]).resolve())
     if not hits:
         raise RunError(f"no run {ref!r} in {runs_dir}; 'tunedeck runs' lists them")
     raise RunError(f"{ref!r} matches {len(hits)} runs ({', '.join(sorted(hits)[:5])}); be more specific")

@@ -260,10 +260,32 @@ class TunedeckApp(App[int]):
 def main(runs_dir: str = "runs", attach: str | None = None, browse: str | None = None,
          profile: str | None = None, services: Services | None = None) -> int:
     """Run the TUI until the user quits; never stops or touches a run. Returns an exit code."""
+    problem = _cannot_open(Path(runs_dir), attach, browse)
+    if problem:
+        print(f"tunedeck: {problem}", file=sys.stderr)
+        return 2
     app = TunedeckApp(Path(runs_dir), attach=attach, browse=browse, profile=profile, services=services)
     app.run()
     code = app.return_code
     return int(code or 0)
+
+
+def _cannot_open(runs_dir: Path, attach: str | None, browse: str | None) -> str | None:
+    """What makes opening the app pointless, said at the shell (exit 2) instead of in the app."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return ("the TUI needs a terminal (stdin and stdout are not one here); over SSH use "
+                "'ssh -t', and from scripts use the CLI: tunedeck runs, logs, stop, resume")
+    if attach:
+        from core.errors import RunError
+        from core.runs import find_run
+
+        try:
+            find_run(runs_dir, attach)
+        except RunError as e:
+            return str(e)
+    if browse and not Path(browse).exists():
+        return f"browse: no such file or directory: {browse}"
+    return None
 
 
 def run(options: Any) -> int:

@@ -33,3 +33,48 @@ def test_argument_mapping(monkeypatch) -> None:
         {"runs_dir": "runs", "attach": None, "browse": "data.csv", "profile": None},
         {"runs_dir": "runs", "attach": None, "browse": None, "profile": None},
     ]
+
+
+def _in_a_terminal(args: list[str], cwd: Path) -> tuple[int, str]:
+    """Run ``tunedeck ARGS`` with a pseudo-terminal as stdin/stdout/stderr; (exit code, output)."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "tui.entry", *args], cwd=cwd, stdin=slave,
+                            stdout=slave, stderr=slave, close_fds=True,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT), TERM="xterm"))
+    os.close(slave)
+    out = b""
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], 60)
+            if not ready:
+                break
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the child closed its end
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        os.close(master)
+        code = proc.wait(timeout=60)
+    return code, out.decode(errors="replace")
+
+
+def test_nothing_to_open_is_said_at_the_shell(tmp_path: Path) -> None:
+    """A missing run or data file: exit 2 with one line, before any screen is drawn."""
+    (tmp_path / "runs").mkdir()
+    code, out = _in_a_terminal(["--runs-dir", "runs", "attach", "nosuch"], tmp_path)
+    assert code == 2 and "no run 'nosuch'" in out and "\x1b[?1049h" not in out, out
+    code, out = _in_a_terminal(["browse", "nosuch.csv"], tmp_path)
+    assert code == 2 and "no such file or directory: nosuch.csv" in out, out
+
+
+def test_without_a_terminal_the_tui_refuses_instead_of_spinning(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "tui.entry"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert proc.returncode == 2 and "needs a terminal" in proc.stderr
