@@ -83,19 +83,28 @@ def _progress_printer(ev: Any) -> None:
 
 # --- commands ------------------------------------------------------------------------------
 
-def cmd_train(a: argparse.Namespace) -> int:
+def _prepare_for_run(prof: Any, log: Any = None) -> Any:
+    """What a run needs that a user can get wrong, done before any run directory exists: data
+    (loaded, cleaned, split, tokenized: cached for the worker), tokenizer, model config, and a
+    fresh model's build on the meta device. Raises a UserError (exit 2) on the first problem."""
+    import transformers
+
     from core.engine.setup import prepare
+    from core.models import build_config, check_model_builds
+
+    prepared = prepare(prof, log=log or (lambda m: None))
+    config = build_config(prof, prepared.tokenizer, prepared.task.config_overrides())
+    check_model_builds(prof, getattr(transformers, prepared.task.auto_class), config)
+    return prepared
+
+
+def cmd_train(a: argparse.Namespace) -> int:
     from core.profile import dumps
     from core.runs import create_run
 
     prof = _profile_for_run(a)
-    # Data and tokenizer first: a bad data file is an error with no run directory left behind.
     print("preparing data ...", flush=True)
-    prepared = prepare(prof, log=lambda m: print(m, flush=True))
-    # The model config too (a bad model.config or an unloadable model.name is a user error).
-    from core.models import build_config
-
-    build_config(prof, prepared.tokenizer, prepared.task.config_overrides())
+    prepared = _prepare_for_run(prof, log=lambda m: print(m, flush=True))
     run = create_run(Path(prof.output.runs_dir), prof.name, dumps(prof))
     return _train_here(run, prepared=prepared)
 
@@ -122,14 +131,16 @@ def _print_outcome(run: Any, state: str) -> None:
         print(f"{state}: {run.read_status().get('message', '')}", file=sys.stderr)
 
 
-# Data up to this size is loaded and prepared by `start` itself (2.2 s for a 60 MB CSV here), so
-# that a malformed file is exit 2 with no run directory; bigger data is checked by the worker,
-# which reports a bad file as a failed run, so that `start` still returns at once.
+# Data up to this size is loaded, prepared and tokenized by `start` itself (the data layer takes
+# 2.2 s for a 60 MB CSV here; tokenization lands in the cache the worker reads), so that a
+# malformed file or model is exit 2 with no run directory; bigger data is checked by the worker,
+# which reports a bad file as a failed run, so that `start` still returns soon.
 START_FULL_CHECK_BYTES = 64 * 2**20
 
 
 def _preflight_data(prof: Any) -> None:
-    """Checks before a detached start: the data files exist, and small data prepares cleanly."""
+    """Checks before a detached start: the data files exist; small data goes through everything
+    `train` checks first; for big data, the model's config loads."""
     from core.errors import DataError
     from core.models import resolve_model_path
 
@@ -147,11 +158,17 @@ def _preflight_data(prof: Any) -> None:
             size += sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
         else:
             raise DataError(f"data.{key}: {path} is not a regular file or directory")
-    resolve_model_path(prof.model.name)  # a local model path that is not a model: exit 2 now
     if size <= START_FULL_CHECK_BYTES:
-        from core.data import prepare
+        _prepare_for_run(prof)  # its tokenization cache is the worker's: nothing is done twice
+        return
+    resolve_model_path(prof.model.name)  # a local model path that is not a model: exit 2 now
+    if prof.model.config is None:  # an uncached hub model offline, say
+        from transformers import AutoConfig
 
-        prepare(prof)
+        from core.models import hf_load
+
+        hf_load(AutoConfig, prof.model.name, "config", revision=prof.model.revision,
+                trust_remote_code=prof.model.trust_remote_code)
 
 
 def cmd_start(a: argparse.Namespace) -> int:

@@ -159,6 +159,20 @@ def config_from_table(table: dict[str, Any], defaults: dict[str, Any]) -> Any:
             "e.g. 'bert', 'gpt2', 'llama', 't5'"
         raise ModelError(f"model.config.model_type: {model_type!r} is not a transformers model "
                          f"type; {hint}")
+    # A config class takes any keyword and keeps it as a stray attribute: a typo ("n_layers" for
+    # gpt2's "n_layer") would silently train the default size. Known = the class's own settings.
+    cls = CONFIG_MAPPING[model_type]
+    known = set(cls().to_dict()) | set(getattr(cls, "attribute_map", {}) or {})
+    unknown = sorted(k for k in cfg if k not in known)
+    if unknown:
+        import difflib
+
+        notes = []
+        for k in unknown:
+            close = difflib.get_close_matches(k, sorted(known), n=1)
+            notes.append(f"model.config.{k}" + (f" (did you mean '{close[0]}'?)" if close else ""))
+        raise ModelError(f"{', '.join(notes)}: not a setting of {model_type!r} configs; fix the "
+                         f"key or remove it")
     for key, val in defaults.items():
         if val is not None:
             cfg.setdefault(key, val)
@@ -166,6 +180,24 @@ def config_from_table(table: dict[str, Any], defaults: dict[str, Any]) -> Any:
         return AutoConfig.for_model(model_type, **cfg)
     except (ValueError, TypeError, KeyError) as e:
         raise ModelError(f"model.config: {e}") from None
+
+
+def check_model_builds(profile: Profile, auto_cls: Any, config: Any) -> None:
+    """Build a fresh model ([model.config]) on the meta device, costing no memory: a config that
+    cannot make a model (e.g. a hidden size the head count does not divide) is a user error
+    before any run exists, not a traceback from the worker."""
+    if profile.model.config is None:
+        return  # a pretrained model's config was written for it
+    import torch
+
+    try:
+        with torch.device("meta"):
+            auto_cls.from_config(config)
+    except (ValueError, TypeError, KeyError, AssertionError, RuntimeError, IndexError,
+            ZeroDivisionError, AttributeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelError(f"model.config: these settings cannot build a "
+                         f"{config.model_type} model: {first[:300]}; fix [model.config]") from None
 
 
 def build_config(profile: Profile, tokenizer: Any, extra: dict[str, Any]) -> Any:

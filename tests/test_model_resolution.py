@@ -64,3 +64,21 @@ def test_an_empty_directory_is_a_clear_error(tmp_path):
 def test_a_missing_path_is_not_sent_to_the_hub(tmp_path):
     with pytest.raises(ModelError, match="no directory"):
         resolve_model_path(str(tmp_path / "nope"))
+
+
+def test_a_bare_local_model_name_resolves_against_the_profile_folder(tmp_path, monkeypatch):
+    """model.name = "basemodel" next to the profile: found from any directory, stored absolute
+    (the frozen profile of a run must load it again on resume, wherever resume is typed)."""
+    from core.profile import loads, resolve_paths
+
+    proj = tmp_path / "proj"
+    m = model_at(proj / "basemodel")
+    prof = loads('name = "x"\n[model]\nname = "basemodel"\ntokenizer = "basemodel"\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    got = resolve_paths(prof, proj)
+    assert got.model.name == str(m.resolve()) and got.model.tokenizer == str(m.resolve())
+    # A hub id with no such local folder stays a hub id.
+    hub = loads('name = "x"\n[model]\nname = "org/some-model"\n')
+    assert resolve_paths(hub, proj).model.name == "org/some-model"

@@ -155,6 +155,13 @@ PROFILE_CASES = [
     Case("set-nan", ["training.learning_rate", "finite"], args=["--set", "training.learning_rate=nan"]),
     Case("model-config-bad-type", ["model.config", "model_type"],
          _p(edit=lambda s: s["model"].update(config={"model_type": "no-such-arch"}))),
+    Case("model-config-typo-key", ["model.config.num_hidden_layer", "did you mean 'num_hidden_layers'"],
+         _p(edit=lambda s: s["model"]["config"].update(num_hidden_layer=1))),
+    Case("model-config-cannot-build", ["model.config", "cannot build", "fix [model.config]"],
+         _p(edit=lambda s: s["model"]["config"].update(hidden_size=30, num_attention_heads=4))),
+    Case("model-hub-id-offline-uncached", ["no-such-org/no-such-model", "local"],
+         _p(edit=lambda s: s["model"].update(name="no-such-org/no-such-model") or
+            s["model"].pop("config"))),
     Case("model-missing-dir", ["model.name", "no directory"],
          _p(edit=lambda s: s["model"].update(name="./no-such-model-dir", config=None) or
             s["model"].pop("config"))),
@@ -277,10 +284,11 @@ def test_hostile_input_in_process(case, tmp_path, capsys, monkeypatch):
     check_refused(tmp_path, rc, err, case.expect, before)
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in DATA_CASES])
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in DATA_CASES + PROFILE_CASES
+                                  if c in DATA_CASES or c.id.startswith("model-")])
 def test_bad_data_is_refused_by_start_before_any_worker(case, tmp_path, capsys, monkeypatch):
-    """`tunedeck start` prepares small data itself: the same refusals, exit 2, no run directory,
-    and no worker launched."""
+    """`tunedeck start` prepares small data, tokenizer and model config itself: the same
+    refusals, exit 2, no run directory, and no worker launched."""
     import core.launch
     from core.cli import main
 

@@ -113,10 +113,16 @@ def resolve_paths(profile: Profile, base_dir: Path) -> Profile:
     mupd: dict[str, Any] = {}
     for field in ("name", "tokenizer"):
         val = getattr(profile.model, field)
-        if val and (val.startswith(".") or val.startswith("/") or val.startswith("~")):
+        if not val:
+            continue
+        # A local directory wins over a hub id of the same spelling (as from_pretrained does):
+        # "basemodel" or "org/name" next to the profile, or in the current directory, is a path.
+        looks_like_path = val.startswith((".", "/", "~"))
+        local = [d / val for d in (base_dir, Path.cwd()) if (d / val).is_dir()]
+        if looks_like_path or local:
             p = Path(val).expanduser()
             if not p.is_absolute():
-                p = base_dir / p if (base_dir / p).exists() else Path.cwd() / p
+                p = local[0] if local else base_dir / p
             mupd[field] = _resolve(p, f"model.{field}")
     return profile.model_copy(
         update={
