@@ -9,18 +9,11 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-import socket
 import sys
 from pathlib import Path
 from typing import Any
 
-
-def _hub_reachable(timeout: float = 1.5) -> bool:
-    try:
-        with socket.create_connection(("huggingface.co", 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
+from core.models import hub_reachable
 
 
 def report(runs_dir: Path, check_hub: bool = True) -> dict[str, Any]:
@@ -81,7 +74,7 @@ def report(runs_dir: Path, check_hub: bool = True) -> dict[str, Any]:
                   for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
     rep["offline"] = offline
     rep["hf_home"] = os.environ.get("HF_HOME", str(Path.home() / ".cache" / "huggingface"))
-    rep["hub_reachable"] = None if (offline or not check_hub) else _hub_reachable()
+    rep["hub_reachable"] = None if (offline or not check_hub) else hub_reachable()
     rep["hf_token"] = "set" if (os.environ.get("HF_TOKEN") or
                                 (Path(rep["hf_home"]) / "token").is_file()) else "not set"
     if offline:

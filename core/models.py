@@ -64,21 +64,56 @@ def _model_dir_below(p: Path, name: str) -> Path:
                      "a directory written by save_pretrained")
 
 
+_HUB_REACHABLE: bool | None = None  # probed once per process
+
+
+def hub_reachable(timeout: float = 1.5) -> bool:
+    """Can this machine open a connection to the hub (or $HF_ENDPOINT)? One quick TCP connect,
+    not huggingface_hub's five retries with back-off (25 s of warnings on a box without network).
+    Behind a proxy the direct connect proves nothing, so the answer is yes."""
+    global _HUB_REACHABLE
+    if _HUB_REACHABLE is None:
+        if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+            _HUB_REACHABLE = True
+        else:
+            import socket
+            from urllib.parse import urlparse
+
+            url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+            port = url.port or (80 if url.scheme == "http" else 443)
+            try:
+                with socket.create_connection((url.hostname or "huggingface.co", port),
+                                              timeout=timeout):
+                    _HUB_REACHABLE = True
+            except OSError:
+                _HUB_REACHABLE = False
+    return _HUB_REACHABLE
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
 def hf_load(loader: Any, name: str, what: str, **kwargs: Any) -> Any:
-    """Call ``loader.from_pretrained`` turning hub/offline failures into one clear ModelError."""
+    """Call ``loader.from_pretrained`` turning hub/offline failures into one clear ModelError.
+    A hub id on a machine that cannot reach the hub loads from the local cache only, at once."""
     path = resolve_model_path(name)
+    local = Path(path).is_dir()
+    unreachable = not local and not _offline() and not hub_reachable()
+    if unreachable:
+        kwargs = {**kwargs, "local_files_only": True}
     try:
         return loader.from_pretrained(path, **kwargs)
     except OSError as e:
-        offline = os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True")
-        hint = (
-            "it is not in the local Hugging Face cache and the hub cannot be reached"
-            + (" (HF_HUB_OFFLINE is set)" if offline else "")
-            + "; download it on a machine with internet (huggingface-cli download "
-            f"{name}) or set model.name to a local directory holding config.json and weights"
-        )
-        if Path(path).is_dir():
+        if local:
             hint = f"{e}"
+        else:
+            why = (" (HF_HUB_OFFLINE is set)" if _offline()
+                   else " (no connection to it from this machine)" if unreachable else "")
+            hint = (f"it is not in the local Hugging Face cache and the hub cannot be reached{why}"
+                    f"; download it on a machine with internet (hf download {name}; "
+                    "'huggingface-cli download' on older huggingface_hub) and copy the cache "
+                    "over, or set model.name to a local directory holding config.json and weights")
         raise ModelError(f"model.name: cannot load {what} {name!r}: {hint}") from None
     except ValueError as e:
         raise ModelError(f"model.name: cannot load {what} {name!r}: {e}") from None

@@ -82,3 +82,34 @@ def test_a_bare_local_model_name_resolves_against_the_profile_folder(tmp_path, m
     # A hub id with no such local folder stays a hub id.
     hub = loads('name = "x"\n[model]\nname = "org/some-model"\n')
     assert resolve_paths(hub, proj).model.name == "org/some-model"
+
+
+def test_an_unreachable_hub_means_the_local_cache_only(monkeypatch):
+    """No network and no HF_HUB_OFFLINE: one clear error naming the fix, from the cache lookup
+    alone (not huggingface_hub's retries with back-off)."""
+    import core.models as M
+    from transformers import AutoConfig
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(M, "_HUB_REACHABLE", False)
+    seen = {}
+    real = AutoConfig.from_pretrained.__func__
+
+    def spy(cls, path, **kw):
+        seen.update(kw)
+        return real(cls, path, **kw)
+    monkeypatch.setattr(AutoConfig, "from_pretrained", classmethod(spy))
+    with pytest.raises(ModelError) as e:
+        M.hf_load(AutoConfig, "no-such-org/no-such-model", "config")
+    assert seen.get("local_files_only") is True
+    msg = str(e.value)
+    assert "no connection to it from this machine" in msg and "hf download no-such-org/no-such-model" in msg
+
+
+def test_a_proxy_counts_as_reachable(monkeypatch):
+    import core.models as M
+
+    monkeypatch.setattr(M, "_HUB_REACHABLE", None)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    assert M.hub_reachable() is True
