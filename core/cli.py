@@ -195,14 +195,21 @@ def cmd_resume(a: argparse.Namespace) -> int:
         raise RunError(f"run {run.id} is {state}; stop it first ('tunedeck stop {run.id}')")
     if state == "finished":
         raise RunError(f"run {run.id} already finished; start a new run to train more")
+    from core.engine.checkpoint import list_complete
+
+    done = list_complete(run.checkpoints_dir)
+    where = (f"from its newest complete checkpoint, {done[-1].name}" if done else
+             "from the start: it has no complete checkpoint yet, so it trains again from step 0 "
+             "in the same run directory")
     run.discard_requests()  # e.g. the stop that ended it, if the signal won the race to the worker
     run.write_status(state="starting", heartbeat=time.time())
+    print(f"resuming {run.id} {where}", flush=True)
     if a.foreground:
         return _train_here(run, resume=True)
     from core.launch import start_detached
 
     pid = start_detached(run, resume=True)
-    print(f"resumed in worker pid {pid}")
+    print(f"resumed in worker pid {pid}; follow with 'tunedeck logs {run.id} -f'")
     print(run.path)
     return 0
 
@@ -217,11 +224,21 @@ def cmd_stop(a: argparse.Namespace) -> int:
         return 0
     run.request("stop")
     run.signal_worker()
-    if a.wait:
-        deadline = time.time() + a.wait
-        while time.time() < deadline and run.effective_state()[0] in ("running", "starting"):
-            time.sleep(0.2)
-    print(f"stop requested for {run.id}: it checkpoints and stops at the next step boundary")
+    if not a.wait:
+        print(f"stop requested for {run.id}: it checkpoints and stops at the next step boundary")
+        return 0
+    deadline = time.time() + a.wait
+    while time.time() < deadline and run.effective_state()[0] in ("running", "starting"):
+        time.sleep(0.2)
+    state, reason = run.effective_state()
+    st = run.read_status()
+    if state in ("running", "starting"):
+        print(f"{run.id} is still {state} after {a.wait:g} s (a long evaluation or checkpoint?); "
+              "it stops at its next step boundary", file=sys.stderr)
+        return 1
+    print(f"{run.id} {state} at step {st.get('step', 0)}/{st.get('total_steps', '?')}"
+          + (f": {reason}" if reason and state != "stopped" else "")
+          + (f"; 'tunedeck resume {run.id}' continues it" if state == "stopped" else ""))
     return 0
 
 
@@ -304,6 +321,25 @@ def cmd_predict(a: argparse.Namespace) -> int:
     return 0
 
 
+def _data_summary(stats: dict[str, Any]) -> str:
+    """The data layer's stats as a few readable lines."""
+    lines = ["data:"]
+    for key, f in (stats.get("files") or {}).items():
+        dropped = [f"{f[k]:,} {k.removeprefix('dropped_')}" for k in ("dropped_empty", "dropped_duplicate")
+                   if f.get(k)]
+        cols = ", ".join(f"{k}={v}" for k, v in (f.get("columns") or {}).items())
+        lines.append(f"  {key}: {f.get('path')} ({f.get('format')}; {cols}): {f.get('rows_read', 0):,} "
+                     f"rows read, {f.get('rows_kept', 0):,} kept"
+                     + (f" (dropped {', '.join(dropped)})" if dropped else ""))
+    sizes = stats.get("sizes") or {}
+    carved = stats.get("carved_from_train") or []
+    lines.append("  splits: " + ", ".join(f"{k} {v:,}" + (" (from train)" if k in carved else "")
+                                          for k, v in sizes.items()))
+    for split, counts in (stats.get("label_counts") or {}).items():
+        lines.append(f"  labels in {split}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    return "\n".join(lines)
+
+
 def cmd_profile(a: argparse.Namespace) -> int:
     from core.profile import dumps, new_profile
 
@@ -312,7 +348,20 @@ def cmd_profile(a: argparse.Namespace) -> int:
         return 0
     if a.profile_cmd == "check":
         prof = _load_profile(a.profile, a.set)
+        # Everything asked for is checked before anything is called "ok".
+        data_summary = None
+        if a.data:
+            from core.data import prepare
+
+            data_summary = _data_summary(prepare(prof).stats)
         print(f"{a.profile}: ok ({prof.task.type}, model {prof.model.name})")
+        if data_summary:
+            print(data_summary)
+        else:
+            missing = [f"data.{k} = {getattr(prof.data, k)}" for k in ("train", "validation", "test")
+                       if getattr(prof.data, k) and not Path(getattr(prof.data, k)).exists()]
+            if missing:
+                print(f"note: no such file: {', '.join(missing)}; fix the path before training")
         if a.preflight:
             from core.preflight import format_preflight, preflight_report
 
@@ -320,11 +369,6 @@ def cmd_profile(a: argparse.Namespace) -> int:
             print(format_preflight(rep))
             if not rep.get("fits", True):
                 return 2
-        if a.data:
-            from core.data import prepare
-
-            data = prepare(prof)
-            print(f"data: {json.dumps(data.stats)}")
         return 0
     if a.profile_cmd == "docs":
         from core.profile.fields import markdown

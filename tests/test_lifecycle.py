@@ -56,10 +56,11 @@ def test_start_survives_hangup_stop_then_resume(tmp_path, cls_csv):
     assert run.effective_state()[0] == "running"
 
     assert wait_for(lambda: run.read_status().get("step", 0) >= 10)
-    cli(["stop", "--runs-dir", runs_dir, run.id, "--wait", "60"], tmp_path)
+    said = cli(["stop", "--runs-dir", runs_dir, run.id, "--wait", "60"], tmp_path).stdout
     state, _ = run.effective_state()
     assert state == "stopped", run.log_path.read_text()
     stopped_at = run.read_status()["step"]
+    assert f"{run.id} stopped at step {stopped_at}/" in said and "tunedeck resume" in said
     total = run.read_status()["total_steps"]
     assert 0 < stopped_at < total
     assert any(e.type == "run_stopped" for e in read_all(run.events_path))
@@ -70,7 +71,8 @@ def test_start_survives_hangup_stop_then_resume(tmp_path, cls_csv):
     # The stop both files a request and signals; when the signal wins, the request file outlives
     # the worker. Leave one behind on purpose: the resumed run must not obey it.
     run.request("stop")
-    cli(["resume", "--runs-dir", runs_dir, run.id, "--foreground"], tmp_path)
+    said = cli(["resume", "--runs-dir", runs_dir, run.id, "--foreground"], tmp_path).stdout
+    assert f"from its newest complete checkpoint, step-{stopped_at}" in said
     evs = read_all(run.events_path)
     assert [e.seq for e in evs] == list(range(1, len(evs) + 1))  # one log, continued
     resumed = [e for e in evs if e.type == "run_resumed"]

@@ -104,6 +104,17 @@ def test_set_overrides_use_same_validation():
         apply_set({}, "no-equals-sign")
 
 
+def test_a_bad_set_value_is_blamed_on_set_not_on_a_file_line():
+    text = 'name = "x"\n[training]\nmax_steps = 20\n'
+    msg = err(text, sets=["training.max_steps=abc"])
+    assert "--set training.max_steps" in msg and "p.toml:3" not in msg
+    msg = err(text, sets=["training.max_stps=3"])
+    assert "--set training.max_stps" in msg and "did you mean 'training.max_steps'" in msg
+    # A problem in the file itself still names its line.
+    assert "p.toml:3 training.max_steps" in err('name = "x"\n[training]\nmax_steps = -1\n',
+                                                sets=["training.epochs=2"])
+
+
 def test_missing_file_and_directory(tmp_path):
     with pytest.raises(ProfileError, match="no such file"):
         load(tmp_path / "nope.toml")

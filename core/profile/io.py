@@ -47,14 +47,18 @@ def loads(text: str, source: str = "profile", sets: list[str] | None = None) -> 
         raise ProfileError(f"not valid TOML: {e}", source) from None
     for s in sets or []:
         apply_set(data, s)
-    return validate(data, source=source, text=text)
+    overridden = {s.split("=", 1)[0].strip() for s in sets or []}
+    return validate(data, source=source, text=text, overridden=overridden)
 
 
-def validate(data: dict[str, Any], source: str = "profile", text: str | None = None) -> Profile:
+def validate(data: dict[str, Any], source: str = "profile", text: str | None = None,
+             overridden: set[str] | None = None) -> Profile:
+    """``overridden``: dotted keys given with --set, blamed on --set rather than a file line."""
     try:
         return Profile.model_validate(data)
     except ValidationError as e:
-        raise ProfileError([_problem(err, source, text) for err in e.errors()], source) from None
+        raise ProfileError([_problem(err, source, text, overridden or set())
+                            for err in e.errors()], source) from None
     except (ValueError, TypeError, RecursionError, OverflowError) as e:
         raise ProfileError(f"invalid value: {e}", source) from None
 
@@ -75,13 +79,13 @@ def apply_set(data: dict[str, Any], assignment: str) -> None:
     """Apply one ``section.key=value`` override; the value is parsed as TOML, else a string."""
     if "=" not in assignment:
         raise ProfileError(
-            f"--set {assignment!r}: expected section.key=value, e.g. training.epochs=2", "--set"
+            f"{assignment!r}: expected section.key=value, e.g. training.epochs=2", "--set"
         )
     key, raw = assignment.split("=", 1)
     key = key.strip()
     parts = key.split(".")
     if not key or any(not re.fullmatch(r"[A-Za-z0-9_-]+", p) for p in parts):
-        raise ProfileError(f"--set {assignment!r}: {key!r} is not a dotted key", "--set")
+        raise ProfileError(f"{assignment!r}: {key!r} is not a dotted key", "--set")
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
@@ -90,7 +94,7 @@ def apply_set(data: dict[str, Any], assignment: str) -> None:
     for i, part in enumerate(parts[:-1]):
         nxt = node.setdefault(part, {})
         if not isinstance(nxt, dict):
-            raise ProfileError(f"--set {assignment!r}: {'.'.join(parts[: i + 1])} is not a section", "--set")
+            raise ProfileError(f"{assignment!r}: {'.'.join(parts[: i + 1])} is not a section", "--set")
         node = nxt
     node[parts[-1]] = value
 
@@ -141,7 +145,8 @@ def _resolve(p: Path, key: str) -> str:
 
 # --- messages -----------------------------------------------------------------------------
 
-def _problem(err: dict[str, Any], source: str, text: str | None) -> Problem:
+def _problem(err: dict[str, Any], source: str, text: str | None,
+             overridden: set[str] = frozenset()) -> Problem:  # type: ignore[assignment]
     loc = [str(x) for x in err.get("loc", ()) if not isinstance(x, int)]
     key = ".".join(loc)
     kind = err.get("type", "")
@@ -156,6 +161,8 @@ def _problem(err: dict[str, Any], source: str, text: str | None) -> Problem:
             msg = f"must be a finite number, not {inp}"
         elif not isinstance(inp, (dict, list)) and inp is not None and len(repr(inp)) < 60:
             msg = f"{msg} (got {inp!r})"
+    if key and any(key == k or key.startswith(k + ".") for k in overridden):
+        return Problem(f"--set {key}", msg)
     line = _find_line(text, loc) if text else None
     where = source + (f":{line}" if line else "") + (f" {key}" if key else "")
     return Problem(where, msg)

@@ -5,9 +5,16 @@ from __future__ import annotations
 from core.profile.schema import Profile
 
 
+def _validate(data: dict) -> Profile:
+    # Through the profile loader's validation: a bad --name is the same one-line ProfileError.
+    from core.profile.io import validate
+
+    return validate(data, source="profile new")
+
+
 def new_profile(task: str = "classification", name: str | None = None) -> Profile:
     if task == "classification":
-        return Profile.model_validate(
+        return _validate(
             {
                 "name": name or "classify",
                 "task": {"type": "classification"},
@@ -17,7 +24,7 @@ def new_profile(task: str = "classification", name: str | None = None) -> Profil
             }
         )
     if task == "causal-lm":
-        return Profile.model_validate(
+        return _validate(
             {
                 "name": name or "causal-lm",
                 "task": {"type": "causal-lm"},
@@ -31,7 +38,7 @@ def new_profile(task: str = "classification", name: str | None = None) -> Profil
             }
         )
     if task == "seq2seq":
-        return Profile.model_validate(
+        return _validate(
             {
                 "name": name or "seq2seq",
                 "task": {"type": "seq2seq"},
