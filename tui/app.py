@@ -133,6 +133,25 @@ class TunedeckApp(App[int]):
             return
         self.push_screen(EnvironmentScreen())
 
+    async def action_quit(self) -> None:
+        """Quit (runs keep going). Unsaved profile edits are the one thing quitting can lose: ask."""
+        from tui.screens.dialogs import ConfirmDialog
+        from tui.screens.editor import EditorScreen
+
+        dirty = [s for s in self.screen_stack if isinstance(s, EditorScreen) and s.dirty()]
+        if not dirty:
+            self.exit()
+            return
+        names = ", ".join(str(s.path.name) if s.path else "a new profile" for s in dirty)
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self.exit()
+
+        self.push_screen(ConfirmDialog(f"Quit and discard unsaved changes to {names}?",
+                                       "Runs keep going either way; only the edits are lost.",
+                                       yes="Quit", danger=True), done)
+
     def go_back(self) -> None:
         from tui.screens.runs import RunsScreen
 

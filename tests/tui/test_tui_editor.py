@@ -181,3 +181,37 @@ async def test_out_of_range_values_from_the_file_show_at_their_fields(runs_dir: 
         assert "must be > 0" in error_of(ed, "training.epochs")
         assert "true or false" in error_of(ed, "training.compile")
         assert ed.problem_count() == 3
+
+
+async def test_quitting_with_unsaved_edits_asks_first(runs_dir: Path) -> None:
+    from tui.screens.dialogs import ConfirmDialog
+
+    p = Path("p.toml")
+    save(new_profile("classification"), p)
+    before = p.read_bytes()
+    app = TunedeckApp(runs_dir, profile=str(p), services=fake_services())
+    async with app.run_test(size=(80, 24)) as pilot:
+        ed = await open_editor(pilot, app)
+        await set_field(pilot, ed, "f-training--learning_rate", "0.0002")
+        assert ed.dirty()
+        await pilot.press("ctrl+q")
+        dlg = await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog) and app.screen)
+        assert "p.toml" in dlg.question
+        await pilot.press("n")  # stay: the edit is still there
+        await wait_for(pilot, lambda: app.screen is ed)
+        assert app.is_running and ed.dirty()
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: not app.is_running)
+    assert p.read_bytes() == before
+
+
+async def test_quitting_with_nothing_unsaved_asks_nothing(runs_dir: Path) -> None:
+    p = Path("p.toml")
+    save(new_profile("classification"), p)
+    app = TunedeckApp(runs_dir, profile=str(p), services=fake_services())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_editor(pilot, app)
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: not app.is_running)

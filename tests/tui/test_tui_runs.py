@@ -179,3 +179,12 @@ async def test_attach_to_unknown_run_is_an_error_panel_not_a_traceback(runs_dir:
         await pilot.press("enter")
         assert isinstance(app.screen, RunsScreen) and app.screen.ready
     _ = RunDir
+
+
+async def test_a_runs_directory_that_does_not_exist_is_pointed_out(tmp_path: Path) -> None:
+    app = TunedeckApp(tmp_path / "typo", services=fake_services(NOW))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await pilot.pause(0.2)
+        shown = str(app.screen.query_one("#runs-empty").render())
+        assert "No runs yet" in shown and "no such directory" in shown

@@ -132,7 +132,9 @@ class RunView:
         elif t == "checkpoint":
             self.checkpoints += 1
             where = "/".join(Path(str(d.get("path", ""))).parts[-2:])
-            line = Text(f"checkpoint @ step {_int(d.get('step'), self.step):,}: {where}", style="cyan")
+            # Steps between log lines are only known from here (a stop lands between them).
+            self.step = max(self.step, _int(d.get("step"), self.step))
+            line = Text(f"checkpoint @ step {self.step:,}: {where}", style="cyan")
         elif t == "log":
             level = str(d.get("level", "info")).lower()
             style = {"error": "red", "warning": "yellow", "warn": "yellow"}.get(level, "")
@@ -151,7 +153,8 @@ class RunView:
             line = Text(f"run failed: {self.error} (w: worker.log)", style="bold red")
         elif t == "run_stopped":
             self.event_state = "stopped"
-            line = Text(f"run stopped at step {_int(d.get('step'), self.step):,}; r resumes it", style="bold yellow")
+            self.step = max(self.step, _int(d.get("step"), self.step))
+            line = Text(f"run stopped at step {self.step:,}; r resumes it", style="bold yellow")
         elif t == "run_diverged":
             self.event_state = "diverged"
             self.error = str(d.get("message", "loss diverged"))
@@ -569,11 +572,13 @@ class DashboardScreen(BaseScreen):
     # --- actions ---------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Keys that cannot apply to the run as it is are hidden, not shown as dead keys: a
+        # finished run offers none of the four (its model is in model/: tunedeck predict).
         active = self.state in ACTIVE_STATES
         if action in ("checkpoint", "evaluate", "stop"):
-            return active or None
+            return active
         if action == "resume":
-            return (not active and self.state != "finished") or None
+            return not active and self.state != "finished"
         return True
 
     def _request(self, action: str, what: str) -> None:

@@ -173,7 +173,11 @@ class RunsScreen(BaseScreen):
             self._empty_shown = True
             empty.display = True
             empty.update(Text.assemble(
-                ("No runs yet", "bold"), f" in {self.runs_dir}\n\n",
+                ("No runs yet", "bold"), f" in {self.runs_dir}",
+                ("" if self.runs_dir.is_dir() else
+                 ("\n(no such directory: a first run creates it; a typo? "
+                  "--runs-dir or $TUNEDECK_RUNS_DIR picks another)", "yellow")),
+                "\n\n",
                 ("n", "bold"), "  start a run from a profile file\n",
                 ("p", "bold"), "  write or edit a profile\n",
                 ("b", "bold"), "  browse a dataset\n",
@@ -234,15 +238,16 @@ class RunsScreen(BaseScreen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         r = self.selected() if self.is_mounted else None
+        # A key that cannot apply to the selected run is hidden (not a dead key in the footer).
         if action in ("open", "clone"):
-            return r is not None or None
+            return r is not None
         if action == "stop":
-            return (r is not None and r.summary.state in ACTIVE_STATES) or None
+            return r is not None and r.summary.state in ACTIVE_STATES
         if action == "resume":
             return (r is not None and r.summary.state not in ACTIVE_STATES
-                    and r.summary.state != "finished") or None
+                    and r.summary.state != "finished")
         if action == "delete":
-            return (r is not None and r.summary.state in FINAL_STATES) or None
+            return r is not None and r.summary.state in FINAL_STATES
         return True
 
     @on(DataTable.RowSelected)
