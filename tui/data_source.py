@@ -501,6 +501,7 @@ class Stats:
     nulls: dict[str, int] = field(default_factory=dict)
     labels: list[tuple[str, int]] = field(default_factory=list)  # most common first
     n_labels: int = 0
+    labels_merged: int = 0  # spellings that differ only in surrounding whitespace, counted together
     length: dict[str, float] = field(default_factory=dict)  # min, mean, p50, p90, p99, max
     length_hist: list[tuple[int, int, int]] = field(default_factory=list)  # lo, hi, count
     tokens: dict[str, float] = field(default_factory=dict)
@@ -546,7 +547,15 @@ def compute_stats(table: pa.Table, text_col: str | None, label_col: str | None,
         st.nulls[f.name] = table.column(f.name).null_count
     if label_col:
         try:
-            vc = pc.value_counts(table.column(label_col)).to_pylist()
+            col = table.column(label_col)
+            if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+                # As training's cleaning does: "billing " is "billing"; a blank label is missing.
+                raw_n = len(pc.unique(col))
+                col = pc.utf8_trim_whitespace(col)
+                vc = [d for d in pc.value_counts(col).to_pylist() if d["values"]]
+                st.labels_merged = max(0, raw_n - len(pc.unique(col)))
+            else:
+                vc = [d for d in pc.value_counts(col).to_pylist() if d["values"] is not None]
             vc.sort(key=lambda d: -d["counts"])
             st.n_labels = len(vc)
             st.labels = [(str(d["values"]), int(d["counts"])) for d in vc[:30]]
@@ -630,6 +639,32 @@ def _nice_width(x: float) -> int:
     return int(math.ceil(x))
 
 
+def _tokenizer_file(ref: str) -> Path:
+    """tokenizer.json for a file, a model folder, or a hub id that is packaged (the MiniLM
+    package) or already in the local Hugging Face cache; never a download."""
+    p = Path(ref).expanduser()
+    if p.is_dir():
+        p = p / "tokenizer.json"
+    if p.is_file():
+        return p
+    if not Path(ref).expanduser().exists():
+        from core.models import packaged_model_dir
+
+        packaged = packaged_model_dir(ref)
+        if packaged is not None and (packaged / "tokenizer.json").is_file():
+            return packaged / "tokenizer.json"
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(ref, "tokenizer.json")
+            if isinstance(cached, str) and Path(cached).is_file():
+                return Path(cached)
+        except Exception:  # not a repo id, or no huggingface_hub: fall through to the message
+            pass
+    raise DataError(f"{p}: no tokenizer.json there; point at a model folder that has one, or a "
+                    "hub id whose tokenizer is in the local cache")
+
+
 def token_lengths(table: pa.Table, text_col: str, tokenizer_path: str, limit: int = 20000
                   ) -> tuple[dict[str, float], list[tuple[int, int, int]], str]:
     """Token-length summary over the first ``limit`` rows with a ``tokenizers`` tokenizer.json."""
@@ -637,15 +672,15 @@ def token_lengths(table: pa.Table, text_col: str, tokenizer_path: str, limit: in
         from tokenizers import Tokenizer
     except ImportError:  # pragma: no cover
         raise DataError("token lengths need the 'tokenizers' package") from None
-    p = Path(tokenizer_path).expanduser()
-    if p.is_dir():
-        p = p / "tokenizer.json"
-    if not p.is_file():
-        raise DataError(f"{p}: no tokenizer.json there; point at a model folder that has one")
+    p = _tokenizer_file(tokenizer_path)
     try:
         tok = Tokenizer.from_file(str(p))
     except Exception as e:  # the Rust error types are not importable
         raise DataError(f"{p}: not a tokenizers file ({e})") from None
+    # A saved tokenizer may carry fixed padding/truncation (MiniLM's pads every text to 128):
+    # lengths must be the texts' own.
+    tok.no_padding()
+    tok.no_truncation()
     texts = [t or "" for t in table.column(text_col).slice(0, limit).to_pylist()]
     enc = tok.encode_batch([str(t) for t in texts], add_special_tokens=True)
     lens = pa.array([len(e.ids) for e in enc], pa.int64())

