@@ -215,3 +215,26 @@ async def test_quitting_with_nothing_unsaved_asks_nothing(runs_dir: Path) -> Non
         await open_editor(pilot, app)
         await pilot.press("ctrl+q")
         await wait_for(pilot, lambda: not app.is_running)
+
+
+async def test_a_file_with_an_unknown_key_opens_raw_with_the_problem_counted(runs_dir: Path) -> None:
+    """The form cannot show a typo'd key, and saving the form would drop its value: the file
+    opens in the raw view, the header counts the problem, and the form waits for the fix."""
+    p = Path("p.toml")
+    p.write_text('name = "x"\n[training]\nlearnig_rate = 0.1\n')
+    app = TunedeckApp(runs_dir, profile=str(p), services=fake_services())
+    async with app.run_test(size=(80, 24)) as pilot:
+        ed = await open_editor(pilot, app)
+        assert ed.mode == "raw" and ed.problem_count() == 1
+        assert "p.toml:3 training.learnig_rate" in ed.general_errors[0]
+        assert "did you mean 'training.learning_rate'" in ed.general_errors[0]
+        assert "✗ 1 problem" in str(ed.query_one("#ed-status").render())
+        await pilot.press("ctrl+t")
+        assert ed.mode == "raw"  # refused until fixed
+        raw = ed.query_one("#ed-raw")
+        raw.load_text('name = "x"\n[training]\nlearning_rate = 0.1\n')
+        await pilot.pause(0.5)
+        await pilot.press("ctrl+t")
+        await wait_for(pilot, lambda: ed.mode == "form")
+        assert ed.problem_count() == 0
+        assert ed.query_one("#f-training--learning_rate").value == "0.1"

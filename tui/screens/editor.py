@@ -141,13 +141,18 @@ def unknown_keys(data: dict[str, Any], specs: list[FieldSpec]) -> list[str]:
     return out
 
 
+def _bound(x: float) -> str:
+    """16777216 as 16,777,216 (not 1.67772e+07); fractions as written."""
+    return f"{int(x):,}" if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
+
+
 def field_help(s: FieldSpec) -> str:
     bits = [s.description]
     rng = []
     if s.minimum is not None:
-        rng.append(f"{'>' if s.exclusive_min else '≥'} {s.minimum:g}")
+        rng.append(f"{'>' if s.exclusive_min else '≥'} {_bound(s.minimum)}")
     if s.maximum is not None:
-        rng.append(f"{'<' if s.exclusive_max else '≤'} {s.maximum:g}")
+        rng.append(f"{'<' if s.exclusive_max else '≤'} {_bound(s.maximum)}")
     if rng:
         bits.append(f"[{', '.join(rng)}]")
     if s.choices:
@@ -269,10 +274,15 @@ class EditorScreen(BaseScreen):
             return
         self.populate(data)
         extra = unknown_keys(data, self.specs)
-        self.validate_all()
         if extra:
-            self.notify(f"Keys not in the schema: {', '.join(extra)}. Fix them in the raw view (ctrl+t); "
-                        "saving from the form drops them.", severity="warning", timeout=8)
+            # The form cannot show them, and saving it would drop them (a typo'd key's value
+            # lost): the file opens in the raw view with the loader's line and did-you-mean.
+            self._switch("raw")
+            self.validate_all()
+            self.notify(f"Keys not in the schema: {', '.join(extra)}. Fix them here; ctrl+t opens "
+                        "the form once the file is valid.", severity="warning", timeout=8)
+            return
+        self.validate_all()
 
     def populate(self, data: dict[str, Any]) -> None:
         self._populated = {}
@@ -509,13 +519,14 @@ class EditorScreen(BaseScreen):
             except tomllib.TOMLDecodeError as e:
                 self.notify(f"Not valid TOML: {e}", severity="error")
                 return
+            extra = unknown_keys(data, self.specs)
+            if extra:
+                self.notify(f"Fix these first: {', '.join(extra)} are not profile keys, and the "
+                            "form would drop them.", severity="error")
+                return
             self._raw_populated = text
             self.mode = "form"
             self.populate(data)
-            extra = unknown_keys(data, self.specs)
-            if extra:
-                self.notify(f"Keys not in the schema: {', '.join(extra)} (not shown in the form).",
-                            severity="warning")
             self._switch("form")
             self.validate_all()
 
