@@ -238,3 +238,42 @@ async def test_a_file_with_an_unknown_key_opens_raw_with_the_problem_counted(run
         await wait_for(pilot, lambda: ed.mode == "form")
         assert ed.problem_count() == 0
         assert ed.query_one("#f-training--learning_rate").value == "0.1"
+
+
+async def test_saving_from_the_form_keeps_comments_and_layout(runs_dir: Path) -> None:
+    p = Path("p.toml")
+    text = ('# notes the user wrote\nname = "mine"\n\n[data]\ntrain = "d.csv"\n\n'
+            '[training]\nepochs = 2  # enough\nlearning_rate = 1e-4\n')
+    p.write_text(text)
+    app = TunedeckApp(runs_dir, profile=str(p), services=fake_services())
+    async with app.run_test() as pilot:
+        ed = await open_editor(pilot, app)
+        await set_field(pilot, ed, "f-training--learning_rate", "3e-5")
+        await pilot.press("ctrl+s")
+        assert isinstance(app.screen, DiffDialog)
+        changed = [ln for ln in app.screen.diff_lines if ln[:1] in "+-" and ln[:3] not in ("+++", "---")]
+        assert changed == ["-learning_rate = 1e-4\n", "+learning_rate = 3e-05\n"]
+        await pilot.press("y")
+        await pilot.pause()
+    assert p.read_text() == text.replace("learning_rate = 1e-4", "learning_rate = 3e-05")
+
+
+async def test_save_as_elsewhere_keeps_pointing_at_the_same_data(runs_dir: Path) -> None:
+    Path("d.csv").write_text("text,label\na,b\n")
+    p = Path("p.toml")
+    p.write_text('name = "mine"\n\n[data]\ntrain = "d.csv"  # next to the profile\n')
+    Path("sub").mkdir()
+    app = TunedeckApp(runs_dir, profile=str(p), services=fake_services())
+    async with app.run_test() as pilot:
+        ed = await open_editor(pilot, app)
+        await pilot.press("f3")
+        assert isinstance(app.screen, PromptDialog)
+        app.screen.query_one("Input").value = "sub/p2.toml"
+        await pilot.press("enter")
+        assert isinstance(app.screen, DiffDialog)
+        await pilot.press("y")
+        await pilot.pause()
+        assert not ed.dirty()
+    saved = Path("sub/p2.toml").read_text()
+    assert 'train = "../d.csv"  # next to the profile' in saved
+    assert load(Path("sub/p2.toml")).data.train == "../d.csv"

@@ -28,6 +28,7 @@ from textual.widgets import (ContentSwitcher, Footer, Header, Input, Label, Sele
 from core.errors import ProfileError
 from core.fsutil import atomic_write_text
 from core.profile.fields import FieldSpec, field_specs, section_descriptions
+from core.profile.edit import update_text
 from core.profile.io import dumps, loads, validate
 from tui.screens.base import BaseScreen
 from tui.screens.dialogs import ConfirmDialog, DiffDialog, PromptDialog
@@ -419,7 +420,10 @@ class EditorScreen(BaseScreen):
         if self.mode == "raw" or not self.form_changed():
             return self.query_one("#ed-raw", TextArea).text
         prof = self.valid_profile
-        return dumps(prof) if prof is not None else None
+        if prof is None:
+            return None
+        # Only the changed values' lines change: the file's comments and layout stay.
+        return update_text(self._raw_populated or "", prof)
 
     def dirty(self) -> bool:
         text = self.current_text()
@@ -573,10 +577,39 @@ class EditorScreen(BaseScreen):
             tofile=f"{path} (editor)"))
         return disk, lines
 
+    def _rebased(self, text: str, path: Path) -> str:
+        """Relative data paths re-expressed for ``path``'s folder, so that a profile saved
+        elsewhere still names the same files (they resolve against the profile's folder)."""
+        import os
+
+        old_base = (self.path.parent if self.path else Path.cwd()).resolve()
+        new_base = path.expanduser().parent.resolve()
+        if old_base == new_base:
+            return text
+        try:
+            prof = loads(text)
+        except ProfileError:
+            return text
+        upd = {}
+        for key in ("train", "validation", "test"):
+            val = getattr(prof.data, key)
+            if not val or Path(val).expanduser().is_absolute():
+                continue
+            target = old_base / val if (old_base / val).exists() or not (Path.cwd() / val).exists() \
+                else Path.cwd() / val
+            upd[key] = os.path.relpath(target.resolve(), new_base)
+        upd = {k: v for k, v in upd.items() if v != getattr(prof.data, k)}
+        if not upd:
+            return text
+        self.notify("Data paths rewritten for the new folder: "
+                    + ", ".join(f"data.{k} = {v}" for k, v in upd.items()))
+        return update_text(text, prof.model_copy(update={"data": prof.data.model_copy(update=upd)}))
+
     def save_to(self, path: Path, then: Any = None) -> None:
         text = self._text_or_complain()
         if text is None:
             return
+        text = self._rebased(text, path)
         disk, diff = self._diff(path, text)
         if disk == text:
             self.path, self.disk_text = path, disk
