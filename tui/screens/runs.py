@@ -214,7 +214,10 @@ class RunsScreen(BaseScreen):
         s = r.summary
         t = Text()
         t.append(s.id, style="bold")
-        t.append(f"  {s.task} · {s.path}\n", style="dim")
+        # Two lines of room: the path only when it fits on the first (the status line matters more).
+        head = f"  {s.task} · {s.path}"
+        fits = len(s.id) + len(head) <= max(0, self.size.width - 2)
+        t.append((head if fits else f"  {s.task}") + "\n", style="dim")
         if r.stale:
             t.append("STALE: ", style="bold red")
             t.append(f"{s.reason}. Press r to resume from the newest checkpoint.", style="red")
