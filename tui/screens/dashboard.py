@@ -449,7 +449,8 @@ class DashboardScreen(BaseScreen):
             st.append(fmt.num(d.get("grad_norm"), 3))
         st.append("  tok/s ", style="dim")
         st.append(fmt.rate(d.get("tokens_per_s")))
-        if "samples_per_s" in d:
+        if "samples_per_s" in d and self.size.width >= 100:
+            # Left out in narrow terminals, so that MFU and the best metric stay on this line.
             st.append("  samples/s ", style="dim")
             st.append(fmt.rate(d.get("samples_per_s")))
         if d.get("mfu") is not None:
