@@ -458,9 +458,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_logs)
     p = with_runs_dir(sub.add_parser(
         "predict", help="run the final model of a run on a text",
-        description="Load RUN/model (the weights at the end of training; the best validation "
-                    "checkpoint, if different, is kept in RUN/checkpoints) and print the label "
-                    "and its probability (classification) or a continuation (causal LM, seq2seq)."))
+        description="Load RUN/model (the last step's weights, or the best evaluation's with "
+                    "training.load_best_model_at_end) and print the label and its probability "
+                    "(classification) or a continuation (causal LM, seq2seq)."))
     p.add_argument("run", help=RUN_HELP)
     p.add_argument("text", help="the input text")
     p.add_argument("--json", action="store_true", help="print the prediction as JSON")

@@ -278,6 +278,9 @@ def _train(run: RunDir, resume: bool, prepared: Any, events: EventWriter, hb: He
         events.emit("run_diverged", step=trainer.state.step, message=str(e))
         return "diverged", str(e)
 
+    weights_step = trainer.state.step
+    if profile.training.load_best_model_at_end:
+        weights_step = trainer.load_best_weights() or weights_step
     # Final model: written aside, then renamed into place (never a half-written model/).
     unwrapped = trainer.accelerator.unwrap_model(trainer.model)
     tmp = run.path / ".model.tmp"
@@ -289,7 +292,7 @@ def _train(run: RunDir, resume: bool, prepared: Any, events: EventWriter, hb: He
 
     split = "test" if prepared.test is not None else "validation"
     metrics = trainer.evaluate(split) or {}
-    report = {"split": split, **metrics, "steps": trainer.state.step,
+    report = {"split": split, **metrics, "steps": trainer.state.step, "weights_step": weights_step,
               "tokens_seen": trainer.state.tokens_seen, "train_time_s": trainer.state.train_time_s,
               "best": {"metric": prepared.task.metric_for_best, "value": trainer.state.best_metric,
                        "step": trainer.state.best_step}}

@@ -640,6 +640,28 @@ class Trainer:
                     eval_loss=eval_loss)
         return metrics
 
+    def load_best_weights(self) -> int | None:
+        """Put the best validation evaluation's weights back (training.load_best_model_at_end);
+        returns its step, or None when the final weights stay (already the best, or no
+        checkpoint of the best step)."""
+        st = self.state
+        if st.best_step is None or st.best_step == st.step:
+            return None
+        path = self.run.checkpoints_dir / f"step-{st.best_step}"
+        if not C.is_complete(path):
+            self.events.emit("log", level="warning", message=(
+                f"load_best_model_at_end: the best evaluation (step {st.best_step}) has no "
+                f"checkpoint (save_every_steps = {self.t.save_every_steps} does not save at "
+                "evaluations; 0 does): model/ holds the final weights"))
+            return None
+        from safetensors.torch import load_model
+
+        load_model(self.accelerator.unwrap_model(self.model), str(path / "model.safetensors"))
+        self.events.emit("log", level="info", message=(
+            f"model/ and the test metrics use the best validation weights: step {st.best_step} "
+            f"({self.p.task.metric_for_best} {st.best_metric:.4f}), not the last step {st.step}"))
+        return st.best_step
+
     def early_stop(self) -> bool:
         pat = self.t.early_stopping_patience
         if pat and self.state.evals_without_improvement >= pat:

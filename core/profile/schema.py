@@ -185,6 +185,12 @@ class TrainingSection(_Section):
         le=10_000,
         description="Stop after N evaluations without a better validation loss (0 = off).",
     )
+    load_best_model_at_end: bool = Field(
+        False,
+        description="At the end, put the weights of the best validation evaluation (by the "
+        "task's metric) into model/ and the test metrics, instead of the last step's. Needs a "
+        "checkpoint at that evaluation: save_every_steps = 0 makes one at each.",
+    )
     log_every_steps: int = Field(
         10, ge=1, le=1_000_000, description="Emit a progress line/event every N steps."
     )
