@@ -71,6 +71,14 @@ async def test_filter_and_stats(runs_dir: Path) -> None:
         await pilot.press("i")
         stats_text = str(scr.query_one("#ds-stats").render())
         assert "duplicate rows" in stats_text and "Label balance" in stats_text and "Split preview" in stats_text
+        from textual.widgets import TabbedContent
+
+        assert scr.query_one(TabbedContent).active == "stats"
+        await pilot.press("i")  # the same key goes back to the rows
+        assert scr.query_one(TabbedContent).active == "rows"
+        # The detail pane puts short values (the label) first, the long text after.
+        detail = str(scr.query_one("#ds-detail").render())
+        assert detail.splitlines()[0].startswith("row ") and "label:" in detail.splitlines()[0]
 
 
 async def test_unreadable_file_is_an_error_panel(runs_dir: Path) -> None:

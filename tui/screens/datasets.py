@@ -27,7 +27,8 @@ class DatasetsScreen(BaseScreen):
     BINDINGS = [
         Binding("slash", "filter", "Filter", tooltip="Show only rows containing a text (any column, any case)"),
         Binding("escape", "back", "Back"),
-        Binding("i", "tab('stats')", "Stats", tooltip="Types, label balance, lengths, duplicates, split preview"),
+        Binding("i", "toggle_stats", "Stats/Rows",
+                tooltip="Types, label balance, lengths, duplicates, split preview; again for the rows"),
         Binding("v", "tab('rows')", "Rows", show=False),
         Binding("o", "open", "Open", tooltip="Open another data file or folder"),
         Binding("t", "tokenizer", "Tokenizer", tooltip="Token lengths with a tokenizer.json or model folder"),
@@ -250,10 +251,21 @@ class DatasetsScreen(BaseScreen):
             return
         row = src.row(event.row)
         t = Text()
-        t.append(f"row {src.source_row(event.row) + 1:,}\n", style="bold")
+        t.append(f"row {src.source_row(event.row) + 1:,}", style="bold")
+        # Short values (labels, ids, numbers) on the first lines, "name: value"; long texts
+        # after them, so a small pane never hides the label under a long message.
+        short = {k: v for k, v in row.items()
+                 if k != self.text_col and len(full_text(v)) <= 40 and "\n" not in full_text(v)}
+        for k, v in short.items():
+            t.append("  ")
+            t.append(f"{k}: ", style="bold cyan")
+            t.append(full_text(v), style="dim italic" if v is None else "")
+        t.append("\n")
         for k, v in row.items():
+            if k in short:
+                continue
             t.append(f"{k}", style="bold cyan")
-            if k == self.text_col and isinstance(v, str):
+            if isinstance(v, str):
                 t.append(f"  ({len(v):,} chars)", style="dim")
             t.append("\n")
             t.append(full_text(v) + "\n", style="dim italic" if v is None else "")
@@ -361,6 +373,9 @@ class DatasetsScreen(BaseScreen):
         return t
 
     # --- actions ---------------------------------------------------------------------------
+
+    def action_toggle_stats(self) -> None:
+        self.action_tab("rows" if self.query_one(TabbedContent).active == "stats" else "stats")
 
     def action_tab(self, tab: str) -> None:
         # Focus moves first: TabbedContent follows focus into a pane, so the order matters.
