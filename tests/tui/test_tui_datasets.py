@@ -79,6 +79,17 @@ async def test_filter_and_stats(runs_dir: Path) -> None:
         # The detail pane puts short values (the label) first, the long text after.
         detail = str(scr.query_one("#ds-detail").render())
         assert detail.splitlines()[0].startswith("row ") and "label:" in detail.splitlines()[0]
+        # A filter typed on one file does not linger over the next one opened.
+        await pilot.press("slash", *"free", "enter")
+        await wait_for(pilot, lambda: table.source.num_rows == 2)
+        other = Path("other.csv")
+        other.write_text("text,label\nx,a\ny,b\nz,a\n")
+        scr.open_path(other)
+        await wait_for(pilot, lambda: table.source is not None and table.source.num_rows == 3)
+        from textual.widgets import Input
+
+        inp = scr.query_one("#ds-filter", Input)
+        assert inp.value == "" and not inp.display and scr.filter_text == ""
 
 
 async def test_unreadable_file_is_an_error_panel(runs_dir: Path) -> None:

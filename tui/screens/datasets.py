@@ -97,6 +97,8 @@ class DatasetsScreen(BaseScreen):
         self._close()
         self.stats = None
         self.filter_text = ""
+        inp = self.query_one("#ds-filter", Input)  # a filter belongs to the file it was typed on
+        inp.value, inp.display = "", False
         self.query_one(ArrowTable).set_source(None)
         self.query_one("#ds-stats", Static).update("")
         self.query_one("#ds-detail", Static).update("")

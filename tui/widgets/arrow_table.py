@@ -212,11 +212,12 @@ class ArrowTable(ScrollView, can_focus=True):
         return Strip(segs).crop_extend(sx, sx + width, style)
 
     def _width(self, i: int, avail: int) -> int:
-        """Column width; the last column stretches to fill the screen."""
+        """Column width. Spare screen width goes to the widest column (the text, usually cut
+        at MAX_COL), not to whichever column happens to be last (a short label)."""
         w = self.widths[i]
-        if i == len(self.widths) - 1:
-            used = self.num_gutter + sum(x + 3 for x in self.widths[:-1])
-            w = max(w, avail - used - 3)
+        spare = avail - self._line_width()
+        if spare > 0 and i == self.widths.index(max(self.widths)):
+            w += spare
         return w
 
     # --- cursor ----------------------------------------------------------------------------
