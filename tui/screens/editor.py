@@ -175,7 +175,8 @@ def field_widgets(s: FieldSpec) -> list[Any]:
         w = Select([(c, c) for c in s.choices], allow_blank=s.optional, id=wid(s), compact=True,
                    prompt="(default)" if s.optional else "Select")
     else:
-        ph = {"list": "[0.8, 0.1, 0.1]", "table": '{model_type = "bert", hidden_size = 32}'}.get(s.kind, "")
+        ph = {"list": "e.g. [0.8, 0.1, 0.1]",
+              "table": '(empty: use model.name) e.g. {model_type = "bert", hidden_size = 32}'}.get(s.kind, "")
         if s.optional and not ph:
             ph = "(empty: default)"
         w = Input(id=wid(s), compact=True, placeholder=ph, select_on_focus=False)
@@ -534,18 +535,18 @@ class EditorScreen(BaseScreen):
             self._switch("form")
             self.validate_all()
 
-    def _text_or_complain(self) -> str | None:
+    def _text_or_complain(self, doing: str = "Not saved") -> str | None:
         self.validate_all()
         text = self.current_text()
         if text is None or self.problem_count():
-            self.notify(f"Not saved: {self.problem_count()} problem(s); see the red messages.", severity="error")
+            self.notify(f"{doing}: {self.problem_count()} problem(s); see the red messages.", severity="error")
             return None
         try:
             loads(text, source=str(self.path or "profile"))
         except ProfileError as e:
             self.general_errors = [str(p) for p in e.problems]
             self._show_errors()
-            self.notify("Not saved: the profile is invalid.", severity="error")
+            self.notify(f"{doing}: the profile is invalid.", severity="error")
             return None
         return text
 
@@ -601,11 +602,10 @@ class EditorScreen(BaseScreen):
         upd = {k: v for k, v in upd.items() if v != getattr(prof.data, k)}
         if not upd:
             return text
-        self.notify("Data paths rewritten for the new folder: "
-                    + ", ".join(f"data.{k} = {v}" for k, v in upd.items()))
+        # The diff dialog shows the rewritten lines (a toast would sit over its buttons).
         return update_text(text, prof.model_copy(update={"data": prof.data.model_copy(update=upd)}))
 
-    def save_to(self, path: Path, then: Any = None) -> None:
+    def save_to(self, path: Path, then: Any = None, note: str = "") -> None:
         text = self._text_or_complain()
         if text is None:
             return
@@ -635,7 +635,7 @@ class EditorScreen(BaseScreen):
                 if then:
                     then()
 
-        self.app.push_screen(DiffDialog(f"Write {path}?", diff), confirmed)
+        self.app.push_screen(DiffDialog(f"Write {path}?{note}", diff), confirmed)
 
     def _after_save(self, text: str) -> None:
         raw = self.query_one("#ed-raw", TextArea)
@@ -658,15 +658,16 @@ class EditorScreen(BaseScreen):
         self.app.push_screen(DiffDialog(f"{self.path}: editor vs disk", self._diff(self.path, text)[1], confirm=False))
 
     def action_launch(self) -> None:
-        text = self._text_or_complain()
+        text = self._text_or_complain("Not launched")
         if text is None:
             return
         if self.path is None or self.disk_text != text:
-            self.notify("Launching runs the file on disk: save it first.")
+            # The save dialog says why (a toast would sit over its buttons).
             if self.path is None:
                 self.action_save_as(then=self._launch)
             else:
-                self.save_to(self.path, then=self._launch)
+                self.save_to(self.path, then=self._launch,
+                             note=" (a launch runs the file on disk: save first)")
             return
         self._launch()
 
