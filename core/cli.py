@@ -138,7 +138,7 @@ def _print_outcome(run: Any, state: str) -> None:
 START_FULL_CHECK_BYTES = 64 * 2**20
 
 
-def _preflight_data(prof: Any) -> None:
+def _preflight_data(prof: Any) -> Any:
     """Checks before a detached start: the data files exist; small data goes through everything
     `train` checks first; for big data, the model's config loads."""
     from core.errors import DataError
@@ -159,8 +159,7 @@ def _preflight_data(prof: Any) -> None:
         else:
             raise DataError(f"data.{key}: {path} is not a regular file or directory")
     if size <= START_FULL_CHECK_BYTES:
-        _prepare_for_run(prof)  # its tokenization cache is the worker's: nothing is done twice
-        return
+        return _prepare_for_run(prof)  # its tokenization cache is the worker's: nothing twice
     resolve_model_path(prof.model.name)  # a local model path that is not a model: exit 2 now
     if prof.model.config is None:  # an uncached hub model offline, say
         from transformers import AutoConfig
@@ -169,6 +168,7 @@ def _preflight_data(prof: Any) -> None:
 
         hf_load(AutoConfig, prof.model.name, "config", revision=prof.model.revision,
                 trust_remote_code=prof.model.trust_remote_code)
+    return None
 
 
 def cmd_start(a: argparse.Namespace) -> int:
@@ -180,38 +180,90 @@ def cmd_start(a: argparse.Namespace) -> int:
     _preflight_data(prof)
     run = create_run(Path(prof.output.runs_dir), prof.name, dumps(prof))
     pid = start_detached(run)
-    print(f"started worker pid {pid}; follow with 'tunedeck logs {run.id} -f' or 'tunedeck attach {run.id}'")
+    flag = _runs_dir_flag(run)
+    print(f"started worker pid {pid}; follow with 'tunedeck logs {run.id} -f{flag}' or "
+          f"'tunedeck attach {run.id}{flag}'")
     print(run.path)
     return 0
 
 
 def cmd_resume(a: argparse.Namespace) -> int:
+    from core.engine.checkpoint import list_complete
     from core.errors import RunError
     from core.runs import find_run
 
     run = find_run(_runs_dir(a), a.run)
-    state, _ = run.effective_state()
-    if state in ("running", "starting"):
-        raise RunError(f"run {run.id} is {state}; stop it first ('tunedeck stop {run.id}')")
-    if state == "finished":
-        raise RunError(f"run {run.id} already finished; start a new run to train more")
-    from core.engine.checkpoint import list_complete
+    with run.launch_lock():  # a second `resume` typed at once waits here, then sees "running"
+        state, _ = run.effective_state()
+        if state in ("running", "starting"):
+            hint = (" (a stop was asked: 'tunedeck stop --wait 60' waits for it)"
+                    if run.control_dir.is_dir() and any(run.control_dir.iterdir()) else "")
+            raise RunError(f"run {run.id} is {state}; stop it first ('tunedeck stop {run.id}"
+                           f"{_runs_dir_flag(run)}'){hint}")
+        if state == "finished":
+            raise RunError(f"run {run.id} already finished; start a new run to train more")
+        _check_resume_data(run)
+        done = list_complete(run.checkpoints_dir)
+        where = (f"from its newest complete checkpoint, {done[-1].name}" if done else
+                 "from the start: it has no complete checkpoint yet, so it trains again from "
+                 "step 0 in the same run directory")
+        run.discard_requests()  # e.g. the stop that ended it, if the signal won the race
+        run.write_status(state="starting", heartbeat=time.time())
+        print(f"resuming {run.id} {where}", flush=True)
+        if not a.foreground:
+            from core.launch import start_detached
 
-    done = list_complete(run.checkpoints_dir)
-    where = (f"from its newest complete checkpoint, {done[-1].name}" if done else
-             "from the start: it has no complete checkpoint yet, so it trains again from step 0 "
-             "in the same run directory")
-    run.discard_requests()  # e.g. the stop that ended it, if the signal won the race to the worker
-    run.write_status(state="starting", heartbeat=time.time())
-    print(f"resuming {run.id} {where}", flush=True)
+            pid = start_detached(run, resume=True)
+            _wait_for_worker(run, pid)
     if a.foreground:
         return _train_here(run, resume=True)
-    from core.launch import start_detached
-
-    pid = start_detached(run, resume=True)
-    print(f"resumed in worker pid {pid}; follow with 'tunedeck logs {run.id} -f'")
+    print(f"resumed in worker pid {pid}; follow with 'tunedeck logs {run.id} -f{_runs_dir_flag(run)}'")
     print(run.path)
     return 0
+
+
+def _runs_dir_flag(run: Any) -> str:
+    """` --runs-dir DIR` for printed follow-up commands when the run is not in the default runs
+    directory (a hint copied and pasted must find the run)."""
+    d = Path(run.path).resolve().parent
+    if d == Path(DEFAULT_RUNS_DIR).resolve():
+        return ""
+    import shlex
+
+    return f" --runs-dir {shlex.quote(str(d))}"
+
+
+def _check_resume_data(run: Any) -> None:
+    """The run's own (frozen) profile: its data files must still exist; small data is prepared
+    here (exit 2 on a problem) and must be the data the run started with."""
+    from core.profile import load
+    from core.worker import check_same_data
+
+    from core.errors import DataError
+
+    prof = load(run.profile_path)
+    try:
+        prepared = _preflight_data(prof)
+    except DataError as e:
+        raise DataError(f"{e} (run {run.id} trains on the files its frozen profile names, "
+                        f"{run.profile_path}: restore them there)") from None
+    if prepared is not None:
+        check_same_data(run, prepared.data_fingerprint, resume=True)
+
+
+def _wait_for_worker(run: Any, pid: int, timeout: float = 120.0) -> None:
+    """Until the new worker holds run.lock (or has exited): then the launch lock can go."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if run.worker_alive() is True:
+            return
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if done:
+            return
+        time.sleep(0.1)
 
 
 def cmd_stop(a: argparse.Namespace) -> int:
@@ -238,7 +290,8 @@ def cmd_stop(a: argparse.Namespace) -> int:
         return 1
     print(f"{run.id} {state} at step {st.get('step', 0)}/{st.get('total_steps', '?')}"
           + (f": {reason}" if reason and state != "stopped" else "")
-          + (f"; 'tunedeck resume {run.id}' continues it" if state == "stopped" else ""))
+          + (f"; 'tunedeck resume {run.id}{_runs_dir_flag(run)}' continues it"
+             if state == "stopped" else ""))
     return 0
 
 

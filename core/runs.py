@@ -17,6 +17,7 @@ Layout of ``<runs_dir>/<run id>/``::
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import re
@@ -26,7 +27,7 @@ import socket
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from core.errors import RunError
 from core.fsutil import atomic_write_json, read_json
@@ -68,6 +69,18 @@ class RunDir:
         return st
 
     # --- liveness ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def launch_lock(self) -> Iterator[None]:
+        """Serialises `resume` commands on this run from the state check until their worker
+        holds run.lock: two resumes typed at once start one worker, the other is told."""
+        fd = os.open(self.path / ".launch.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
     def worker_alive(self, status: dict[str, Any] | None = None) -> bool | None:
         """True/False when we can tell (flock on this host), None when we cannot."""

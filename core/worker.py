@@ -20,7 +20,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-from core.errors import UserError
+from core.errors import DataError, RunError, UserError
 from core.events import Event, EventWriter
 from core.runs import HEARTBEAT_S, RunDir, RunLock
 
@@ -199,6 +199,18 @@ def _final_status(hb: Heartbeat, state: str, message: str) -> None:
           file=sys.stderr, flush=True)
 
 
+def check_same_data(run: RunDir, fingerprint: str, resume: bool) -> None:
+    """A resumed run must see the rows it started with: changed data would re-draw the split
+    (rows it trained on could land in test) and break the exact-resume promise."""
+    recorded = run.read_status().get("data_fingerprint")
+    if resume and recorded and fingerprint and recorded != fingerprint:
+        raise DataError(
+            f"the data changed since run {run.id} started (a data file, or the split/cleaning "
+            "settings, differ): resuming would re-split it and could put rows it trained on "
+            "into the test split. Restore the original data, or start a new run with "
+            "'tunedeck start'")
+
+
 def _train(run: RunDir, resume: bool, prepared: Any, events: EventWriter, hb: Heartbeat,
            flag: StopFlag) -> tuple[str, str]:
     from core.engine import checkpoint as C
@@ -219,6 +231,8 @@ def _train(run: RunDir, resume: bool, prepared: Any, events: EventWriter, hb: He
                            tokenizer_dir=tok_dir if resume else None, stop_requested=flag)
     if flag():  # a stop during data preparation: nothing trained yet, nothing to checkpoint
         raise KeyboardInterrupt
+    check_same_data(run, prepared.data_fingerprint, resume)
+    hb.update(data_fingerprint=prepared.data_fingerprint)
     if not tok_dir.is_dir():
         tmp = run.path / ".tokenizer.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -298,7 +312,8 @@ def _train(run: RunDir, resume: bool, prepared: Any, events: EventWriter, hb: He
                        "step": trainer.state.best_step}}
     atomic_write_json(run.metrics_path, report)
     scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-    events.emit("eval", split=split, step=trainer.state.step, metrics=scalars)
+    # The step whose weights were evaluated (the best evaluation's with load_best_model_at_end).
+    events.emit("eval", split=split, step=weights_step, metrics=scalars)
     events.emit("run_finished", metrics=scalars, model_dir=str(run.model_dir), step=trainer.state.step)
     hb.update(final_metrics=scalars)
     return "finished", ""
@@ -335,7 +350,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("run_dir")
     ap.add_argument("--resume", action="store_true")
     a = ap.parse_args(argv)
-    state = run_worker(RunDir(Path(a.run_dir)), resume=a.resume)
+    try:
+        state = run_worker(RunDir(Path(a.run_dir)), resume=a.resume)
+    except RunError as e:  # another worker holds the run: it is untouched, say so in one line
+        print(f"tunedeck worker {os.getpid()}: {e}; this one exits", file=sys.stderr, flush=True)
+        return 2
     return 0 if state in ("finished", "stopped") else 1
 
 

@@ -33,6 +33,7 @@ class Prepared:
     label_names: list[str] | None
     data_stats: dict[str, Any] = field(default_factory=dict)
     cache_hit: bool = False
+    data_fingerprint: str = ""  # the prepared rows' identity (file contents + data settings)
 
     def sizes(self) -> dict[str, int]:
         return {k: len(v) for k, v in (("train", self.train), ("validation", self.validation),
@@ -127,7 +128,7 @@ def prepare(profile: Profile, log: Log = lambda m: None, tokenizer_dir: Path | N
 
         raise DataError(f"{profile.data.train}: no training rows left after preparation")
     return Prepared(profile, task, tokenizer, train, out.get("validation"), out.get("test"),
-                    data.label_names, dict(data.stats), hit)
+                    data.label_names, dict(data.stats), hit, data.fingerprint)
 
 
 def _trained_tokenizer(profile: Profile, task: Task, data: Any, log: Log) -> Any:
