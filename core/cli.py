@@ -364,13 +364,18 @@ def cmd_predict(a: argparse.Namespace) -> int:
     from core.runs import find_run
 
     run = find_run(_runs_dir(a), a.run)
+    if not a.text.strip():
+        raise UserError("predict: the text is empty; pass the text to classify or continue")
     out = predict(run, a.text)
     if a.json:
         print(json.dumps(out))
     elif "label" in out:
         print(f"{out['label']}\t{out['probability']:.4f}")
-    else:
+    elif out["continuation"].strip():
         print(out["continuation"])
+    else:  # stdout stays empty (scripts read it); people are told why
+        print("(empty continuation: the model ended its answer at once; it may need more "
+              "training)", file=sys.stderr)
     return 0
 
 

@@ -25,6 +25,7 @@ import secrets
 import signal
 import socket
 import time
+import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -240,7 +241,13 @@ def create_run(runs_dir: Path, name: str, profile_text: str) -> RunDir:
         raise RunError(f"could not create a run directory under {runs_dir}")
     run = RunDir(path)
     atomic_write_text(run.profile_path, profile_text)
-    run.write_status(state="starting", heartbeat=time.time(), created=time.time(), step=0)
+    # Name and task at once: a listing shows them while the worker is still importing.
+    try:
+        task = tomllib.loads(profile_text).get("task", {}).get("type")
+    except (tomllib.TOMLDecodeError, AttributeError):
+        task = None
+    run.write_status(state="starting", heartbeat=time.time(), created=time.time(), step=0,
+                     name=name, task=task)
     return run
 
 

@@ -77,6 +77,8 @@ def _flatten(d: dict[str, Any], prefix: tuple[str, ...] = ()) -> dict[tuple[str,
 
 
 def _value(v: Any) -> str:
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
+        return str(int(v))  # "epochs = 3" as typed, not 3.0 (floats accept integers)
     if isinstance(v, list) and not any(isinstance(x, (list, dict)) for x in v):
         return "[" + ", ".join(_value(x) for x in v) + "]"  # one line, as people write them
     return tomli_w.dumps({"v": v}).split("=", 1)[1].strip()

@@ -168,7 +168,7 @@ async def test_launch_saves_then_starts_through_the_cli_and_opens_the_dashboard(
         assert isinstance(app.screen, DiffDialog)  # the file on disk is what runs: save first
         await pilot.press("y")
         await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.ready)
-        assert "epochs = 1.0" in calls[0]
+        assert "epochs = 1\n" in calls[0]
 
 
 async def test_out_of_range_values_from_the_file_show_at_their_fields(runs_dir: Path) -> None:

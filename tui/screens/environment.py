@@ -20,7 +20,7 @@ from textual.widgets import Footer, Header, LoadingIndicator, Static
 from core.errors import UserError
 from tui.screens.base import BaseScreen
 
-KNOWN = ("python", "torch", "cuda", "gpus", "disk_free_gb", "offline", "problems")
+KNOWN = ("python", "torch", "cuda", "cuda_available", "gpus", "disk_free_gb", "offline", "problems")
 
 
 def render_report(rep: dict[str, Any]) -> Group:
@@ -58,7 +58,11 @@ def render_report(rep: dict[str, Any]) -> Group:
     if "torch" in rep:
         row("torch", rep["torch"] or "not installed", bool(rep["torch"]))
     if "cuda" in rep:
-        row("CUDA", rep["cuda"] or "not available", bool(rep["cuda"]))
+        avail = rep.get("cuda_available")
+        if rep["cuda"] and avail is False:  # a CUDA build of torch that sees no GPU
+            row("CUDA", f"{rep['cuda']} (torch's build), no GPU visible", False)
+        else:
+            row("CUDA", rep["cuda"] or "not available (a CPU build of torch)", bool(rep["cuda"]))
     if "gpus" in rep:
         gpus = rep["gpus"] or []
         if not gpus:
