@@ -572,14 +572,16 @@ def run_hf_fitting(wl: Workload, rows: Rows, peer: str, warmup: int, steps: int,
     for ga in (1, 2, 4, 8):
         if (8 if peer == "seed" else 32) % ga:
             break
+        oom = False
         try:
             return run_hf(wl, rows, peer, warmup, steps, seed, tmp, ga=ga)
         except Exception as e:
             if "out of memory" not in str(e).lower():
                 raise
+            oom = True
+        if oom:  # outside the except block: its traceback no longer holds the model's memory
             print(f"#   {peer}: out of memory with {ga} micro-batch(es) per step; retrying "
                   f"with {2 * ga}", flush=True)
-            del e
             reset_accelerate()
             free_memory()
     raise RuntimeError("out of memory even with 8 micro-batches per step")

@@ -83,7 +83,7 @@ def _progress_printer(ev: Any) -> None:
 
 # --- commands ------------------------------------------------------------------------------
 
-def _prepare_for_run(prof: Any, log: Any = None) -> Any:
+def _prepare_for_run(prof: Any, log: Any = None, tokenizer_dir: Path | None = None) -> Any:
     """What a run needs that a user can get wrong, done before any run directory exists: data
     (loaded, cleaned, split, tokenized: cached for the worker), tokenizer, model config, and a
     fresh model's build on the meta device. Raises a UserError (exit 2) on the first problem."""
@@ -92,7 +92,7 @@ def _prepare_for_run(prof: Any, log: Any = None) -> Any:
     from core.engine.setup import prepare
     from core.models import build_config, check_model_builds
 
-    prepared = prepare(prof, log=log or (lambda m: None))
+    prepared = prepare(prof, log=log or (lambda m: None), tokenizer_dir=tokenizer_dir)
     config = build_config(prof, prepared.tokenizer, prepared.task.config_overrides())
     check_model_builds(prof, getattr(transformers, prepared.task.auto_class), config)
     return prepared
@@ -105,7 +105,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     prof = _profile_for_run(a)
     print("preparing data ...", flush=True)
     prepared = _prepare_for_run(prof, log=lambda m: print(m, flush=True))
-    run = create_run(Path(prof.output.runs_dir), prof.name, dumps(prof))
+    run = create_run(Path(prof.output.runs_dir), prof.name, dumps(prof), prof.task.type)
     return _train_here(run, prepared=prepared)
 
 
@@ -138,7 +138,7 @@ def _print_outcome(run: Any, state: str) -> None:
 START_FULL_CHECK_BYTES = 64 * 2**20
 
 
-def _preflight_data(prof: Any) -> Any:
+def _preflight_data(prof: Any, tokenizer_dir: Path | None = None) -> Any:
     """Checks before a detached start: the data files exist; small data goes through everything
     `train` checks first; for big data, the model's config loads."""
     from core.errors import DataError
@@ -159,7 +159,9 @@ def _preflight_data(prof: Any) -> Any:
         else:
             raise DataError(f"data.{key}: {path} is not a regular file or directory")
     if size <= START_FULL_CHECK_BYTES:
-        return _prepare_for_run(prof)  # its tokenization cache is the worker's: nothing twice
+        # Loading and splitting are repeated by the worker (seconds); the tokenization is not:
+        # the worker reads the cache this fills.
+        return _prepare_for_run(prof, tokenizer_dir=tokenizer_dir)
     resolve_model_path(prof.model.name)  # a local model path that is not a model: exit 2 now
     if prof.model.config is None:  # an uncached hub model offline, say
         from transformers import AutoConfig
@@ -178,7 +180,7 @@ def cmd_start(a: argparse.Namespace) -> int:
 
     prof = _profile_for_run(a)
     _preflight_data(prof)
-    run = create_run(Path(prof.output.runs_dir), prof.name, dumps(prof))
+    run = create_run(Path(prof.output.runs_dir), prof.name, dumps(prof), prof.task.type)
     pid = start_detached(run)
     flag = _runs_dir_flag(run)
     print(f"started worker pid {pid}; follow with 'tunedeck logs {run.id} -f{flag}' or "
@@ -189,20 +191,15 @@ def cmd_start(a: argparse.Namespace) -> int:
 
 def cmd_resume(a: argparse.Namespace) -> int:
     from core.engine.checkpoint import list_complete
-    from core.errors import RunError
     from core.runs import find_run
 
     run = find_run(_runs_dir(a), a.run)
-    with run.launch_lock():  # a second `resume` typed at once waits here, then sees "running"
-        state, _ = run.effective_state()
-        if state in ("running", "starting"):
-            hint = (" (a stop was asked: 'tunedeck stop --wait 60' waits for it)"
-                    if run.control_dir.is_dir() and any(run.control_dir.iterdir()) else "")
-            raise RunError(f"run {run.id} is {state}; stop it first ('tunedeck stop {run.id}"
-                           f"{_runs_dir_flag(run)}'){hint}")
-        if state == "finished":
-            raise RunError(f"run {run.id} already finished; start a new run to train more")
-        _check_resume_data(run)
+    _check_resumable(run)  # fail fast, before the data is loaded
+    prepared = _check_resume_data(run)
+    # The lock covers only check -> "starting" -> launch -> the worker holding run.lock: a second
+    # `resume` typed at once waits seconds here, then is told the run is running.
+    with run.launch_lock():
+        _check_resumable(run)
         done = list_complete(run.checkpoints_dir)
         where = (f"from its newest complete checkpoint, {done[-1].name}" if done else
                  "from the start: it has no complete checkpoint yet, so it trains again from "
@@ -214,12 +211,31 @@ def cmd_resume(a: argparse.Namespace) -> int:
             from core.launch import start_detached
 
             pid = start_detached(run, resume=True)
-            _wait_for_worker(run, pid)
+            code = _wait_for_worker(run, pid)
     if a.foreground:
-        return _train_here(run, resume=True)
+        return _train_here(run, resume=True, prepared=prepared)
+    if code:
+        print(f"the worker (pid {pid}) exited at once with code {code}; see {run.log_path}",
+              file=sys.stderr)
+        return 1
     print(f"resumed in worker pid {pid}; follow with 'tunedeck logs {run.id} -f{_runs_dir_flag(run)}'")
     print(run.path)
     return 0
+
+
+def _check_resumable(run: Any) -> None:
+    from core.errors import RunError
+
+    state, _ = run.effective_state()
+    flag = _runs_dir_flag(run)
+    if state in ("running", "starting"):
+        stopping = run.control_dir.is_dir() and any(run.control_dir.iterdir())
+        hint = (f" (a stop was asked: 'tunedeck stop {run.id} --wait 60{flag}' waits for it)"
+                if stopping else "")
+        raise RunError(f"run {run.id} is {state}; stop it first ('tunedeck stop {run.id}{flag}')"
+                       f"{hint}")
+    if state == "finished":
+        raise RunError(f"run {run.id} already finished; start a new run to train more")
 
 
 def _runs_dir_flag(run: Any) -> str:
@@ -233,37 +249,39 @@ def _runs_dir_flag(run: Any) -> str:
     return f" --runs-dir {shlex.quote(str(d))}"
 
 
-def _check_resume_data(run: Any) -> None:
+def _check_resume_data(run: Any) -> Any:
     """The run's own (frozen) profile: its data files must still exist; small data is prepared
-    here (exit 2 on a problem) and must be the data the run started with."""
+    here (exit 2 on a problem), with the run's own tokenizer, and must be the data the run
+    started with. Returns the prepared data (None for big data: the worker prepares it)."""
+    from core.errors import DataError
     from core.profile import load
     from core.worker import check_same_data
 
-    from core.errors import DataError
-
     prof = load(run.profile_path)
     try:
-        prepared = _preflight_data(prof)
+        prepared = _preflight_data(prof, tokenizer_dir=run.path / "tokenizer")
     except DataError as e:
         raise DataError(f"{e} (run {run.id} trains on the files its frozen profile names, "
                         f"{run.profile_path}: restore them there)") from None
     if prepared is not None:
-        check_same_data(run, prepared.data_fingerprint, resume=True)
+        check_same_data(run, prepared.data_fingerprint)
+    return prepared
 
 
-def _wait_for_worker(run: Any, pid: int, timeout: float = 120.0) -> None:
-    """Until the new worker holds run.lock (or has exited): then the launch lock can go."""
+def _wait_for_worker(run: Any, pid: int, timeout: float = 120.0) -> int:
+    """Until the new worker holds run.lock (0), or has exited before that (its exit code)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         if run.worker_alive() is True:
-            return
+            return 0
         try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
+            done, status = os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
-            return
+            return 0
         if done:
-            return
+            return os.waitstatus_to_exitcode(status) or 0
         time.sleep(0.1)
+    return 0
 
 
 def cmd_stop(a: argparse.Namespace) -> int:

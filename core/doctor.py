@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.models import hub_reachable
+from core.models import hub_offline, hub_reachable
 
 
 def report(runs_dir: Path, check_hub: bool = True) -> dict[str, Any]:
@@ -70,8 +70,7 @@ def report(runs_dir: Path, check_hub: bool = True) -> dict[str, Any]:
         problems.append({"what": f"only {rep['disk_free_gb']} GB free at {target}",
                          "fix": "free space or set output.runs_dir / --runs-dir to a bigger disk "
                                 "(checkpoints of a 1B model take several GB each)"})
-    offline = any(os.environ.get(v, "").lower() in ("1", "true", "yes")
-                  for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    offline = hub_offline()
     rep["offline"] = offline
     rep["hf_home"] = os.environ.get("HF_HOME", str(Path.home() / ".cache" / "huggingface"))
     rep["hub_reachable"] = None if (offline or not check_hub) else hub_reachable()

@@ -90,8 +90,10 @@ def hub_reachable(timeout: float = 1.5) -> bool:
     return _HUB_REACHABLE
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+def hub_offline() -> bool:
+    """Offline mode as the Hugging Face libraries read it (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE)."""
+    return any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on")
+               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
 def hf_load(loader: Any, name: str, what: str, **kwargs: Any) -> Any:
@@ -99,7 +101,7 @@ def hf_load(loader: Any, name: str, what: str, **kwargs: Any) -> Any:
     A hub id on a machine that cannot reach the hub loads from the local cache only, at once."""
     path = resolve_model_path(name)
     local = Path(path).is_dir()
-    unreachable = not local and not _offline() and not hub_reachable()
+    unreachable = not local and not hub_offline() and not hub_reachable()
     if unreachable:
         kwargs = {**kwargs, "local_files_only": True}
     try:
@@ -108,7 +110,7 @@ def hf_load(loader: Any, name: str, what: str, **kwargs: Any) -> Any:
         if local:
             hint = f"{e}"
         else:
-            why = (" (HF_HUB_OFFLINE is set)" if _offline()
+            why = (" (offline mode: HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE is set)" if hub_offline()
                    else " (no connection to it from this machine)" if unreachable else "")
             hint = (f"it is not in the local Hugging Face cache and the hub cannot be reached{why}"
                     f"; download it on a machine with internet (hf download {name}; "
@@ -198,7 +200,13 @@ def config_from_table(table: dict[str, Any], defaults: dict[str, Any]) -> Any:
     # gpt2's "n_layer") would silently train the default size. Known = the class's own settings.
     cls = CONFIG_MAPPING[model_type]
     known = set(cls().to_dict()) | set(getattr(cls, "attribute_map", {}) or {})
-    unknown = sorted(k for k in cfg if k not in known)
+    try:
+        built = cls(**cfg)
+    except (ValueError, TypeError, KeyError) as e:
+        raise ModelError(f"model.config: {e}") from None
+    # Keys the class consumed (rope_theta, num_labels ...) are fine; a key it merely stored as
+    # an attribute of its own is one it does not know.
+    unknown = sorted(k for k in cfg if k in vars(built) and k not in known)
     if unknown:
         import difflib
 

@@ -25,7 +25,6 @@ import secrets
 import signal
 import socket
 import time
-import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -220,8 +219,9 @@ def new_run_id(name: str) -> str:
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
-def create_run(runs_dir: Path, name: str, profile_text: str) -> RunDir:
-    """Make a fresh run directory holding the frozen profile (written atomically)."""
+def create_run(runs_dir: Path, name: str, profile_text: str, task: str | None = None) -> RunDir:
+    """Make a fresh run directory holding the frozen profile (written atomically). ``task`` goes
+    into the first status, so a listing shows it while the worker is still starting."""
     from core.fsutil import atomic_write_text
 
     if not _SAFE_NAME.match(name) or ".." in name:
@@ -241,11 +241,6 @@ def create_run(runs_dir: Path, name: str, profile_text: str) -> RunDir:
         raise RunError(f"could not create a run directory under {runs_dir}")
     run = RunDir(path)
     atomic_write_text(run.profile_path, profile_text)
-    # Name and task at once: a listing shows them while the worker is still importing.
-    try:
-        task = tomllib.loads(profile_text).get("task", {}).get("type")
-    except (tomllib.TOMLDecodeError, AttributeError):
-        task = None
     run.write_status(state="starting", heartbeat=time.time(), created=time.time(), step=0,
                      name=name, task=task)
     return run

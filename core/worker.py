@@ -199,11 +199,11 @@ def _final_status(hb: Heartbeat, state: str, message: str) -> None:
           file=sys.stderr, flush=True)
 
 
-def check_same_data(run: RunDir, fingerprint: str, resume: bool) -> None:
+def check_same_data(run: RunDir, fingerprint: str) -> None:
     """A resumed run must see the rows it started with: changed data would re-draw the split
     (rows it trained on could land in test) and break the exact-resume promise."""
     recorded = run.read_status().get("data_fingerprint")
-    if resume and recorded and fingerprint and recorded != fingerprint:
+    if recorded and fingerprint and recorded != fingerprint:
         raise DataError(
             f"the data changed since run {run.id} started (a data file, or the split/cleaning "
             "settings, differ): resuming would re-split it and could put rows it trained on "
@@ -231,7 +231,8 @@ def _train(run: RunDir, resume: bool, prepared: Any, events: EventWriter, hb: He
                            tokenizer_dir=tok_dir if resume else None, stop_requested=flag)
     if flag():  # a stop during data preparation: nothing trained yet, nothing to checkpoint
         raise KeyboardInterrupt
-    check_same_data(run, prepared.data_fingerprint, resume)
+    if resume:
+        check_same_data(run, prepared.data_fingerprint)
     hb.update(data_fingerprint=prepared.data_fingerprint)
     if not tok_dir.is_dir():
         tmp = run.path / ".tokenizer.tmp"

@@ -113,3 +113,14 @@ def test_a_proxy_counts_as_reachable(monkeypatch):
     monkeypatch.setattr(M, "_HUB_REACHABLE", None)
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
     assert M.hub_reachable() is True
+
+
+def test_config_keys_a_class_consumes_are_accepted_and_typos_are_not():
+    from core.models import config_from_table
+
+    cfg = config_from_table({"model_type": "llama", "hidden_size": 64, "rope_theta": 5e5,
+                             "num_attention_heads": 4, "num_hidden_layers": 1}, {})
+    assert cfg.hidden_size == 64
+    assert config_from_table({"model_type": "bert", "num_labels": 3}, {}).num_labels == 3
+    with pytest.raises(ModelError, match=r"model.config.n_layers \(did you mean 'n_layer'\?\)"):
+        config_from_table({"model_type": "gpt2", "n_layers": 1}, {})

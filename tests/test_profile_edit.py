@@ -75,3 +75,11 @@ def test_any_edit_loads_back_exactly(lr, epochs, bs, name, runs):
     if runs is not None:
         p = with_(p, "output", runs_dir=runs)
     assert loads(update_text(TEXT, p)) == p
+
+
+def test_a_windows_file_keeps_its_line_ends_and_comments():
+    text = TEXT.replace("\n", "\r\n")
+    want = with_(loads(text), "training", learning_rate=2e-4)
+    out = update_text(text, want)
+    assert loads(out) == want
+    assert out == text.replace("learning_rate = 1e-4", "learning_rate = 0.0002")

@@ -640,19 +640,24 @@ def _nice_width(x: float) -> int:
 
 
 def _tokenizer_file(ref: str) -> Path:
-    """tokenizer.json for a file, a model folder, or a hub id that is packaged (the MiniLM
-    package) or already in the local Hugging Face cache; never a download."""
+    """tokenizer.json for a file, a model folder (or one holding a model a level down), or a hub
+    id that is packaged (the MiniLM package) or already in the local Hugging Face cache; never a
+    download. The model lookup is training's own (core.models.resolve_model_path)."""
+    from core.errors import ModelError
+    from core.models import resolve_model_path
+
     p = Path(ref).expanduser()
-    if p.is_dir():
-        p = p / "tokenizer.json"
     if p.is_file():
         return p
-    if not Path(ref).expanduser().exists():
-        from core.models import packaged_model_dir
-
-        packaged = packaged_model_dir(ref)
-        if packaged is not None and (packaged / "tokenizer.json").is_file():
-            return packaged / "tokenizer.json"
+    if (p / "tokenizer.json").is_file():
+        return p / "tokenizer.json"
+    try:
+        found = Path(resolve_model_path(ref)) / "tokenizer.json"
+        if found.is_file():
+            return found
+    except ModelError:
+        pass
+    if not p.exists():
         try:
             from huggingface_hub import try_to_load_from_cache
 

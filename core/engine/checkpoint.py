@@ -75,7 +75,11 @@ def set_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state((n[0], np.asarray(n[1], dtype=np.uint32), n[2], n[3], n[4]))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state(state["cuda"])
+        cuda = state["cuda"]
+        if isinstance(cuda, (list, tuple)):  # older checkpoints: every visible GPU's state
+            cuda = cuda[torch.cuda.current_device()] if torch.cuda.current_device() < len(cuda) else None
+        if cuda is not None:
+            torch.cuda.set_rng_state(cuda)
 
 
 # Injection point for tests: called with a label (see BOUNDARIES) at each write boundary.
@@ -237,6 +241,16 @@ def load_train_state(path: Path) -> dict[str, Any]:
     return json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
 
 
+def load_weights(path: Path, model: Any) -> None:
+    """A checkpoint's model weights into ``model`` (safetensors: no code runs)."""
+    from safetensors.torch import load_model
+
+    try:
+        load_model(model, str(path / "model.safetensors"))
+    except Exception as e:  # safetensors raises its own error types for corrupt headers
+        raise CheckpointError(f"{path / 'model.safetensors'}: cannot load ({e})") from None
+
+
 def load_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any) -> dict[str, Any]:
     """Restore model, optimizer, scheduler and RNG state; return the trainer state.
 
@@ -246,7 +260,6 @@ def load_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any) -> d
     import pickle
 
     import torch
-    from safetensors.torch import load_model
 
     if not is_complete(path):
         raise CheckpointError(f"{path} is not a complete checkpoint")
@@ -276,10 +289,7 @@ def load_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any) -> d
         raise CheckpointError(f"{path / STATE_FILE}: corrupt ({e})") from None
     # Read (and vet) every pickle before touching the model, so a refused file changes nothing.
     opt_sd, sched_sd, rng = safe_load("optimizer.pt"), safe_load("scheduler.pt"), safe_load("rng.pt")
-    try:
-        load_model(model, str(path / "model.safetensors"))
-    except Exception as e:  # safetensors raises its own error types for corrupt headers
-        raise CheckpointError(f"{path / 'model.safetensors'}: cannot load ({e})") from None
+    load_weights(path, model)
     try:
         optimizer.load_state_dict(opt_sd)
         scheduler.load_state_dict(sched_sd)

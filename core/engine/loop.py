@@ -205,7 +205,9 @@ class Trainer:
         self.pad_id = int(prepared.tokenizer.pad_token_id or 0)
         self.state = TrainState()
         self.plans: dict[int, list[np.ndarray]] = {}
-        self._pending: tuple[Any, int] | None = None  # finiteness flag of the last step, unread
+        self._pending: tuple[Any, Any, int] | None = None  # last step's finiteness flag, unread
+        # Marks when that flag's non-blocking copy from the GPU has landed (one event, reused).
+        self._copied = torch.cuda.Event() if self.device.type == "cuda" else None
         self._acc: Callable[[], tuple[Any, int, int, int]] | None = None
         self._last_saved: tuple[int, ...] | None = None  # position of the newest checkpoint
 
@@ -532,12 +534,10 @@ class Trainer:
                        else torch.isfinite(gnorm.detach().float()))
             flag = torch.stack([torch.isfinite(lossf), grad_ok])
             self.check_pending()
-            copied = None
             flag = flag.to("cpu", non_blocking=True)
-            if self.device.type == "cuda":
-                copied = torch.cuda.Event()
-                copied.record()
-            self._pending = (flag, copied, st.step + 1)
+            if self._copied is not None:
+                self._copied.record()
+            self._pending = (flag, self._copied, st.step + 1)
             self.optimizer.step()
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
@@ -654,9 +654,12 @@ class Trainer:
                 f"checkpoint (save_every_steps = {self.t.save_every_steps} does not save at "
                 "evaluations; 0 does): model/ holds the final weights"))
             return None
-        from safetensors.torch import load_model
-
-        load_model(self.accelerator.unwrap_model(self.model), str(path / "model.safetensors"))
+        try:
+            C.load_weights(path, self.accelerator.unwrap_model(self.model))
+        except C.CheckpointError as e:  # a damaged best checkpoint must not cost the run
+            self.events.emit("log", level="warning", message=(
+                f"load_best_model_at_end: {e}; model/ holds the final weights"))
+            return None
         self.events.emit("log", level="info", message=(
             f"model/ and the test metrics use the best validation weights: step {st.best_step} "
             f"({self.p.task.metric_for_best} {st.best_metric:.4f}), not the last step {st.step}"))

@@ -34,7 +34,10 @@ def update_text(text: str, profile: Profile) -> str:
         return text
     old = _flatten(_plain(before))
     new = _flatten(_plain(profile))
-    lines = text.splitlines(keepends=True)
+    eol = "\r\n" if "\r\n" in text else "\n"  # a file edited on Windows keeps its line ends
+    lines = [ln.rstrip("\r\n") + "\n" for ln in text.splitlines(keepends=True)]
+    if text and not text.endswith(("\n", "\r")):
+        lines[-1] = lines[-1][:-1]
     try:
         for path in sorted(set(old) | set(new), key=lambda p: (len(p), p)):
             if old.get(path, _MISSING) == new.get(path, _MISSING):
@@ -43,6 +46,8 @@ def update_text(text: str, profile: Profile) -> str:
         out = "".join(lines)
         if not out.endswith("\n"):
             out += "\n"
+        if eol != "\n":
+            out = out.replace("\n", eol)
         if loads(out) == profile:
             return out
     except (_Unpatchable, ProfileError, tomllib.TOMLDecodeError):

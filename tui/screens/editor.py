@@ -511,7 +511,7 @@ class EditorScreen(BaseScreen):
                     self.notify("Fix the problems in the form first (or undo them): the raw view shows "
                                 "the profile the form makes.", severity="error")
                     return
-                text = dumps(prof)
+                text = update_text(self._raw_populated or "", prof)  # comments kept
                 self.query_one("#ed-raw", TextArea).load_text(text)
                 self._raw_populated = text
                 self.populate(tomllib.loads(text))
@@ -579,9 +579,11 @@ class EditorScreen(BaseScreen):
         return disk, lines
 
     def _rebased(self, text: str, path: Path) -> str:
-        """Relative data paths re-expressed for ``path``'s folder, so that a profile saved
-        elsewhere still names the same files (they resolve against the profile's folder)."""
+        """Relative data and local model paths re-expressed for ``path``'s folder, so that a
+        profile saved elsewhere still names the same files (they resolve against its folder)."""
         import os
+
+        from core.profile.io import resolve_paths
 
         old_base = (self.path.parent if self.path else Path.cwd()).resolve()
         new_base = path.expanduser().parent.resolve()
@@ -589,21 +591,22 @@ class EditorScreen(BaseScreen):
             return text
         try:
             prof = loads(text)
+            where = resolve_paths(prof, old_base)  # the loader's own rule: profile folder, then cwd
         except ProfileError:
             return text
-        upd = {}
-        for key in ("train", "validation", "test"):
-            val = getattr(prof.data, key)
-            if not val or Path(val).expanduser().is_absolute():
-                continue
-            target = old_base / val if (old_base / val).exists() or not (Path.cwd() / val).exists() \
-                else Path.cwd() / val
-            upd[key] = os.path.relpath(target.resolve(), new_base)
-        upd = {k: v for k, v in upd.items() if v != getattr(prof.data, k)}
-        if not upd:
+        changed = {}
+        for section, keys in (("data", ("train", "validation", "test")), ("model", ("name", "tokenizer"))):
+            upd = {}
+            for key in keys:
+                val, found = getattr(getattr(prof, section), key), getattr(getattr(where, section), key)
+                if val and found != val and not Path(val).expanduser().is_absolute():
+                    upd[key] = os.path.relpath(found, new_base)
+            if upd:
+                changed[section] = getattr(prof, section).model_copy(update=upd)
+        if not changed:
             return text
         # The diff dialog shows the rewritten lines (a toast would sit over its buttons).
-        return update_text(text, prof.model_copy(update={"data": prof.data.model_copy(update=upd)}))
+        return update_text(text, prof.model_copy(update=changed))
 
     def save_to(self, path: Path, then: Any = None, note: str = "") -> None:
         text = self._text_or_complain()
