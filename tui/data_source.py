@@ -313,8 +313,13 @@ class Loader:
         f = open(self.path, "rb")
         try:
             reader = pcsv.open_csv(f, read_options=ropts, parse_options=popts, convert_options=copts)
+            any_batch = False
             for b in reader:
+                any_batch = True
                 yield b, f.tell() / size
+            if not any_batch and header:  # a header and no rows: show the columns, 0 rows
+                self.notes.append("a header and no data rows")
+                yield pa.RecordBatch.from_pylist([], schema=pa.schema([(n, pa.string()) for n in names])), 1.0
         finally:
             f.close()
 

@@ -193,3 +193,12 @@ def test_label_balance_counts_labels_as_training_cleans_them() -> None:
     st = compute_stats(t, "text", "label")
     assert st.labels == [("billing", 3), ("tech", 1)] and st.n_labels == 2
     assert st.labels_merged == 1 and st.missing_label == 1
+
+
+def test_a_header_only_csv_shows_its_columns_and_no_rows(tmp_path: Path) -> None:
+    p = tmp_path / "h.csv"
+    p.write_text("text,label\n")
+    o = load(p)
+    assert o.num_rows == 0 and o.table.column_names == ["text", "label"]
+    st = compute_stats(o.table, "text", "label")
+    assert st.num_rows == 0 and st.labels == []
