@@ -73,14 +73,9 @@ def _run_dir_from(proc: subprocess.CompletedProcess[str], args: list[str]) -> Pa
     return p
 
 
-def toml_string(s: str) -> str:
-    return json.dumps(s, ensure_ascii=False)
-
-
 def cli_start(profile: Path, runs_dir: Path) -> Path:
     """Start a detached run; returns its run directory (the CLI's last stdout line)."""
-    args = ["start", str(Path(profile).resolve()),
-            "--set", f"output.runs_dir={toml_string(str(Path(runs_dir).resolve()))}"]
+    args = ["start", str(Path(profile).resolve()), "--runs-dir", str(Path(runs_dir).resolve())]
     return _run_dir_from(run_cli(args), args)
 
 

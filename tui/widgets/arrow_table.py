@@ -95,6 +95,7 @@ class ArrowTable(ScrollView, can_focus=True):
         super().__init__(id=id, classes=classes)
         self.source: RowSource | None = None
         self.widths: list[int] = []
+        self._stretch = -1  # the column that takes the screen's spare width (the widest)
         self._cache_start = 0
         self._cache: list[tuple[Any, ...]] = []
         self.fetches = 0  # how many times rows were read (tests check laziness)
@@ -138,6 +139,7 @@ class ArrowTable(ScrollView, can_focus=True):
                     break
             widths.append(max(3, w))
         self.widths = widths
+        self._stretch = widths.index(max(widths)) if widths else -1
 
     @property
     def num_gutter(self) -> int:
@@ -215,9 +217,8 @@ class ArrowTable(ScrollView, can_focus=True):
         """Column width. Spare screen width goes to the widest column (the text, usually cut
         at MAX_COL), not to whichever column happens to be last (a short label)."""
         w = self.widths[i]
-        spare = avail - self._line_width()
-        if spare > 0 and i == self.widths.index(max(self.widths)):
-            w += spare
+        if i == self._stretch:
+            w += max(0, avail - self._line_width())
         return w
 
     # --- cursor ----------------------------------------------------------------------------
