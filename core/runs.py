@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import re
 import secrets
@@ -106,7 +107,15 @@ class RunDir:
         """(state, reason). A run whose worker died without saying so is 'failed', never running.
         ``status``: an already-read status.json, so a listing reads each file once."""
         st = self.read_status() if status is None else status
-        state = st.get("state", "failed" if self.events_path.exists() else "starting")
+        if "state" not in st:  # status.json missing, truncated or garbage
+            ended = self.ended_by_events()
+            if ended is not None:
+                return ended, "status.json is unreadable; the state comes from the event log"
+            if self.worker_alive(st):
+                return "running", "status.json is unreadable (the worker rewrites it shortly)"
+            return ("failed" if self.events_path.exists() else "starting"), (
+                "status.json is unreadable and the event log shows no end" if self.events_path.exists() else "")
+        state = st["state"]
         if state not in ACTIVE_STATES:
             return state, st.get("message", "")
         now = time.time() if now is None else now
@@ -122,6 +131,29 @@ class RunDir:
         if beat and now - beat > STALE_AFTER_S:
             return "failed", f"heartbeat stale for {now - beat:.0f}s (worker hung or gone)"
         return state, ""
+
+    def ended_by_events(self) -> str | None:
+        """The end state the event log records (finished, failed, stopped, diverged), or None
+        when its newest start/resume has no end yet. Reads only the log's tail."""
+        ends = {"run_finished": "finished", "run_failed": "failed", "run_stopped": "stopped",
+                "run_diverged": "diverged"}
+        try:
+            with open(self.events_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 65536))
+                lines = f.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            return None
+        for line in reversed(lines):
+            try:
+                kind = json.loads(line).get("type")
+            except (ValueError, AttributeError):
+                continue
+            if kind in ends:
+                return ends[kind]
+            if kind in ("run_started", "run_resumed"):
+                return None
+        return None
 
     def last_log_lines(self, n: int = 3) -> list[str]:
         """The last ``n`` non-empty lines of worker.log (read from its tail only)."""

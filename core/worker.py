@@ -220,6 +220,7 @@ def _train(run: RunDir, resume: bool, prepared: Any, events: EventWriter, hb: He
     from core.profile import load
 
     hooks = FaultHooks.from_env()
+    reached = int(run.read_status().get("step") or 0)  # where the previous worker got to
     profile = load(run.profile_path)
     hb.update(name=profile.name, task=profile.task.type)
     seed_everything(profile.training.seed)
@@ -268,6 +269,11 @@ def _train(run: RunDir, resume: bool, prepared: Any, events: EventWriter, hb: He
             if not ckpts:
                 raise
     if resumed_from is not None:
+        if resume and reached > trainer.state.step:
+            events.emit("log", level="warning", message=(
+                f"the previous worker got to step {reached} and ended without a checkpoint "
+                f"there; resuming from {resumed_from.name}: {reached - trainer.state.step} "
+                "steps are trained again (same data order, same results)"))
         events.emit("run_resumed", step=trainer.state.step, checkpoint=str(resumed_from),
                     total_steps=trainer.state.total_steps)
     else:

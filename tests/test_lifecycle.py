@@ -97,6 +97,12 @@ def test_killed_worker_shows_failed_then_resumes(tmp_path, cls_csv):
     listing = json.loads(cli(["runs", "--runs-dir", str(run.path.parent), "--json"], tmp_path).stdout)
     assert listing[0]["state"] == "failed" and listing[0]["reason"]
     # Resume is refused while a worker holds the run, allowed now.
+    reached = run.read_status()["step"]
     cli(["resume", "--runs-dir", str(run.path.parent), run.id], tmp_path)
     assert wait_for(lambda: run.effective_state()[0] == "finished", timeout=240), run.log_path.read_text()
     assert (run.model_dir / "config.json").is_file()
+    # The event log says how far the dead worker got and what is trained again.
+    evs = read_all(run.events_path)
+    back_to = next(e.data["step"] for e in evs if e.type == "run_resumed")
+    redone = [e for e in evs if e.type == "log" and "previous worker got to step" in e.data["message"]]
+    assert bool(redone) == (reached > back_to), (reached, back_to)

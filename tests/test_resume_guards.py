@@ -60,3 +60,18 @@ def test_two_resumes_at_once_start_one_worker(stopped_run):
         time.sleep(0.2)
     assert status(run)["state"] == "finished"
     assert "Traceback" not in (run / "worker.log").read_text()
+
+
+def test_a_finished_run_with_a_truncated_status_stays_finished(tmp_path, capsys):
+    """status.json cut short (a full disk, a bad copy): the event log's end state counts, so a
+    finished run is neither shown as failed nor offered a resume that would retrain it."""
+    from test_reliability_support import train_fg
+
+    from core.runs import RunDir
+
+    run = train_fg(cls_setup(tmp_path, epochs=1))
+    (run / "status.json").write_text((run / "status.json").read_text()[:60])
+    state, reason = RunDir(run).effective_state()
+    assert state == "finished" and "event log" in reason
+    assert cli("resume", run.name, "--runs-dir", str(run.parent)) == 2
+    assert "already finished" in capsys.readouterr().err

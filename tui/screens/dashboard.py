@@ -247,6 +247,7 @@ class DashboardScreen(BaseScreen):
         Binding("r", "resume", "Resume", tooltip="Resume this run from its newest checkpoint"),
         Binding("w", "toggle_log", "worker.log", tooltip="Switch the lower panel between events and worker.log"),
         Binding("escape", "back", "Back"),
+        Binding("q", "app.quit", "Quit", tooltip="Leave tunedeck; the run keeps going"),
     ]
 
     def __init__(self, run_path: Path):

@@ -75,7 +75,7 @@ class RunsScreen(BaseScreen):
         Binding("d", "delete", "Delete", tooltip="Delete the selected finished/stopped/failed run (asks first)"),
         Binding("p", "edit_profile", "Edit", tooltip="Open or write a training profile"),
         Binding("b", "browse", "Data", tooltip="Browse a dataset file or folder"),
-        Binding("q", "app.quit", "Quit", show=False),
+        Binding("q", "app.quit", "Quit", tooltip="Leave tunedeck; runs keep going"),
     ]
 
     def __init__(self) -> None:
