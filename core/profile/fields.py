@@ -99,6 +99,9 @@ def markdown() -> str:
         "",
         "A profile is a TOML file. Unknown keys are errors (with a did-you-mean). Override any key",
         "on the command line with `--set section.key=value` (the value is parsed as TOML).",
+        "`tunedeck profile new` writes a complete profile whose starting values suit its task",
+        "(e.g. `batch_size` 32 for classification); the defaults below apply to keys a profile",
+        "leaves out.",
         "",
     ]
     current = None

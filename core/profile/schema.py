@@ -71,8 +71,9 @@ class DataSection(_Section):
     )
     train: str = Field(
         "",
-        description="Training data: a file (csv, tsv, json, jsonl, parquet, txt) or a datasets "
-        "save_to_disk directory. Relative paths are resolved against the profile's folder.",
+        description="Training data (required to train): a file (csv, tsv, json, jsonl, parquet, "
+        "txt) or a datasets save_to_disk directory. Relative paths are resolved against the "
+        "profile's folder, then the current directory.",
     )
     validation: str | None = Field(None, description="Validation file. Empty: split from train.")
     test: str | None = Field(None, description="Test file. Empty: split from train.")
@@ -172,7 +173,8 @@ class TrainingSection(_Section):
         "when there is no validation split).",
     )
     keep_checkpoints: int = Field(
-        2, ge=1, le=1000, description="Keep the newest N complete checkpoints."
+        2, ge=1, le=1000, description="Keep the newest N complete checkpoints (plus the one of "
+        "the best validation evaluation)."
     )
     eval_at_start: bool = Field(
         True,
