@@ -186,3 +186,29 @@ async def test_remote_code_is_flagged(runs_dir: Path) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.ready)
         await wait_for(pilot, lambda: "remote code ON" in screen_text(app))
+
+
+async def test_results_key_shows_per_class_scores_and_confusions(runs_dir: Path) -> None:
+    import json
+
+    from tui.screens.dialogs import MessageDialog
+
+    run = make_run(runs_dir, "a-20260101-000000-0001", state="finished", step=100, total=100,
+                   events=training_events(100) + [("run_finished", {"metrics": {"accuracy": 0.9}})],
+                   ended=T0 + 200)
+    metrics = {"split": "test", "accuracy": 0.9, "f1_macro": 0.85, "eval_loss": 0.3, "steps": 100,
+               "weights_step": 50, "best": {"metric": "f1_macro", "value": 0.88, "step": 50},
+               "per_class": {"ham": {"precision": 0.95, "recall": 0.93, "f1": 0.94, "support": 80},
+                             "spam": {"precision": 0.7, "recall": 0.8, "f1": 0.75, "support": 20}},
+               "confusion_matrix": {"labels": ["ham", "spam"], "matrix": [[74, 6], [4, 16]]}}
+    run.metrics_path.write_text(json.dumps(metrics))
+    app = TunedeckApp(runs_dir, attach="a-2026", services=fake_services())
+    async with app.run_test(size=(80, 24)) as pilot:
+        dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.ready and app.screen)
+        assert dash.check_action("results", ()) is True
+        await pilot.press("m")
+        dlg = await wait_for(pilot, lambda: isinstance(app.screen, MessageDialog) and app.screen)
+        shown = str(dlg.query_one("#message").render())
+        assert "weights of step 50" in shown and "confusion matrix" in shown
+        assert "6 × ham taken for spam" in shown and "4 × spam taken for ham" in shown
+        assert shown.index("6 × ham") < shown.index("4 × spam")  # most frequent first

@@ -246,6 +246,7 @@ class DashboardScreen(BaseScreen):
         Binding("s", "stop", "Stop", tooltip="Checkpoint and stop this run (asks first)"),
         Binding("r", "resume", "Resume", tooltip="Resume this run from its newest checkpoint"),
         Binding("w", "toggle_log", "worker.log", tooltip="Switch the lower panel between events and worker.log"),
+        Binding("m", "results", "Results", tooltip="Final metrics, per-class scores, confusion matrix"),
         Binding("escape", "back", "Back"),
         Binding("q", "app.quit", "Quit", tooltip="Leave tunedeck; the run keeps going"),
     ]
@@ -581,6 +582,8 @@ class DashboardScreen(BaseScreen):
             return active
         if action == "resume":
             return not active and self.state != "finished"
+        if action == "results":
+            return self.run.metrics_path.is_file()
         return True
 
     def _request(self, action: str, what: str) -> None:
@@ -624,6 +627,18 @@ class DashboardScreen(BaseScreen):
             self._show_worker_log()
         else:
             self._fill_log()
+
+    def action_results(self) -> None:
+        from core.fsutil import read_json
+        from tui.results import render_results
+        from tui.screens.dialogs import MessageDialog
+
+        m = read_json(self.run.metrics_path)
+        if not isinstance(m, dict):
+            self.notify("No results yet: metrics.json is written when the run finishes.",
+                        severity="warning")
+            return
+        self.app.push_screen(MessageDialog(f"Results of {self.run.id}", render_results(m), error=False))
 
     def action_back(self) -> None:
         self.tapp.go_back()

@@ -102,7 +102,7 @@ class MessageDialog(ModalScreen[None]):
 
     BINDINGS = [Binding("escape,enter,q", "close", "Close")]
 
-    def __init__(self, title: str, message: str, error: bool = True):
+    def __init__(self, title: str, message: "str | Text", error: bool = True):
         super().__init__(classes="dialog")
         self.title_text, self.message, self.error = title, message, error
 
@@ -111,7 +111,8 @@ class MessageDialog(ModalScreen[None]):
             yield Label(Text(self.title_text, style="bold red" if self.error else "bold"),
                         classes="dialog-title")
             with VerticalScroll(classes="dialog-scroll"):
-                yield Static(Text(self.message), id="message")
+                yield Static(self.message if isinstance(self.message, Text) else Text(self.message),
+                             id="message")
             yield Button("OK (enter)", id="ok", variant="primary")
 
     def on_mount(self) -> None:
