@@ -108,6 +108,7 @@ async def test_stale_run_shows_a_visible_warning(runs_dir: Path) -> None:
         assert banner.display
         assert "STALE" in str(banner.render())
         assert dash.state == "failed" and dash.stale
+        assert "ETA" not in str(dash.query_one("#dash-progress-text").render())  # nothing is running
 
 
 async def test_heartbeat_stale_while_lock_held(runs_dir: Path) -> None:

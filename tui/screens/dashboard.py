@@ -410,6 +410,7 @@ class DashboardScreen(BaseScreen):
         if (self.state, self.stale) != self._bindings_for:
             self._bindings_for = (self.state, self.stale)
             self.refresh_bindings()
+            self.redraw()  # e.g. no ETA once the worker is gone
         if self.show_worker_log:
             self._show_worker_log()
 
