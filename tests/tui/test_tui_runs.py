@@ -188,3 +188,20 @@ async def test_a_runs_directory_that_does_not_exist_is_pointed_out(tmp_path: Pat
         await pilot.pause(0.2)
         shown = str(app.screen.query_one("#runs-empty").render())
         assert "No runs yet" in shown and "no such directory" in shown
+
+
+async def test_home_and_end_move_the_selection(runs_dir: Path) -> None:
+    from textual.widgets import DataTable
+
+    for i in range(5):
+        make_run(runs_dir, f"r{i}-20260101-00000{i}-0001", state="finished", step=10, total=10,
+                 started=T0 + i, ended=T0 + 100)
+    app = TunedeckApp(runs_dir, services=fake_services(NOW))
+    async with app.run_test(size=(80, 24)) as pilot:
+        scr = await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and len(app.screen.rows) == 5
+                             and app.screen)
+        table = scr.query_one(DataTable)
+        await pilot.press("end")
+        assert table.cursor_row == 4
+        await pilot.press("home")
+        assert table.cursor_row == 0

@@ -323,6 +323,11 @@ class DashboardScreen(BaseScreen):
         else:
             for line in self.view.lines:
                 log.write(line)
+            if not self.view.lines and self.run.events_path.is_file() \
+                    and self.run.events_path.stat().st_size == 0 and self.state not in ACTIVE_STATES:
+                log.write(Text("(events.jsonl is empty: this run's history was not recorded"
+                               + ("; m shows its results)" if self.run.metrics_path.is_file() else ")"),
+                               style="dim"))
             self._pending_lines = []
         log.scroll_end(animate=False, immediate=True)
         self._log_ready = True
@@ -438,7 +443,7 @@ class DashboardScreen(BaseScreen):
         if self.state in ACTIVE_STATES:
             prog.append(f" · ETA {fmt.duration(eta)}" if eta is not None else " · ETA –")
         if v.elapsed is not None:
-            prog.append(f" · {fmt.duration(v.elapsed)} in", style="dim")
+            prog.append(f" · {fmt.duration(v.elapsed)} training", style="dim")  # not wall time
         self._set("#dash-progress-text", prog)
 
         d = v.last

@@ -76,6 +76,8 @@ class RunsScreen(BaseScreen):
         Binding("p", "edit_profile", "Edit", tooltip="Open or write a training profile"),
         Binding("b", "browse", "Data", tooltip="Browse a dataset file or folder"),
         Binding("q", "app.quit", "Quit", tooltip="Leave tunedeck; runs keep going"),
+        Binding("home", "first_run", "First", show=False, priority=True),
+        Binding("end", "last_run", "Last", show=False, priority=True),
     ]
 
     def __init__(self) -> None:
@@ -238,6 +240,16 @@ class RunsScreen(BaseScreen):
         detail.update(t)
 
     # --- actions ---------------------------------------------------------------------------
+
+    def action_first_run(self) -> None:
+        table = self.query_one(DataTable)
+        if table.row_count:
+            table.move_cursor(row=0)
+
+    def action_last_run(self) -> None:
+        table = self.query_one(DataTable)
+        if table.row_count:
+            table.move_cursor(row=table.row_count - 1)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         r = self.selected() if self.is_mounted else None
