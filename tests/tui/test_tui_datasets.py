@@ -66,10 +66,12 @@ async def test_filter_and_stats(runs_dir: Path) -> None:
         await wait_for(pilot, lambda: table.source.num_rows == 2)
         assert [table.source.source_row(i) for i in range(2)] == [0, 2]
         assert "2 match" in str(scr.query_one("#ds-info").render())
+        assert "the filter 'free' applies to Rows" in str(scr.query_one("#ds-stats").render())
         await pilot.press("escape")
         assert table.source.num_rows == 5
         await pilot.press("i")
         stats_text = str(scr.query_one("#ds-stats").render())
+        assert "applies to Rows" not in stats_text
         assert "duplicate rows" in stats_text and "Label balance" in stats_text and "Split preview" in stats_text
         from textual.widgets import TabbedContent
 

@@ -313,7 +313,10 @@ class DatasetsScreen(BaseScreen):
 
         t = Text()
         t.append(f"{st.num_rows:,} rows", style="bold")
-        t.append(f" · {len(st.columns)} columns\n")
+        t.append(f" · {len(st.columns)} columns")
+        if self.filter_text:
+            t.append(f" · the whole file (the filter {self.filter_text!r} applies to Rows)", style="dim")
+        t.append("\n")
         for name, typ in st.columns:
             nulls = st.nulls.get(name, 0)
             mark = ""
@@ -436,6 +439,8 @@ class DatasetsScreen(BaseScreen):
         self.query_one("#ds-progress-row").display = False
         self.query_one(ArrowTable).set_source(TableSource(self.source.table, idx))
         self._info(self.opened.format, self.opened.table, complete=True)
+        if self.stats is not None:
+            self._show_stats(self.stats)  # it says what the filter covers
         if len(idx) == 0:
             self.notify(f"No rows contain {needle!r}.", severity="warning")
 
@@ -446,6 +451,8 @@ class DatasetsScreen(BaseScreen):
             self.filter_text = ""
             self.query_one(ArrowTable).set_source(self.source)
             self._info(self.opened.format, self.opened.table, complete=True)
+            if self.stats is not None:
+                self._show_stats(self.stats)
         self.query_one(ArrowTable).focus()
 
     def action_back(self) -> None:
