@@ -509,6 +509,8 @@ class Stats:
     labels_merged: int = 0  # spellings that differ only in surrounding whitespace, counted together
     length: dict[str, float] = field(default_factory=dict)  # min, mean, p50, p90, p99, max
     length_hist: list[tuple[int, int, int]] = field(default_factory=list)  # lo, hi, count
+    # The other text columns' lengths (a response next to a prompt counts against max_length too).
+    other_lengths: dict[str, dict[str, float]] = field(default_factory=dict)
     tokens: dict[str, float] = field(default_factory=dict)
     token_hist: list[tuple[int, int, int]] = field(default_factory=list)
     tokenizer: str | None = None
@@ -570,6 +572,11 @@ def compute_stats(table: pa.Table, text_col: str | None, label_col: str | None,
     if lengths_parts:
         st.length, st.length_hist = _summary(pa.chunked_array(lengths_parts, pa.int32()))
         del lengths_parts
+    others = [f.name for f in table.schema
+              if is_text_type(f.type) and f.name not in (text_col, label_col)][:3]
+    for name in others:
+        lens = pc.cast(pc.utf8_length(table.column(name)).fill_null(0), pa.int32())
+        st.other_lengths[name] = _summary(lens)[0]
     progress(0.6)
     st.duplicates = _duplicates(table, cancelled, lambda f: progress(0.6 + 0.4 * f))
     progress(1.0)

@@ -202,3 +202,12 @@ def test_a_header_only_csv_shows_its_columns_and_no_rows(tmp_path: Path) -> None
     assert o.num_rows == 0 and o.table.column_names == ["text", "label"]
     st = compute_stats(o.table, "text", "label")
     assert st.num_rows == 0 and st.labels == []
+
+
+def test_other_text_columns_get_a_length_summary() -> None:
+    """A response next to a prompt counts against max_length too."""
+    import pyarrow as pa
+
+    t = pa.table({"prompt": ["What is 1+1?", "Reverse abc"], "response": ["2", "cba, reversed"]})
+    st = compute_stats(t, "prompt", None)
+    assert st.other_lengths["response"]["max"] == 13 and st.other_lengths["response"]["min"] == 1

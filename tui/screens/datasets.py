@@ -355,6 +355,12 @@ class DatasetsScreen(BaseScreen):
                 t.append("  ")
                 t.append(line)
                 t.append("\n")
+        if st.other_lengths:
+            t.append("\nOther text columns (length in characters)\n", style="bold underline")
+        for name, L in st.other_lengths.items():
+            t.append(f"  {name}: ", style="bold")
+            t.append(f"min {L['min']:,}  mean {L['mean']:.0f}  median {L['p50']:,}  p90 {L['p90']:,}  "
+                     f"max {L['max']:,} characters\n", style="dim")
         if st.tokens:
             L = st.tokens
             t.append(f"\nText length (tokens, first 20,000 rows; {st.tokenizer})\n", style="bold underline")
