@@ -304,6 +304,26 @@ def test_bad_data_is_refused_by_start_before_any_worker(case, tmp_path, capsys, 
     check_refused(tmp_path, rc, capsys.readouterr().err.strip(), case.expect, before)
 
 
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in DATA_CASES])
+def test_bad_data_is_refused_by_start_at_the_data_layer_tier(case, tmp_path, capsys, monkeypatch):
+    """Data too big to tokenize in `start` (here: any) still goes through the data layer there."""
+    import core.cli
+    import core.launch
+    from core.cli import main
+
+    def launched(*_a, **_k):
+        raise AssertionError("a worker was launched for bad data")
+
+    monkeypatch.setattr(core.launch, "start_detached", launched)
+    monkeypatch.setattr(core.cli, "START_TOKENIZE_BYTES", -1)
+    monkeypatch.chdir(tmp_path)
+    argv = _prepare_case(case, tmp_path)
+    argv[0] = "start"
+    before = _snapshot(tmp_path)
+    rc = main(argv)
+    check_refused(tmp_path, rc, capsys.readouterr().err.strip(), case.expect, before)
+
+
 def _subprocess(argv: list[str], tmp: Path, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(TUNEDECK + argv, cwd=tmp, env=cli_env(tmp), capture_output=True,
                           text=True, timeout=timeout)
