@@ -284,29 +284,19 @@ def test_hostile_input_in_process(case, tmp_path, capsys, monkeypatch):
     check_refused(tmp_path, rc, err, case.expect, before)
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in DATA_CASES + PROFILE_CASES
-                                  if c in DATA_CASES or c.id.startswith("model-")])
-def test_bad_data_is_refused_by_start_before_any_worker(case, tmp_path, capsys, monkeypatch):
-    """`tunedeck start` prepares small data, tokenizer and model config itself: the same
-    refusals, exit 2, no run directory, and no worker launched."""
-    import core.launch
-    from core.cli import main
-
-    def launched(*_a, **_k):
-        raise AssertionError("a worker was launched for bad data")
-
-    monkeypatch.setattr(core.launch, "start_detached", launched)
-    monkeypatch.chdir(tmp_path)
-    argv = _prepare_case(case, tmp_path)
-    argv[0] = "start"
-    before = _snapshot(tmp_path)
-    rc = main(argv)
-    check_refused(tmp_path, rc, capsys.readouterr().err.strip(), case.expect, before)
+_START_CASES = (
+    # tier "tokenize": small data, everything `train` checks (data, tokenizer, model config);
+    [pytest.param(c, "tokenize", id=c.id) for c in DATA_CASES + PROFILE_CASES
+     if c in DATA_CASES or c.id.startswith("model-")]
+    # tier "data-layer": data too big to tokenize in `start` (here: any) still goes through the
+    # data layer there.
+    + [pytest.param(c, "data-layer", id=f"{c.id}-data-layer") for c in DATA_CASES])
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in DATA_CASES])
-def test_bad_data_is_refused_by_start_at_the_data_layer_tier(case, tmp_path, capsys, monkeypatch):
-    """Data too big to tokenize in `start` (here: any) still goes through the data layer there."""
+@pytest.mark.parametrize("case,tier", _START_CASES)
+def test_bad_data_is_refused_by_start_before_any_worker(case, tier, tmp_path, capsys, monkeypatch):
+    """`tunedeck start` checks before launching: the same refusals, exit 2, no run directory,
+    and no worker launched."""
     import core.cli
     import core.launch
     from core.cli import main
@@ -315,7 +305,8 @@ def test_bad_data_is_refused_by_start_at_the_data_layer_tier(case, tmp_path, cap
         raise AssertionError("a worker was launched for bad data")
 
     monkeypatch.setattr(core.launch, "start_detached", launched)
-    monkeypatch.setattr(core.cli, "START_TOKENIZE_BYTES", -1)
+    if tier == "data-layer":
+        monkeypatch.setattr(core.cli, "START_TOKENIZE_BYTES", -1)
     monkeypatch.chdir(tmp_path)
     argv = _prepare_case(case, tmp_path)
     argv[0] = "start"
