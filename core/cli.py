@@ -215,7 +215,7 @@ def cmd_resume(a: argparse.Namespace) -> int:
         where = (f"from its newest complete checkpoint, {done[-1].name}" if done else
                  "from the start: it has no complete checkpoint yet, so it trains again from "
                  "step 0 in the same run directory")
-        run.discard_requests()  # e.g. the stop that ended it, if the signal won the race
+        run.take_requests()  # dropped: e.g. the stop that ended it, if its signal won the race
         run.write_status(state="starting", heartbeat=time.time())
         print(f"resuming {run.id} {where}", flush=True)
         if not a.foreground:

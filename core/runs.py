@@ -194,11 +194,6 @@ class RunDir:
                 out.append(action)
         return out
 
-    def discard_requests(self) -> list[str]:
-        """Drop requests nobody will honour: left by a stop that raced the worker's exit, or sent
-        to a run that was not running. A resumed run must not stop on its previous life's request."""
-        return self.take_requests()
-
     def signal_worker(self, sig: int = signal.SIGTERM) -> bool:
         st = self.read_status()
         pid = st.get("pid")

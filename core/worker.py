@@ -151,7 +151,7 @@ def _run_locked(run: RunDir, resume: bool, prepared: Any, echo: Callable[[Event]
     finally:
         hb.stop()
         try:
-            run.discard_requests()  # a stop both signalled and filed: the signal ended the run
+            run.take_requests()  # dropped: a stop both signalled and filed (the signal ended it)
         except OSError:
             pass
         _final_status(hb, state, message)
