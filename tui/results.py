@@ -44,7 +44,9 @@ def render_results(m: dict[str, Any]) -> Text:
     if labels and matrix:
         short = [str(x)[:8] for x in labels]
         width = max(8, max(len(s) for s in short))
-        cell = max(5, max(len(f"{v:,}") for row in matrix for v in row) + 1)
+        # Wide enough for the column headings too (they ran together at the values' width).
+        cell = max(5, max(len(x) for x in short) + 1,
+                   max(len(f"{v:,}") for row in matrix for v in row) + 1)
         t.append("\nconfusion matrix (rows: true label, columns: predicted)\n", style="bold")
         t.append(" " * (width + 2) + "".join(f"{s:>{cell}}" for s in short) + "\n", style="dim")
         for i, row in enumerate(matrix):

@@ -213,3 +213,9 @@ async def test_results_key_shows_per_class_scores_and_confusions(runs_dir: Path)
         assert "weights of step 50" in shown and "confusion matrix" in shown
         assert "6 × ham taken for spam" in shown and "4 × spam taken for ham" in shown
         assert shown.index("6 × ham") < shown.index("4 × spam")  # most frequent first
+
+    from tui.results import render_results
+
+    wide = render_results({"confusion_matrix": {"labels": ["account", "billing"],
+                                                "matrix": [[28, 2], [0, 46]]}}).plain
+    assert " account billing" in wide  # the headings do not run together
