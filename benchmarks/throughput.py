@@ -8,7 +8,7 @@ Peers, run one after another on the same data and the same random-weight model (
   tuned    transformers Trainer, tuned: bf16 (GPU only), dynamic padding to a multiple of 8,
            length-grouped sampling (``train_sampling_strategy="group_by_length"``, the
            transformers-5 replacement of ``group_by_length``), fused AdamW, batch 32.
-  engine   core.engine.loop.Trainer with its defaults (precision auto, batching by tokens,
+  engine   tunedeck.core.engine.loop.Trainer with its defaults (precision auto, batching by tokens,
            auto token budget) driven in-process; batch_size 32 (the tuned peer's rows per step).
   engine+compile   the same with training.compile = true (opt-in: --compile).
 
@@ -208,7 +208,7 @@ def sms_token_ids(cap: int) -> tuple[list[list[int]], list[int]]:
 def minilm_tokenizer() -> Any:
     from transformers import AutoTokenizer
 
-    from core.models import packaged_model_dir
+    from tunedeck.core.models import packaged_model_dir
 
     path = packaged_model_dir(MINILM)
     if path is None:
@@ -236,7 +236,7 @@ def build_model(wl: Workload, seed: int) -> Any:
     cls = (transformers.AutoModelForSequenceClassification if wl.task == "classification"
            else transformers.AutoModelForCausalLM)
     if wl.pretrained:
-        from core.models import packaged_model_dir
+        from tunedeck.core.models import packaged_model_dir
 
         path = packaged_model_dir(wl.pretrained)
         if path is None:
@@ -333,7 +333,7 @@ class Result:
 
 
 def peak_flops() -> float | None:
-    from core.engine.loop import peak_flops as engine_peak
+    from tunedeck.core.engine.loop import peak_flops as engine_peak
 
     return engine_peak()
 
@@ -484,7 +484,7 @@ def run_hf(wl: Workload, rows: Rows, peer: str, warmup: int, steps: int, seed: i
 # --- peer: the tunedeck engine ------------------------------------------------------------------
 
 def tokenized_set(wl: Workload, rows: Rows) -> Any:
-    from core.tasks.base import TokenizedSet
+    from tunedeck.core.tasks.base import TokenizedSet
 
     n = len(rows)
     if wl.task == "classification":
@@ -496,14 +496,14 @@ def tokenized_set(wl: Workload, rows: Rows) -> Any:
 
 def run_engine(wl: Workload, rows: Rows, peer: str, warmup: int, steps: int, seed: int,
                tmp: Path, batch_size: int, compile_: bool) -> Result:
-    from core.engine.batching import auto_batch_tokens
-    from core.engine.loop import Trainer as EngineTrainer
-    from core.engine.setup import Prepared
-    from core.events import EventWriter, read_all
-    from core.profile.io import dumps
-    from core.profile.schema import Profile
-    from core.runs import create_run
-    from core.tasks import make_task
+    from tunedeck.core.engine.batching import auto_batch_tokens
+    from tunedeck.core.engine.loop import Trainer as EngineTrainer
+    from tunedeck.core.engine.setup import Prepared
+    from tunedeck.core.events import EventWriter, read_all
+    from tunedeck.core.profile.io import dumps
+    from tunedeck.core.profile.schema import Profile
+    from tunedeck.core.runs import create_run
+    from tunedeck.core.tasks import make_task
 
     total = warmup + steps
     profile = Profile.model_validate({

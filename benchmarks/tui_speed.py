@@ -118,7 +118,7 @@ def proc_mem(pid: int) -> dict[str, float]:
 def browse_in_terminal(path: Path, cwd: Path, presses: int = 30) -> dict:
     """``tunedeck browse FILE`` in an 80x24 pseudo-terminal: first rows, page-down, memory."""
     t0 = time.perf_counter()
-    proc, master = spawn([sys.executable, "-m", "tui", "--runs-dir", "runs", "browse", str(path)], cwd)
+    proc, master = spawn([sys.executable, "-m", "tunedeck.tui", "--runs-dir", "runs", "browse", str(path)], cwd)
     out: dict = {}
     buf = b""
     try:
@@ -171,10 +171,10 @@ BARE_APP = textwrap.dedent("""
 def bench_startup(repeats: int) -> list[tuple[str, str, str]]:
     work = Path(tempfile.mkdtemp(prefix="tunedeck-bench-"))
     (work / "runs").mkdir()
-    tui = [time_to_paint([sys.executable, "-m", "tui", "--runs-dir", "runs"], b"No runs yet", work)
+    tui = [time_to_paint([sys.executable, "-m", "tunedeck.tui", "--runs-dir", "runs"], b"No runs yet", work)
            for _ in range(repeats)]
     bare = [time_to_paint([sys.executable, "-c", BARE_APP], b"hello", work) for _ in range(repeats)]
-    probe = subprocess.run([sys.executable, "-c", "import sys, tui.app; print(int('torch' in sys.modules))"],
+    probe = subprocess.run([sys.executable, "-c", "import sys, tunedeck.tui.app; print(int('torch' in sys.modules))"],
                            env=ENV, capture_output=True, text=True, cwd=work)
     t, b = statistics.median(tui), statistics.median(bare)
     return [
@@ -220,9 +220,9 @@ BROWSE = textwrap.dedent("""
     import asyncio, json, statistics, sys, time
     t_start = time.perf_counter()
     from pathlib import Path
-    from tui.app import TunedeckApp
-    from tui.screens.datasets import DatasetsScreen
-    from tui.widgets.arrow_table import ArrowTable
+    from tunedeck.tui.app import TunedeckApp
+    from tunedeck.tui.screens.datasets import DatasetsScreen
+    from tunedeck.tui.widgets.arrow_table import ArrowTable
 
     def mem():
         d = {}
@@ -393,8 +393,8 @@ runs_dir = "{runs}"
 def bench_attach(epochs: int, rows: int = 20000, pairs: int = 3) -> list[tuple[str, str, str]]:
     import importlib.util
 
-    if importlib.util.find_spec("core.worker") is None:
-        return [("attach cost", "skipped", "core.worker (the engine) is not installed")]
+    if importlib.util.find_spec("tunedeck.core.worker") is None:
+        return [("attach cost", "skipped", "tunedeck.core.worker (the engine) is not installed")]
     folder = Path(tempfile.mkdtemp(prefix="tunedeck-bench-attach-"))
     data = folder / "d.csv"
     import random
@@ -411,17 +411,17 @@ def bench_attach(epochs: int, rows: int = 20000, pairs: int = 3) -> list[tuple[s
     prof.write_text(TINY_PROFILE.format(data=data, epochs=epochs, runs=folder / "runs"))
 
     def one(attach: bool) -> float:
-        proc = subprocess.run([sys.executable, "-m", "core.cli", "start", str(prof)], env=ENV,
+        proc = subprocess.run([sys.executable, "-m", "tunedeck.core.cli", "start", str(prof)], env=ENV,
                               capture_output=True, text=True, cwd=folder, timeout=300)
         run_dir = Path(proc.stdout.strip().splitlines()[-1])
         viewer = None
         if attach:
             master, slave = pty.openpty()
-            viewer = subprocess.Popen([sys.executable, "-m", "tui", "--runs-dir", str(run_dir.parent), "attach", run_dir.name],
+            viewer = subprocess.Popen([sys.executable, "-m", "tunedeck.tui", "--runs-dir", str(run_dir.parent), "attach", run_dir.name],
                                       stdin=slave, stdout=slave, stderr=slave, env=ENV, cwd=folder,
                                       start_new_session=True)
             os.close(slave)
-        from core.runs import RunDir
+        from tunedeck.core.runs import RunDir
 
         run = RunDir(run_dir)
         deadline = time.time() + 900
@@ -452,7 +452,7 @@ def bench_attach(epochs: int, rows: int = 20000, pairs: int = 3) -> list[tuple[s
             except subprocess.TimeoutExpired:
                 viewer.kill()
             os.close(master)
-        from core.events import read_all
+        from tunedeck.core.events import read_all
 
         steps = [e for e in read_all(run.events_path) if e.type == "step"]
         # Skip the first fifth: the viewer's own start-up (imports, replay) is not "attached".

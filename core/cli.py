@@ -1,7 +1,7 @@
-"""The headless CLI: ``tunedeck COMMAND ...`` (``python -m core.cli``).
+"""The headless CLI: ``tunedeck COMMAND ...`` (``python -m tunedeck.core.cli``).
 
 ``tunedeck`` with no command, ``attach`` and ``browse`` open the TUI: the console script is
-``tui.entry:main``, which parses with this module's parser and hands everything else to
+``tunedeck.tui.entry:main``, which parses with this module's parser and hands everything else to
 ``dispatch``. core/ itself never imports the UI.
 
 Every user error is one message on stderr and exit code 2. Heavy imports (torch, transformers)
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core.errors import UserError
+from tunedeck.core.errors import UserError
 
 DEFAULT_RUNS_DIR = os.environ.get("TUNEDECK_RUNS_DIR", "runs")
 
@@ -29,7 +29,7 @@ def _runs_dir(args: argparse.Namespace) -> Path:
 
 
 def _load_profile(path: str, sets: list[str] | None):
-    from core.profile import load, resolve_paths
+    from tunedeck.core.profile import load, resolve_paths
 
     prof = load(path, sets)
     return resolve_paths(prof, Path(path).resolve().parent)
@@ -89,8 +89,8 @@ def _prepare_for_run(prof: Any, log: Any = None, tokenizer_dir: Path | None = No
     fresh model's build on the meta device. Raises a UserError (exit 2) on the first problem."""
     import transformers
 
-    from core.engine.setup import prepare
-    from core.models import build_config, check_model_builds
+    from tunedeck.core.engine.setup import prepare
+    from tunedeck.core.models import build_config, check_model_builds
 
     prepared = prepare(prof, log=log or (lambda m: None), tokenizer_dir=tokenizer_dir)
     config = build_config(prof, prepared.tokenizer, prepared.task.config_overrides())
@@ -99,8 +99,8 @@ def _prepare_for_run(prof: Any, log: Any = None, tokenizer_dir: Path | None = No
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    from core.profile import dumps
-    from core.runs import create_run
+    from tunedeck.core.profile import dumps
+    from tunedeck.core.runs import create_run
 
     prof = _profile_for_run(a)
     print("preparing data ...", flush=True)
@@ -111,7 +111,7 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 def _train_here(run: Any, **kwargs: Any) -> int:
     """Run the worker in this process with progress lines; the run directory is the last line."""
-    from core.worker import run_worker
+    from tunedeck.core.worker import run_worker
 
     state = run_worker(run, echo=_progress_printer, **kwargs)
     _print_outcome(run, state)
@@ -120,7 +120,7 @@ def _train_here(run: Any, **kwargs: Any) -> int:
 
 
 def _print_outcome(run: Any, state: str) -> None:
-    from core.fsutil import read_json
+    from tunedeck.core.fsutil import read_json
 
     if state == "finished":
         m = read_json(run.metrics_path) or {}
@@ -146,8 +146,8 @@ def _preflight_data(prof: Any, tokenizer_dir: Path | None = None) -> tuple[Any, 
     """Checks before a detached start or a resume (see START_TOKENIZE_BYTES). Returns (the
     engine's prepared data when it went through everything, else None; the data fingerprint
     when the data layer ran, else None)."""
-    from core.errors import DataError
-    from core.models import resolve_model_path
+    from tunedeck.core.errors import DataError
+    from tunedeck.core.models import resolve_model_path
 
     size = 0
     for key in ("train", "validation", "test"):
@@ -170,14 +170,14 @@ def _preflight_data(prof: Any, tokenizer_dir: Path | None = None) -> tuple[Any, 
         return prepared, prepared.data_fingerprint
     fingerprint = None
     if size <= START_FULL_CHECK_BYTES:
-        from core.data import prepare
+        from tunedeck.core.data import prepare
 
         fingerprint = prepare(prof).fingerprint  # a malformed file is exit 2 here, in seconds
     resolve_model_path(prof.model.name)  # a local model path that is not a model: exit 2 now
     if prof.model.config is None:  # an uncached hub model offline, say
         from transformers import AutoConfig
 
-        from core.models import hf_load
+        from tunedeck.core.models import hf_load
 
         hf_load(AutoConfig, prof.model.name, "config", revision=prof.model.revision,
                 trust_remote_code=prof.model.trust_remote_code)
@@ -185,9 +185,9 @@ def _preflight_data(prof: Any, tokenizer_dir: Path | None = None) -> tuple[Any, 
 
 
 def cmd_start(a: argparse.Namespace) -> int:
-    from core.launch import start_detached
-    from core.profile import dumps
-    from core.runs import create_run
+    from tunedeck.core.launch import start_detached
+    from tunedeck.core.profile import dumps
+    from tunedeck.core.runs import create_run
 
     prof = _profile_for_run(a)
     _preflight_data(prof)
@@ -201,8 +201,8 @@ def cmd_start(a: argparse.Namespace) -> int:
 
 
 def cmd_resume(a: argparse.Namespace) -> int:
-    from core.engine.checkpoint import list_complete
-    from core.runs import find_run
+    from tunedeck.core.engine.checkpoint import list_complete
+    from tunedeck.core.runs import find_run
 
     run = find_run(_runs_dir(a), a.run)
     _check_resumable(run)  # fail fast, before the data is loaded
@@ -219,7 +219,7 @@ def cmd_resume(a: argparse.Namespace) -> int:
         run.write_status(state="starting", heartbeat=time.time())
         print(f"resuming {run.id} {where}", flush=True)
         if not a.foreground:
-            from core.launch import start_detached
+            from tunedeck.core.launch import start_detached
 
             pid = start_detached(run, resume=True)
             code = _wait_for_worker(run, pid)
@@ -235,7 +235,7 @@ def cmd_resume(a: argparse.Namespace) -> int:
 
 
 def _check_resumable(run: Any) -> None:
-    from core.errors import RunError
+    from tunedeck.core.errors import RunError
 
     state, _ = run.effective_state()
     flag = _runs_dir_flag(run)
@@ -264,9 +264,9 @@ def _check_resume_data(run: Any) -> Any:
     """The run's own (frozen) profile: its data files must still exist; small data is prepared
     here (exit 2 on a problem), with the run's own tokenizer, and must be the data the run
     started with. Returns the prepared data (None for big data: the worker prepares it)."""
-    from core.errors import DataError
-    from core.profile import load
-    from core.worker import check_same_data
+    from tunedeck.core.errors import DataError
+    from tunedeck.core.profile import load
+    from tunedeck.core.worker import check_same_data
 
     prof = load(run.profile_path)
     try:
@@ -296,7 +296,7 @@ def _wait_for_worker(run: Any, pid: int, timeout: float = 120.0) -> int:
 
 
 def cmd_stop(a: argparse.Namespace) -> int:
-    from core.runs import find_run
+    from tunedeck.core.runs import find_run
 
     run = find_run(_runs_dir(a), a.run)
     state, _ = run.effective_state()
@@ -325,7 +325,7 @@ def cmd_stop(a: argparse.Namespace) -> int:
 
 
 def cmd_runs(a: argparse.Namespace) -> int:
-    from core.runs import list_runs
+    from tunedeck.core.runs import list_runs
 
     runs = list_runs(_runs_dir(a))
     if a.json:
@@ -367,8 +367,8 @@ def format_event(ev: Any) -> str:
 
 
 def cmd_logs(a: argparse.Namespace) -> int:
-    from core.events import EventTail
-    from core.runs import find_run
+    from tunedeck.core.events import EventTail
+    from tunedeck.core.runs import find_run
 
     run = find_run(_runs_dir(a), a.run)
     tail = EventTail(run.events_path)
@@ -389,8 +389,8 @@ def cmd_logs(a: argparse.Namespace) -> int:
 
 
 def cmd_predict(a: argparse.Namespace) -> int:
-    from core.predict import predict
-    from core.runs import find_run
+    from tunedeck.core.predict import predict
+    from tunedeck.core.runs import find_run
 
     run = find_run(_runs_dir(a), a.run)
     if not a.text.strip():
@@ -428,7 +428,7 @@ def _data_summary(stats: dict[str, Any]) -> str:
 
 
 def cmd_profile(a: argparse.Namespace) -> int:
-    from core.profile import dumps, new_profile
+    from tunedeck.core.profile import dumps, new_profile
 
     if a.profile_cmd == "new":
         sys.stdout.write(dumps(new_profile(a.task, a.name)))
@@ -438,7 +438,7 @@ def cmd_profile(a: argparse.Namespace) -> int:
         # Everything asked for is checked before anything is called "ok".
         data_summary = None
         if a.data:
-            from core.data import prepare
+            from tunedeck.core.data import prepare
 
             data_summary = _data_summary(prepare(prof).stats)
         print(f"{a.profile}: ok ({prof.task.type}, model {prof.model.name})")
@@ -450,7 +450,7 @@ def cmd_profile(a: argparse.Namespace) -> int:
             if missing:
                 print(f"note: no such file: {', '.join(missing)}; fix the path before training")
         if a.preflight:
-            from core.preflight import format_preflight, preflight_report
+            from tunedeck.core.preflight import format_preflight, preflight_report
 
             rep = preflight_report(prof)
             print(format_preflight(rep))
@@ -458,7 +458,7 @@ def cmd_profile(a: argparse.Namespace) -> int:
                 return 2
         return 0
     if a.profile_cmd == "docs":
-        from core.profile.fields import markdown
+        from tunedeck.core.profile.fields import markdown
 
         sys.stdout.write(markdown())
         return 0
@@ -466,7 +466,7 @@ def cmd_profile(a: argparse.Namespace) -> int:
 
 
 def cmd_doctor(a: argparse.Namespace) -> int:
-    from core.doctor import format_report, report
+    from tunedeck.core.doctor import format_report, report
 
     rep = report(Path(a.runs_dir or DEFAULT_RUNS_DIR))
     print(json.dumps(rep, indent=2) if a.json else format_report(rep))
@@ -571,10 +571,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_doctor)
     p = with_runs_dir(sub.add_parser("attach", help="open the TUI dashboard of a run"))
     p.add_argument("run", help=RUN_HELP)
-    p.set_defaults(fn=None)  # the TUI: tui.entry
+    p.set_defaults(fn=None)  # the TUI: tunedeck.tui.entry
     p = with_runs_dir(sub.add_parser("browse", help="open a data file in the TUI dataset browser"))
     p.add_argument("path", help="a data file (csv, tsv, json, jsonl, parquet, txt) or save_to_disk folder")
-    p.set_defaults(fn=None)  # the TUI: tui.entry
+    p.set_defaults(fn=None)  # the TUI: tunedeck.tui.entry
     return ap
 
 
@@ -587,7 +587,7 @@ def dispatch(args: argparse.Namespace) -> int:
     fn = getattr(args, "fn", None)
     if fn is None:
         print("tunedeck: the TUI (no command, attach, browse) starts from the `tunedeck` "
-              "command, not `python -m core.cli`", file=sys.stderr)
+              "command, not `python -m tunedeck.core.cli`", file=sys.stderr)
         return 2
     try:
         return fn(args) or 0

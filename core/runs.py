@@ -5,7 +5,7 @@ Torch-free: the TUI and ``tunedeck runs`` read runs through this module.
 Layout of ``<runs_dir>/<run id>/``::
 
     profile.toml      frozen copy of the profile (absolute data paths)
-    events.jsonl      append-only event log (core.events)
+    events.jsonl      append-only event log (tunedeck.core.events)
     status.json       pid, host, state, heartbeat, step ... (rewritten atomically)
     worker.log        the worker's stdout/stderr (tracebacks go here)
     run.lock          flock held by the live worker: two workers never share a run
@@ -30,8 +30,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from core.errors import RunError
-from core.fsutil import atomic_write_json, read_json
+from tunedeck.core.errors import RunError
+from tunedeck.core.fsutil import atomic_write_json, read_json
 
 ACTIVE_STATES = ("starting", "running")
 FINAL_STATES = ("finished", "failed", "stopped", "diverged")
@@ -249,7 +249,7 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 def create_run(runs_dir: Path, name: str, profile_text: str, task: str | None = None) -> RunDir:
     """Make a fresh run directory holding the frozen profile (written atomically). ``task`` goes
     into the first status, so a listing shows it while the worker is still starting."""
-    from core.fsutil import atomic_write_text
+    from tunedeck.core.fsutil import atomic_write_text
 
     if not _SAFE_NAME.match(name) or ".." in name:
         # The profile schema already refuses such names; this guards every other caller.

@@ -1,4 +1,4 @@
-"""The training worker: one run, in its own process (``python -m core.worker RUN_DIR``).
+"""The training worker: one run, in its own process (``python -m tunedeck.core.worker RUN_DIR``).
 
 It owns the run directory while it lives (flock on run.lock), writes events and a heartbeat,
 honours stop/checkpoint/evaluate requests and SIGTERM/SIGINT at step boundaries, ignores SIGHUP
@@ -20,9 +20,9 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-from core.errors import DataError, RunError, UserError
-from core.events import Event, EventWriter
-from core.runs import HEARTBEAT_S, RunDir, RunLock
+from tunedeck.core.errors import DataError, RunError, UserError
+from tunedeck.core.events import Event, EventWriter
+from tunedeck.core.runs import HEARTBEAT_S, RunDir, RunLock
 
 
 class Heartbeat:
@@ -213,11 +213,11 @@ def check_same_data(run: RunDir, fingerprint: str) -> None:
 
 def _train(run: RunDir, resume: bool, prepared: Any, events: EventWriter, hb: Heartbeat,
            flag: StopFlag) -> tuple[str, str]:
-    from core.engine import checkpoint as C
-    from core.engine.loop import Diverged, FaultHooks, StopTraining, Trainer
-    from core.engine.setup import build_model, prepare
-    from core.fsutil import atomic_write_json
-    from core.profile import load
+    from tunedeck.core.engine import checkpoint as C
+    from tunedeck.core.engine.loop import Diverged, FaultHooks, StopTraining, Trainer
+    from tunedeck.core.engine.setup import build_model, prepare
+    from tunedeck.core.fsutil import atomic_write_json
+    from tunedeck.core.profile import load
 
     hooks = FaultHooks.from_env()
     reached = int(run.read_status().get("step") or 0)  # where the previous worker got to
@@ -329,7 +329,7 @@ def _train(run: RunDir, resume: bool, prepared: Any, events: EventWriter, hb: He
 def _preflight(profile: Any, model: Any, events: EventWriter) -> None:
     """Log the memory estimate; warn (do not refuse: an OOM backs off) when it will not fit."""
     try:
-        from core.preflight import _fmt, preflight_report
+        from tunedeck.core.preflight import _fmt, preflight_report
 
         rep = preflight_report(profile, model=model)
     except Exception as e:  # an estimate must never stop a run
@@ -353,7 +353,7 @@ def _gpu_name() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m core.worker")
+    ap = argparse.ArgumentParser(prog="python -m tunedeck.core.worker")
     ap.add_argument("run_dir")
     ap.add_argument("--resume", action="store_true")
     a = ap.parse_args(argv)

@@ -11,16 +11,18 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu_check}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+# The package imports as tunedeck.core / tunedeck.tui: link this checkout in under that name.
+mkdir -p /tmp/tdroot/tunedeck && ln -sfn "$PWD/core" /tmp/tdroot/tunedeck/core && ln -sfn "$PWD/tui" /tmp/tdroot/tunedeck/tui
 if ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 3
-  export PYTHONPATH=/tmp/site:$PWD
+  export PYTHONPATH=/tmp/site:/tmp/tdroot
 else
-  export PYTHONPATH=$PWD
+  export PYTHONPATH=/tmp/tdroot
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee "$OUT/gpu.txt"
 python3 -c "import torch, transformers, datasets, accelerate; print('torch', torch.__version__, 'transformers', transformers.__version__, 'datasets', datasets.__version__, 'accelerate', accelerate.__version__)" 2>&1 | tee "$OUT/versions.txt"
-timeout 60 python3 -m core.cli doctor 2>&1 | tee "$OUT/doctor.txt"
+timeout 60 python3 -m tunedeck.core.cli doctor 2>&1 | tee "$OUT/doctor.txt"
 timeout 200 python3 scripts/gpu_smoke.py --out "$OUT" 2>&1 | tee "$OUT/smoke.log"
 timeout 240 python3 benchmarks/throughput.py --workloads bert,lm --json "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log"
 timeout 90 python3 benchmarks/throughput.py --workloads bert --peers engine,engine+compile --compile \

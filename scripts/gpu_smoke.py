@@ -67,7 +67,7 @@ def profile(d: Path, name: str, task: str, data: Path, **training) -> Path:
 
 
 def cli(args: list[str], env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "core.cli", *args], cwd=ROOT, text=True,
+    return subprocess.run([sys.executable, "-m", "tunedeck.core.cli", *args], cwd=ROOT, text=True,
                           capture_output=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 

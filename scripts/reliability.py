@@ -12,7 +12,7 @@ that is killed for real:
   some trials twice; then ``tunedeck resume`` (in-process) finishes it. Outcome ``exact`` when
   the run has the uninterrupted run's step count, per-step losses after the resume point and
   bit-identical final weights.
-* crash at every checkpoint write boundary (``core.engine.checkpoint.BOUNDARIES``) of a real
+* crash at every checkpoint write boundary (``tunedeck.core.engine.checkpoint.BOUNDARIES``) of a real
   run: the previous complete checkpoint must stay loadable, no partial one may be listed as
   complete, and the resume must clean up and still end bit-identical.
 * disk full (ENOSPC) at every write boundary: state failed with a clear message, the last
@@ -110,16 +110,16 @@ class Workload:
         assert ok, f"an uninterrupted forked run differs from the baseline: {detail}"
 
     def fresh_run(self) -> Path:
-        from core.cli import _load_profile
-        from core.profile import dumps
-        from core.runs import create_run
+        from tunedeck.core.cli import _load_profile
+        from tunedeck.core.profile import dumps
+        from tunedeck.core.runs import create_run
 
         p = _load_profile(str(self.profile), None)
         return create_run(S.runs_dir(self.profile), p.name, dumps(p)).path
 
     @staticmethod
     def worker(run: Path):
-        from core.worker import main
+        from tunedeck.core.worker import main
 
         return lambda: main([str(run)])
 
@@ -232,7 +232,7 @@ def cli_trials(w: Workload, rng: random.Random) -> list[Trial]:
         run = Path(out.stdout.strip().splitlines()[-1])
         target = rng.randint(4, w.total - 3)
         deadline = time.time() + 300
-        from core.runs import RunDir
+        from tunedeck.core.runs import RunDir
 
         rd = RunDir(run)
         time.sleep(1.0)
@@ -266,7 +266,7 @@ def cli_trials(w: Workload, rng: random.Random) -> list[Trial]:
 
 
 def crash_boundary_trials(w: Workload) -> list[Trial]:
-    from core.engine import checkpoint as C
+    from tunedeck.core.engine import checkpoint as C
 
     trials = []
     step = 4  # saves at 2, 4, 6, ... with keep 2: the save at step 6 rotates step 2 out
@@ -307,7 +307,7 @@ def crash_boundary_trials(w: Workload) -> list[Trial]:
 
 
 def disk_full_trials(w: Workload) -> list[Trial]:
-    from core.engine import checkpoint as C
+    from tunedeck.core.engine import checkpoint as C
 
     trials = []
     for label in C.BOUNDARIES:

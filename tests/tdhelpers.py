@@ -74,9 +74,8 @@ def tiny_lm_profile(tmp_path: Path, data: Path, **training) -> Path:
 
 def cli_env(tmp_path: Path) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
 
-TUNEDECK = [sys.executable, "-m", "core.cli"]
+TUNEDECK = [sys.executable, "-m", "tunedeck.core.cli"]

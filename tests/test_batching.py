@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.engine.batching import auto_batch_tokens, plan_epoch, plan_eval, round_up
-from core.tasks.base import TokenizedSet
+from tunedeck.core.engine.batching import auto_batch_tokens, plan_epoch, plan_eval, round_up
+from tunedeck.core.tasks.base import TokenizedSet
 
 
 def lengths(n=2000, seed=0):

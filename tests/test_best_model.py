@@ -17,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("one_thread", "clean_hooks")
 def validation_gets_worse(monkeypatch):
     """The validation metric falls with every evaluation after the baseline: the first real
     evaluation is the best, deterministically (the model itself trains as usual)."""
-    from core.engine.loop import Trainer
+    from tunedeck.core.engine.loop import Trainer
 
     real = Trainer.evaluate
 

@@ -7,7 +7,7 @@ from tdhelpers import tiny_cls_profile
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    from core.cli import main
+    from tunedeck.core.cli import main
 
     code = main(argv)
     out = capsys.readouterr()
@@ -29,7 +29,7 @@ def test_check_with_data_says_ok_only_when_the_data_is_good(tmp_path, cls_csv, c
 
 
 def test_check_notes_a_data_file_that_does_not_exist(tmp_path, capsys):
-    from core.profile import dumps, new_profile
+    from tunedeck.core.profile import dumps, new_profile
 
     p = tmp_path / "p.toml"
     p.write_text(dumps(new_profile("classification")))
@@ -44,11 +44,11 @@ def test_profile_new_with_a_bad_name_is_one_line(capsys):
 
 
 def test_resume_without_a_checkpoint_says_it_starts_over(tmp_path, cls_csv, capsys, monkeypatch):
-    import core.launch
-    from core.profile import dumps, load
-    from core.runs import RunDir, create_run
+    import tunedeck.core.launch
+    from tunedeck.core.profile import dumps, load
+    from tunedeck.core.runs import RunDir, create_run
 
-    monkeypatch.setattr(core.launch, "start_detached", lambda run, **kw: 4242)
+    monkeypatch.setattr(tunedeck.core.launch, "start_detached", lambda run, **kw: 4242)
     prof = load(tiny_cls_profile(tmp_path, cls_csv))
     made = create_run(tmp_path / "runs", prof.name, dumps(prof))
     RunDir(made.path).write_status(state="failed", message="killed")

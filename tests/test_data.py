@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
-from core.data import load_table, prepare, read_source, split_sizes
-from core.errors import DataError
-from core.profile import validate
+from tunedeck.core.data import load_table, prepare, read_source, split_sizes
+from tunedeck.core.errors import DataError
+from tunedeck.core.profile import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 SMS = Path(__file__).resolve().parents[2] / "shared/datasets/sms_spam/SMSSpamCollection"
@@ -180,7 +180,7 @@ def test_jsonl_date_like_strings_stay_strings(tmp_path: Path) -> None:
 
 
 def test_row_longer_than_a_parse_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import core.data.loading as loading
+    import tunedeck.core.data.loading as loading
 
     monkeypatch.setattr(loading, "_CSV_BLOCK", 1 << 12)
     long = "word " * 5000  # 25 kB in one quoted cell, > the 4 kB block

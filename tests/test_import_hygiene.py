@@ -26,17 +26,17 @@ def test_core_never_imports_ui():
     for f in (ROOT / "core").rglob("*.py"):
         for mod in imported_modules(f):
             top = mod.split(".")[0]
-            if top in ("textual", "tui", "textual_fastdatatable"):
+            if top in ("textual", "textual_fastdatatable") or mod.startswith("tunedeck.tui"):
                 offenders.append(f"{f.relative_to(ROOT)} imports {mod}")
     assert not offenders, offenders
 
 
 def test_core_runtime_import_pulls_no_ui():
     code = (
-        "import sys, importlib, pkgutil, core\n"
-        "for m in pkgutil.walk_packages(core.__path__, 'core.'):\n"
+        "import sys, importlib, pkgutil, tunedeck.core\n"
+        "for m in pkgutil.walk_packages(tunedeck.core.__path__, 'tunedeck.core.'):\n"
         "    importlib.import_module(m.name)\n"
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('textual', 'tui')]\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] == 'textual' or m.startswith('tunedeck.tui')]\n"
         "print(bad); sys.exit(1 if bad else 0)\n"
     )
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
@@ -46,7 +46,7 @@ def test_core_runtime_import_pulls_no_ui():
 def test_torch_free_core_modules():
     code = (
         "import sys\n"
-        "import core.runs, core.events, core.profile, core.profile.fields, core.errors, core.fsutil\n"
+        "import tunedeck.core.runs, tunedeck.core.events, tunedeck.core.profile, tunedeck.core.profile.fields, tunedeck.core.errors, tunedeck.core.fsutil\n"
         "bad = [m for m in ('torch', 'transformers', 'datasets', 'accelerate') if m in sys.modules]\n"
         "print(bad); sys.exit(1 if bad else 0)\n"
     )

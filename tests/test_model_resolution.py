@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import ModelError
-from core.models import packaged_model_dir, resolve_model_path
+from tunedeck.core.errors import ModelError
+from tunedeck.core.models import packaged_model_dir, resolve_model_path
 
 
 def model_at(d: Path) -> Path:
@@ -69,7 +69,7 @@ def test_a_missing_path_is_not_sent_to_the_hub(tmp_path):
 def test_a_bare_local_model_name_resolves_against_the_profile_folder(tmp_path, monkeypatch):
     """model.name = "basemodel" next to the profile: found from any directory, stored absolute
     (the frozen profile of a run must load it again on resume, wherever resume is typed)."""
-    from core.profile import loads, resolve_paths
+    from tunedeck.core.profile import loads, resolve_paths
 
     proj = tmp_path / "proj"
     m = model_at(proj / "basemodel")
@@ -87,7 +87,7 @@ def test_a_bare_local_model_name_resolves_against_the_profile_folder(tmp_path, m
 def test_an_unreachable_hub_means_the_local_cache_only(monkeypatch):
     """No network and no HF_HUB_OFFLINE: one clear error naming the fix, from the cache lookup
     alone (not huggingface_hub's retries with back-off)."""
-    import core.models as M
+    import tunedeck.core.models as M
     from transformers import AutoConfig
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
@@ -108,7 +108,7 @@ def test_an_unreachable_hub_means_the_local_cache_only(monkeypatch):
 
 
 def test_a_proxy_counts_as_reachable(monkeypatch):
-    import core.models as M
+    import tunedeck.core.models as M
 
     monkeypatch.setattr(M, "_HUB_REACHABLE", None)
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
@@ -116,7 +116,7 @@ def test_a_proxy_counts_as_reachable(monkeypatch):
 
 
 def test_config_keys_a_class_consumes_are_accepted_and_typos_are_not():
-    from core.models import config_from_table
+    from tunedeck.core.models import config_from_table
 
     cfg = config_from_table({"model_type": "llama", "hidden_size": 64, "rope_theta": 5e5,
                              "num_attention_heads": 4, "num_hidden_layers": 1}, {})

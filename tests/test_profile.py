@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import ProfileError
-from core.profile import apply_set, dumps, load, loads, new_profile
-from core.profile.fields import field_specs, markdown
+from tunedeck.core.errors import ProfileError
+from tunedeck.core.profile import apply_set, dumps, load, loads, new_profile
+from tunedeck.core.profile.fields import field_specs, markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.profile import dumps, loads
-from core.profile.edit import update_text
+from tunedeck.core.profile import dumps, loads
+from tunedeck.core.profile.edit import update_text
 
 TEXT = '''# my notes about this run
 schema_version = 1

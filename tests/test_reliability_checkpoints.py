@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from core.engine import checkpoint as C
+from tunedeck.core.engine import checkpoint as C
 from test_reliability_support import (  # noqa: F401 - fixtures
     all_weights_finite, checkpoint_steps, clean_hooks, cli, cls_setup, fork_call, of_type,
     one_thread, resume_fg, run_ids, runs_dir, status, train_fg)
@@ -142,7 +142,7 @@ def test_rotation_keeps_newest_and_best(tmp_path):
 def test_run_keeps_best_checkpoint(tmp_path, monkeypatch):
     """keep_checkpoints = 1 with a checkpoint at every evaluation: the newest and the best
     (by the validation metric, here made to peak at step 4) both survive."""
-    from core.engine.loop import Trainer
+    from tunedeck.core.engine.loop import Trainer
 
     def fake_evaluate(self, split="validation"):
         f1 = 0.9 if self.state.step == 4 else 0.5
@@ -191,7 +191,7 @@ def test_disk_full_while_logging(tmp_path, monkeypatch):
     do, and the checkpoints written before are intact."""
     import errno
 
-    from core.events import EventWriter
+    from tunedeck.core.events import EventWriter
 
     orig = EventWriter.emit
 

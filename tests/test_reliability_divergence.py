@@ -48,7 +48,7 @@ def test_nonfinite_gradient_with_finite_loss(tmp_path, monkeypatch):
     """A gradient that turns NaN while the loss value stays finite is caught too, and named."""
     import torch
 
-    from core.engine.loop import Trainer
+    from tunedeck.core.engine.loop import Trainer
 
     orig = Trainer.forward_loss
 

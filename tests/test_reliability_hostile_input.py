@@ -1,6 +1,6 @@
 """Promise 7: hostile or broken input. Each case runs ``tunedeck train PROFILE`` and must end
 with exit code 2, one clear message on stderr naming the file/line/field, no traceback, and no
-run directory or partial output left behind. Most run in-process (``core.cli.main``); a few,
+run directory or partial output left behind. Most run in-process (``tunedeck.core.cli.main``); a few,
 including the FIFO, through a real subprocess. A Hypothesis test feeds thousands of generated
 TOML documents to the profile loader: only ProfileError ever escapes."""
 
@@ -271,7 +271,7 @@ def test_at_least_fifty_cases():
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=[pytest.mark.xfail(
     strict=True, reason=XFAIL[c.id])] if c.id in XFAIL else []) for c in ALL])
 def test_hostile_input_in_process(case, tmp_path, capsys, monkeypatch):
-    from core.cli import main
+    from tunedeck.core.cli import main
 
     monkeypatch.chdir(tmp_path)
     argv = _prepare_case(case, tmp_path)
@@ -297,16 +297,16 @@ _START_CASES = (
 def test_bad_data_is_refused_by_start_before_any_worker(case, tier, tmp_path, capsys, monkeypatch):
     """`tunedeck start` checks before launching: the same refusals, exit 2, no run directory,
     and no worker launched."""
-    import core.cli
-    import core.launch
-    from core.cli import main
+    import tunedeck.core.cli
+    import tunedeck.core.launch
+    from tunedeck.core.cli import main
 
     def launched(*_a, **_k):
         raise AssertionError("a worker was launched for bad data")
 
-    monkeypatch.setattr(core.launch, "start_detached", launched)
+    monkeypatch.setattr(tunedeck.core.launch, "start_detached", launched)
     if tier == "data-layer":
-        monkeypatch.setattr(core.cli, "START_TOKENIZE_BYTES", -1)
+        monkeypatch.setattr(tunedeck.core.cli, "START_TOKENIZE_BYTES", -1)
     monkeypatch.chdir(tmp_path)
     argv = _prepare_case(case, tmp_path)
     argv[0] = "start"
@@ -343,8 +343,8 @@ def test_hostile_input_through_a_real_process(case_id, tmp_path):
 
 @pytest.mark.parametrize("variant", ["bom", "crlf", "bom+crlf"])
 def test_bom_and_crlf_are_read_cleanly(tmp_path, variant):
-    from core.cli import _load_profile
-    from core.data import prepare
+    from tunedeck.core.cli import _load_profile
+    from tunedeck.core.data import prepare
 
     nl = "\r\n" if "crlf" in variant else "\n"
     body = ("text,label" + nl + "".join(f"{t},{l}{nl}" for t, l in GOOD)).encode()
@@ -360,8 +360,8 @@ def test_bom_and_crlf_are_read_cleanly(tmp_path, variant):
 
 def test_mixed_type_label_column_is_text(tmp_path):
     """JSON labels 1 and "1" and "pos": read as the strings they spell, not a crash."""
-    from core.cli import _load_profile
-    from core.data import prepare
+    from tunedeck.core.cli import _load_profile
+    from tunedeck.core.data import prepare
 
     lines = [json.dumps({"text": t, "label": (1 if i % 3 == 0 else "1" if i % 3 == 1 else "pos")})
              for i, (t, _) in enumerate(GOOD)]
@@ -370,7 +370,7 @@ def test_mixed_type_label_column_is_text(tmp_path):
     try:
         data = prepare(_load_profile(str(tmp_path / PROF), None))
     except Exception as e:  # a refusal is fine if it is the clear kind
-        from core.errors import UserError
+        from tunedeck.core.errors import UserError
 
         assert isinstance(e, UserError) and "label" in str(e), repr(e)
     else:
@@ -384,9 +384,9 @@ def test_generated_toml_only_raises_profile_error():
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from core.errors import ProfileError
-    from core.profile import loads
-    from core.profile.schema import Profile
+    from tunedeck.core.errors import ProfileError
+    from tunedeck.core.profile import loads
+    from tunedeck.core.profile.schema import Profile
 
     sections = {name: list(f.annotation.model_fields) for name, f in Profile.model_fields.items()
                 if hasattr(f.annotation, "model_fields")}

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from core.engine.loop import Trainer
+from tunedeck.core.engine.loop import Trainer
 from test_reliability_support import (  # noqa: F401 - fixtures
     checkpoint_steps, clean_hooks, cli, cls_setup, events, of_type, one_thread, resume_fg, run_ids,
     runs_dir, status, step_losses, train_fg)
@@ -83,7 +83,7 @@ def test_resume_keeps_the_lowered_batch(prof, monkeypatch, clean_hooks):
     assert status(run)["state"] == "stopped"
     clean_hooks.delenv("TUNEDECK_TEST_HOOKS")
     monkeypatch.undo()  # plenty of memory now: the resumed run must still use the lowered batch
-    import core.engine.loop as L
+    import tunedeck.core.engine.loop as L
 
     calls.clear()
     orig = L.Trainer.forward_loss

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.preflight import format_preflight, preflight_report
+from tunedeck.core.preflight import format_preflight, preflight_report
 from test_reliability_support import cls_setup, lm_setup, of_type, one_thread, train_fg  # noqa: F401
 
 GiB = 1024 ** 3
@@ -21,7 +21,7 @@ def _gpu(free_gib: float, bf16: bool = True) -> dict:
 
 
 def _profile(tmp_path, sets=(), lm=False):
-    from core.cli import _load_profile
+    from tunedeck.core.cli import _load_profile
 
     path = (lm_setup if lm else cls_setup)(tmp_path)
     return _load_profile(str(path), list(sets))
@@ -40,7 +40,7 @@ def test_tiny_profile_fits_on_this_machine(tmp_path):
 
 
 def test_param_count_matches_the_real_model(tmp_path):
-    from core.engine.setup import build_model, prepare
+    from tunedeck.core.engine.setup import build_model, prepare
 
     prof = _profile(tmp_path, lm=True)
     model = build_model(prepare(prof))
@@ -91,7 +91,7 @@ def test_model_too_big_for_any_batch(tmp_path):
 
 def test_unknown_model_is_reported_not_raised(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    from core.cli import _load_profile
+    from tunedeck.core.cli import _load_profile
 
     prof = _load_profile(str(cls_setup(tmp_path)), ["model.name=\"no-such-org/no-such-model-xyz\""])
     prof = prof.model_copy(update={"model": prof.model.model_copy(update={"config": None})})

@@ -26,7 +26,7 @@ def _trainer_state(ck):
 def assert_same_run(base, resumed, kill_step):
     import torch
 
-    from core.engine.checkpoint import list_complete
+    from tunedeck.core.engine.checkpoint import list_complete
 
     sb, sr = status(base), status(resumed)
     assert sr["state"] == "finished", sr
@@ -148,7 +148,7 @@ def test_stopped_run_resumes_exactly(cls_profile, cls_baseline):
 
 def test_resume_refuses_a_live_run(cls_profile, capsys):
     """While a worker holds the run, 'resume' is refused (exit 2), and the run is untouched."""
-    from core.runs import RunDir, RunLock
+    from tunedeck.core.runs import RunDir, RunLock
 
     run, _ = train_killed(cls_profile, {"TUNEDECK_TEST_KILL_AT_STEP": "1"})
     lock = RunLock(RunDir(run))

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from core.engine import checkpoint as C
-from core.errors import ModelError, RunError
+from tunedeck.core.engine import checkpoint as C
+from tunedeck.core.errors import ModelError, RunError
 from test_reliability_support import (  # noqa: F401 - fixtures
     ROOT, checkpoint_steps, clean_hooks, cls_setup, of_type, one_thread, resume_fg, status, train_fg,
     train_killed)
@@ -99,9 +99,9 @@ def test_torch_zip_pickle_is_refused_too(tmp_path):
 def test_trust_remote_code_is_off_by_default_and_passed_through(tmp_path, monkeypatch):
     import transformers
 
-    from core import models
-    from core.cli import _load_profile
-    from core.profile.schema import ModelSection
+    from tunedeck.core import models
+    from tunedeck.core.cli import _load_profile
+    from tunedeck.core.profile.schema import ModelSection
 
     assert ModelSection().trust_remote_code is False
     seen: list[object] = []
@@ -131,8 +131,8 @@ def test_trust_remote_code_is_off_by_default_and_passed_through(tmp_path, monkey
 def test_remote_code_in_a_model_directory_never_runs(tmp_path):
     """A local model directory whose config asks for its own Python code: refused with a clear
     ModelError, and the code is never imported."""
-    from core import models
-    from core.cli import _load_profile
+    from tunedeck.core import models
+    from tunedeck.core.cli import _load_profile
 
     marker = tmp_path / "PWNED"
     mdir = tmp_path / "evil-model"
@@ -156,7 +156,7 @@ def test_remote_code_in_a_model_directory_never_runs(tmp_path):
 # --- names --------------------------------------------------------------------------------
 
 def test_run_names_cannot_escape(tmp_path):
-    from core.runs import create_run, find_run, list_runs
+    from tunedeck.core.runs import create_run, find_run, list_runs
 
     runs = tmp_path / "runs"
     outside = tmp_path / "outside"
@@ -178,8 +178,8 @@ def test_run_names_cannot_escape(tmp_path):
 
 
 def test_profile_names_cannot_escape():
-    from core.errors import ProfileError
-    from core.profile import loads
+    from tunedeck.core.errors import ProfileError
+    from tunedeck.core.profile import loads
 
     for bad in ("../x", "/etc/x", "a/b", "..", ".x", "x\\..\\y", "a\x00b", "~root"):
         with pytest.raises(ProfileError):

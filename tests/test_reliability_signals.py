@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from core.engine import checkpoint as C
+from tunedeck.core.engine import checkpoint as C
 from test_reliability_support import (  # noqa: F401 - fixtures
     TUNEDECK, checkpoint_steps, cli_env, clean_hooks, cli, cls_setup, fork_call, of_type, one_thread, resume_fg,
     run_ids, runs_dir, status, train_killed)
@@ -53,12 +53,12 @@ def test_sigint_during_evaluation(prof):
 
 
 def test_sigterm_during_data_preparation(prof):
-    """A detached worker (``python -m core.worker RUN``) signalled while it prepares data:
+    """A detached worker (``python -m tunedeck.core.worker RUN``) signalled while it prepares data:
     stopped, nothing trained, nothing half-written; resume then trains from step 0."""
-    from core.cli import _load_profile
-    from core.profile import dumps
-    from core.runs import create_run
-    from core.worker import main as worker_main
+    from tunedeck.core.cli import _load_profile
+    from tunedeck.core.profile import dumps
+    from tunedeck.core.runs import create_run
+    from tunedeck.core.worker import main as worker_main
 
     p = _load_profile(str(prof), None)
     run = create_run(runs_dir(prof), p.name, dumps(p))
@@ -108,7 +108,6 @@ def test_detached_start_survives_sighup_and_never_writes_the_token(tmp_path):
     prof = cls_setup(tmp_path, epochs=3, save_every_steps=4)
     env = dict(os.environ, HF_TOKEN=token, HUGGING_FACE_HUB_TOKEN=token,
                TUNEDECK_TEST_HOOKS="step:3=HUP")
-    env.update({k: v for k, v in cli_env(tmp_path).items() if k == "PYTHONPATH"})
     out = subprocess.run(TUNEDECK + ["start", str(prof)], env=env, capture_output=True, text=True,
                          timeout=60, cwd=tmp_path)
     assert out.returncode == 0, out.stderr

@@ -120,7 +120,7 @@ def fork_call(fn: Callable[[], Any], env: dict[str, str] | None = None,
 
 
 def cli(*args: str) -> int:
-    from core.cli import main
+    from tunedeck.core.cli import main
 
     return main(list(args))
 
@@ -184,7 +184,7 @@ def same_weights(a: Path, b: Path) -> bool:
 
 
 def checkpoint_steps(run: Path) -> list[int]:
-    from core.engine.checkpoint import list_complete
+    from tunedeck.core.engine.checkpoint import list_complete
 
     return [int(p.name.split("-")[1]) for p in list_complete(run / "checkpoints")]
 
@@ -192,7 +192,7 @@ def checkpoint_steps(run: Path) -> list[int]:
 def all_weights_finite(run: Path) -> bool:
     import torch
 
-    from core.engine.checkpoint import list_complete
+    from tunedeck.core.engine.checkpoint import list_complete
 
     for ck in list_complete(run / "checkpoints"):
         for t in weights(ck).values():

@@ -26,10 +26,10 @@ def stopped_run(tmp_path):
 @pytest.mark.parametrize("tokenize_in_cli", [True, False])
 def test_changed_data_is_refused_then_the_original_resumes(stopped_run, capsys, monkeypatch,
                                                            tokenize_in_cli):
-    import core.cli
+    import tunedeck.core.cli
 
     if not tokenize_in_cli:  # data too big for the CLI to tokenize: the data layer still runs
-        monkeypatch.setattr(core.cli, "START_TOKENIZE_BYTES", -1)
+        monkeypatch.setattr(tunedeck.core.cli, "START_TOKENIZE_BYTES", -1)
     prof, run = stopped_run
     data = prof.parent / "reviews.csv"
     original = data.read_bytes()
@@ -73,7 +73,7 @@ def test_a_finished_run_with_a_truncated_status_stays_finished(tmp_path, capsys)
     finished run is neither shown as failed nor offered a resume that would retrain it."""
     from test_reliability_support import train_fg
 
-    from core.runs import RunDir
+    from tunedeck.core.runs import RunDir
 
     run = train_fg(cls_setup(tmp_path, epochs=1))
     (run / "status.json").write_text((run / "status.json").read_text()[:60])

@@ -13,13 +13,13 @@ from tdhelpers import tiny_cls_profile
 @pytest.fixture
 def started(monkeypatch, tmp_path):
     """`tunedeck start` in process, with the launch replaced: returns the run directories made."""
-    import core.launch
+    import tunedeck.core.launch
 
-    monkeypatch.setattr(core.launch, "start_detached", lambda run, **kw: 4242)
+    monkeypatch.setattr(tunedeck.core.launch, "start_detached", lambda run, **kw: 4242)
     monkeypatch.chdir(tmp_path)
 
     def start(argv: list[str], capsys) -> Path:
-        from core.cli import main
+        from tunedeck.core.cli import main
 
         assert main(argv) == 0
         return Path(capsys.readouterr().out.strip().splitlines()[-1])

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tdhelpers import TUNEDECK, cli_env, tiny_cls_profile, tiny_lm_profile
-from core.events import read_all
+from tunedeck.core.events import read_all
 
 
 def run_cli(args, tmp_path, check=True, timeout=300):
@@ -22,7 +22,7 @@ def run_cli(args, tmp_path, check=True, timeout=300):
 
 def run_inproc(args, capsys, code=0):
     """The same CLI in this process (saves a torch import per call); returns stdout."""
-    from core.cli import main
+    from tunedeck.core.cli import main
 
     capsys.readouterr()
     rc = main(args)
@@ -111,8 +111,8 @@ def test_causal_lm_trains_and_generates(tmp_path, lm_jsonl, capsys):
 
 
 def test_response_only_loss_masks_prompt(tmp_path, lm_jsonl):
-    from core.profile import load, resolve_paths
-    from core.engine.setup import prepare
+    from tunedeck.core.profile import load, resolve_paths
+    from tunedeck.core.engine.setup import prepare
 
     prof = resolve_paths(load(tiny_lm_profile(tmp_path, lm_jsonl)), tmp_path)
     prep = prepare(prof)

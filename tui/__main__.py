@@ -21,7 +21,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     ns = parse(argv)
-    from tui.app import main as app_main
+    from tunedeck.tui.app import main as app_main
 
     return app_main(runs_dir=ns.runs_dir, attach=getattr(ns, "run", None),
                     browse=getattr(ns, "path", None), profile=getattr(ns, "profile", None))

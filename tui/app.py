@@ -1,7 +1,7 @@
 """The tunedeck Textual app: a stateless viewer over run directories and profile files.
 
 It never trains in its own process and never imports torch (``tests/tui`` checks both): runs
-are started and resumed by ``python -m core.cli`` subprocesses, watched through their run
+are started and resumed by ``python -m tunedeck.core.cli`` subprocesses, watched through their run
 directories, and controlled through ``RunDir.request``. Quitting never touches a run.
 """
 
@@ -21,9 +21,9 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from core.errors import UserError
-from tui.screens.dialogs import MessageDialog
-from tui.services import Services
+from tunedeck.core.errors import UserError
+from tunedeck.tui.screens.dialogs import MessageDialog
+from tunedeck.tui.services import Services
 
 START_SCREENS = ("runs", "dashboard", "datasets", "editor", "environment")
 
@@ -55,7 +55,7 @@ class TunedeckApp(App[int]):
 
     def get_default_screen(self) -> Screen[Any]:
         # The runs screen is the bottom of the stack: every other screen returns to it.
-        from tui.screens.runs import RunsScreen
+        from tunedeck.tui.screens.runs import RunsScreen
 
         return RunsScreen()
 
@@ -89,10 +89,10 @@ class TunedeckApp(App[int]):
         import pyarrow.csv  # noqa: F401
         import pyarrow.parquet  # noqa: F401
 
-        import core.profile.io  # noqa: F401
+        import tunedeck.core.profile.io  # noqa: F401
 
     def _attach(self, ref: str | None) -> None:
-        from core.runs import find_run
+        from tunedeck.core.runs import find_run
 
         if not ref:
             return
@@ -106,7 +106,7 @@ class TunedeckApp(App[int]):
     # --- navigation ------------------------------------------------------------------------
 
     def open_dashboard(self, run_path: Path) -> None:
-        from tui.screens.dashboard import DashboardScreen
+        from tunedeck.tui.screens.dashboard import DashboardScreen
 
         top = self.screen
         if isinstance(top, DashboardScreen) and top.run.path == Path(run_path):
@@ -115,17 +115,17 @@ class TunedeckApp(App[int]):
 
     def open_editor(self, path: Path | None = None, text: str | None = None,
                     suggested: str | None = None) -> None:
-        from tui.screens.editor import EditorScreen
+        from tunedeck.tui.screens.editor import EditorScreen
 
         self.push_screen(EditorScreen(path=path, text=text, suggested=suggested))
 
     def open_dataset(self, path: Path | None) -> None:
-        from tui.screens.datasets import DatasetsScreen
+        from tunedeck.tui.screens.datasets import DatasetsScreen
 
         self.push_screen(DatasetsScreen(path))
 
     def action_environment(self) -> None:
-        from tui.screens.environment import EnvironmentScreen
+        from tunedeck.tui.screens.environment import EnvironmentScreen
 
         if isinstance(self.screen, EnvironmentScreen):
             return
@@ -135,8 +135,8 @@ class TunedeckApp(App[int]):
 
     async def action_quit(self) -> None:
         """Quit (runs keep going). Unsaved profile edits are the one thing quitting can lose: ask."""
-        from tui.screens.dialogs import ConfirmDialog
-        from tui.screens.editor import EditorScreen
+        from tunedeck.tui.screens.dialogs import ConfirmDialog
+        from tunedeck.tui.screens.editor import EditorScreen
 
         dirty = [s for s in self.screen_stack if isinstance(s, EditorScreen) and s.dirty()]
         if not dirty:
@@ -153,7 +153,7 @@ class TunedeckApp(App[int]):
                                        yes="Quit", danger=True), done)
 
     def go_back(self) -> None:
-        from tui.screens.runs import RunsScreen
+        from tunedeck.tui.screens.runs import RunsScreen
 
         if isinstance(self.screen, RunsScreen):
             return
@@ -239,7 +239,7 @@ class TunedeckApp(App[int]):
         """Column names and split fractions from the profile in use (for the dataset screen)."""
         if self._profile_hint is None and self.profile_path is not None:
             try:
-                from core.profile.io import load
+                from tunedeck.core.profile.io import load
 
                 self.set_profile_hint(load(self.profile_path))
             except UserError:
@@ -270,7 +270,7 @@ class TunedeckApp(App[int]):
                                 partial(active.node.run_action, b.action))
 
     def _to_runs(self) -> None:
-        from tui.screens.runs import RunsScreen
+        from tunedeck.tui.screens.runs import RunsScreen
 
         while len(self.screen_stack) > 1 and not isinstance(self.screen, RunsScreen):
             self.pop_screen()
@@ -295,8 +295,8 @@ def _cannot_open(runs_dir: Path, attach: str | None, browse: str | None) -> str 
         return ("the TUI needs a terminal (stdin and stdout are not one here); over SSH use "
                 "'ssh -t', and from scripts use the CLI: tunedeck runs, logs, stop, resume")
     if attach:
-        from core.errors import RunError
-        from core.runs import find_run
+        from tunedeck.core.errors import RunError
+        from tunedeck.core.runs import find_run
 
         try:
             find_run(runs_dir, attach)

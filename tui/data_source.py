@@ -28,8 +28,8 @@ from typing import Any, Callable, Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from core.errors import DataError
-from tui.quick_head import (FORMATS, _arrow_files, _has_header, _head_bytes,  # noqa: F401
+from tunedeck.core.errors import DataError
+from tunedeck.tui.quick_head import (FORMATS, _arrow_files, _has_header, _head_bytes,  # noqa: F401
                             dataset_splits, sniff_format)
 
 BLOCK = 1 << 20  # bytes per parsed block: ~10k rows of short text, parsed in a few ms
@@ -39,7 +39,7 @@ Progress = Callable[[float], None]
 Cancelled = Callable[[], bool]
 
 
-# Format detection lives in tui.quick_head (no pyarrow there).
+# Format detection lives in tunedeck.tui.quick_head (no pyarrow there).
 
 
 # --- the opened table ---------------------------------------------------------------------
@@ -654,9 +654,9 @@ def _nice_width(x: float) -> int:
 def _tokenizer_file(ref: str) -> Path:
     """tokenizer.json for a file, a model folder (or one holding a model a level down), or a hub
     id that is packaged (the MiniLM package) or already in the local Hugging Face cache; never a
-    download. The model lookup is training's own (core.models.resolve_model_path)."""
-    from core.errors import ModelError
-    from core.models import resolve_model_path
+    download. The model lookup is training's own (tunedeck.core.models.resolve_model_path)."""
+    from tunedeck.core.errors import ModelError
+    from tunedeck.core.models import resolve_model_path
 
     p = Path(ref).expanduser()
     if p.is_file():

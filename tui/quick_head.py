@@ -1,7 +1,7 @@
 """Format sniffing and the first rows of a data file, with the standard library only.
 
 The browser shows these rows at once, while pyarrow (a few hundred milliseconds to import)
-converts the whole file in a worker thread; tui.data_source takes over when it is done.
+converts the whole file in a worker thread; tunedeck.tui.data_source takes over when it is done.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from core.errors import DataError
+from tunedeck.core.errors import DataError
 
 FORMATS = ("csv", "tsv", "json", "jsonl", "parquet", "text", "arrow")
 _EXT = {

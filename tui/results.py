@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.text import Text
 
-from tui import fmt
+from tunedeck.tui import fmt
 
 
 def render_results(m: dict[str, Any]) -> Text:

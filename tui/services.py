@@ -1,7 +1,7 @@
 """What the TUI asks of the outside world, in one injectable bundle.
 
 The app never trains and never imports torch: starting and resuming runs and the doctor report
-are ``python -m core.cli ...`` subprocesses (no shell), and machine stats come from psutil (and
+are ``python -m tunedeck.core.cli ...`` subprocesses (no shell), and machine stats come from psutil (and
 nvidia-ml-py when it is installed). Tests pass fakes for all of these, as memray's TUI tests
 inject its data source.
 """
@@ -17,25 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from core.errors import RunError, UserError
+from tunedeck.core.errors import RunError, UserError
 
 CLI_TIMEOUT_S = 180
 
 
 def _cli_env() -> dict[str, str]:
-    """Environment for ``python -m core.cli``: make sure the package this TUI runs from is found."""
-    import core
-
-    root = str(Path(core.__file__).resolve().parent.parent)
-    env = dict(os.environ)
-    parts = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    if root not in parts:
-        env["PYTHONPATH"] = os.pathsep.join([root, *parts])
-    return env
+    """Environment for ``python -m tunedeck.core.cli`` (the same interpreter finds the package)."""
+    return dict(os.environ)
 
 
 def cli_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "core.cli", *args]
+    return [sys.executable, "-m", "tunedeck.core.cli", *args]
 
 
 def run_cli(args: list[str], timeout: float = CLI_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
@@ -53,8 +46,8 @@ def run_cli(args: list[str], timeout: float = CLI_TIMEOUT_S) -> subprocess.Compl
 
 def _fail_message(args: list[str], proc: subprocess.CompletedProcess[str]) -> str:
     err = (proc.stderr or "").strip() or (proc.stdout or "").strip()
-    if "No module named core.cli" in err or "No module named 'core.cli'" in err:
-        return "the tunedeck CLI (core.cli) is not installed in this Python environment"
+    if "No module named tunedeck.core.cli" in err or "No module named 'tunedeck.core.cli'" in err:
+        return "the tunedeck CLI (tunedeck.core.cli) is not installed in this Python environment"
     lines = err.splitlines()
     if any(ln.startswith("Traceback") for ln in lines):
         # A bug in the CLI: show its last line, not the whole traceback.

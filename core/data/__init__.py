@@ -1,9 +1,9 @@
 """Data: read files (``loading``, ``sniff``), then check, clean, label and split them
 (``prepare``, ``split``) into standard-column ``datasets.Dataset`` objects for the tasks."""
 
-from core.data.loading import LoadedTable, load_table, read_source
-from core.data.prepare import PreparedData, prepare
-from core.data.split import assign_splits, split_sizes
+from tunedeck.core.data.loading import LoadedTable, load_table, read_source
+from tunedeck.core.data.prepare import PreparedData, prepare
+from tunedeck.core.data.split import assign_splits, split_sizes
 
 __all__ = ["LoadedTable", "PreparedData", "assign_splits", "load_table", "prepare",
            "read_source", "split_sizes"]

@@ -31,8 +31,8 @@ import pyarrow.parquet as pq
 from datasets import ClassLabel, Dataset, DatasetDict, load_from_disk
 from datasets.table import InMemoryTable
 
-from core.data.sniff import FORMATS, SNIFF_BYTES, UNSUPPORTED, format_from_name, sniff_bytes
-from core.errors import DataError
+from tunedeck.core.data.sniff import FORMATS, SNIFF_BYTES, UNSUPPORTED, format_from_name, sniff_bytes
+from tunedeck.core.errors import DataError
 
 _BOM = b"\xef\xbb\xbf"
 _TEXT_FORMATS = ("csv", "tsv", "json", "jsonl", "text")

@@ -24,10 +24,10 @@ import pyarrow.compute as pc
 from datasets import ClassLabel, Dataset, DatasetInfo, Features, NamedSplit
 from datasets.table import InMemoryTable
 
-from core.data.loading import LoadedTable, read_source
-from core.data.split import TEST, TRAIN, VALIDATION, assign_splits
-from core.errors import DataError
-from core.profile.schema import Profile
+from tunedeck.core.data.loading import LoadedTable, read_source
+from tunedeck.core.data.split import TEST, TRAIN, VALIDATION, assign_splits
+from tunedeck.core.errors import DataError
+from tunedeck.core.profile.schema import Profile
 
 # Bump when preparation changes what it produces, so caches keyed on the fingerprint refresh.
 PREPARE_VERSION = 1
@@ -74,7 +74,7 @@ class _Part:
 def prepare(profile: Profile) -> PreparedData:
     """Load, check, clean, dedup, label and split the profile's data.
 
-    Paths must already be absolute (``core.profile.resolve_paths``). Given validation/test
+    Paths must already be absolute (``tunedeck.core.profile.resolve_paths``). Given validation/test
     files win; a split without a file is carved from train with its fraction of
     ``data.split`` (stratified by label for classification, seeded by ``training.seed``).
     """

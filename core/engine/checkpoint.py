@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import RunError
+from tunedeck.core.errors import RunError
 
 COMPLETE = "COMPLETE"
 STATE_FILE = "trainer_state.json"

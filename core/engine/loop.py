@@ -27,12 +27,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from core.engine import batching as B
-from core.engine import checkpoint as C
-from core.engine.setup import Prepared
-from core.errors import UserError
-from core.events import EventWriter
-from core.runs import RunDir
+from tunedeck.core.engine import batching as B
+from tunedeck.core.engine import checkpoint as C
+from tunedeck.core.engine.setup import Prepared
+from tunedeck.core.errors import UserError
+from tunedeck.core.events import EventWriter
+from tunedeck.core.runs import RunDir
 
 # Dense bf16 tensor-core peaks, most specific name first (first match wins): "H100 PCIe" is not an
 # SXM H100, "GH200" is not an H200.

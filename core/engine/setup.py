@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from core.profile.schema import Profile
-from core.tasks import make_task
-from core.tasks.base import Task, TokenizedSet
+from tunedeck.core.profile.schema import Profile
+from tunedeck.core.tasks import make_task
+from tunedeck.core.tasks.base import Task, TokenizedSet
 
 Log = Callable[[str], None]
 
@@ -64,8 +64,8 @@ def cache_key(data_fingerprint: str, tokenizer: Any, max_length: int) -> str:
 def prepare(profile: Profile, log: Log = lambda m: None, tokenizer_dir: Path | None = None,
             stop_requested: Callable[[], bool] = lambda: False) -> Prepared:
     """Load, clean and split the data; get the tokenizer; tokenize (or load from cache)."""
-    from core.data import prepare as prepare_data
-    from core.models import load_tokenizer
+    from tunedeck.core.data import prepare as prepare_data
+    from tunedeck.core.models import load_tokenizer
 
     quiet_libraries()
     data = prepare_data(profile)
@@ -124,7 +124,7 @@ def prepare(profile: Profile, log: Log = lambda m: None, tokenizer_dir: Path | N
             pass  # caching is an optimisation; the tokenized data in memory is still good
     train = out.get("train")
     if train is None or len(train) == 0:
-        from core.errors import DataError
+        from tunedeck.core.errors import DataError
 
         raise DataError(f"{profile.data.train}: no training rows left after preparation")
     return Prepared(profile, task, tokenizer, train, out.get("validation"), out.get("test"),
@@ -136,7 +136,7 @@ def _trained_tokenizer(profile: Profile, task: Task, data: Any, log: Log) -> Any
     in the merge order), and the same tokenizer keeps tokenization caches valid."""
     from transformers import AutoTokenizer
 
-    from core.models import load_tokenizer
+    from tunedeck.core.models import load_tokenizer
 
     cfg = profile.model.config or {}
     key = hashlib.sha256(json.dumps([data.fingerprint, cfg.get("model_type"), cfg.get("vocab_size")],
@@ -197,7 +197,7 @@ def _tokenize(task: Task, ds: Any, tokenizer: Any, max_length: int) -> Any:
 def build_model(prepared: Prepared) -> Any:
     import transformers
 
-    from core.models import build_config, load_model
+    from tunedeck.core.models import build_config, load_model
 
     auto_cls = getattr(transformers, prepared.task.auto_class)
     config = build_config(prepared.profile, prepared.tokenizer, prepared.task.config_overrides())

@@ -15,9 +15,9 @@ from typing import Any
 
 import tomli_w
 
-from core.errors import ProfileError
-from core.profile.io import dumps, loads
-from core.profile.schema import Profile
+from tunedeck.core.errors import ProfileError
+from tunedeck.core.profile.io import dumps, loads
+from tunedeck.core.profile.schema import Profile
 
 _HEADER = re.compile(r"^\s*\[\s*([A-Za-z0-9_.\-\s]+?)\s*\]\s*(#.*)?$")
 _KEY = re.compile(r"^(\s*)([A-Za-z0-9_\-]+)(\s*=\s*)(.*)$")

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from core.profile.schema import Profile
+from tunedeck.core.profile.schema import Profile
 
 
 @dataclass(frozen=True)

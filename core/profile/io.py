@@ -17,8 +17,8 @@ from typing import Any
 import tomli_w
 from pydantic import BaseModel, ValidationError
 
-from core.errors import Problem, ProfileError
-from core.profile.schema import Profile
+from tunedeck.core.errors import Problem, ProfileError
+from tunedeck.core.profile.schema import Profile
 
 
 def load(path: str | os.PathLike[str], sets: list[str] | None = None) -> Profile:
@@ -70,7 +70,7 @@ def dumps(profile: Profile) -> str:
 
 def save(profile: Profile, path: str | os.PathLike[str]) -> None:
     """Write atomically: a reader never sees a half-written profile."""
-    from core.fsutil import atomic_write_text
+    from tunedeck.core.fsutil import atomic_write_text
 
     atomic_write_text(Path(path), dumps(profile))
 

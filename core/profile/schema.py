@@ -1,7 +1,7 @@
 """The one schema for a training profile.
 
-It drives validation (``core.profile.io``), the TUI editor's form and help text
-(``core.profile.fields``), and ``docs/profile.md`` (``tunedeck profile docs``). Every field has a
+It drives validation (``tunedeck.core.profile.io``), the TUI editor's form and help text
+(``tunedeck.core.profile.fields``), and ``docs/profile.md`` (``tunedeck profile docs``). Every field has a
 description; bounds and choices live here and nowhere else.
 """
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from core.profile.schema import Profile
+from tunedeck.core.profile.schema import Profile
 
 
 def _validate(data: dict) -> Profile:
     # Through the profile loader's validation: a bad --name is the same one-line ProfileError.
-    from core.profile.io import validate
+    from tunedeck.core.profile.io import validate
 
     return validate(data, source="profile new")
 

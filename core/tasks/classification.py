@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from core.metrics import classification_report
-from core.tasks.base import Task
+from tunedeck.core.metrics import classification_report
+from tunedeck.core.tasks.base import Task
 
 
 class ClassificationTask(Task):

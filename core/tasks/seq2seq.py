@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from core.tasks.base import IGNORE, Task
+from tunedeck.core.tasks.base import IGNORE, Task
 
 
 class Seq2SeqTask(Task):

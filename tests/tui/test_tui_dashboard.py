@@ -10,11 +10,11 @@ import pytest
 from tui_helpers import wait_for
 from tui_fakes import T0, FakeWorker, fake_services, make_run, training_events, write_events
 
-from core.events import Event
-from core.runs import RunDir, RunLock, create_run
-from tui.app import TunedeckApp
-from tui.screens.dashboard import DashboardScreen, RunView
-from tui.screens.dialogs import ConfirmDialog
+from tunedeck.core.events import Event
+from tunedeck.core.runs import RunDir, RunLock, create_run
+from tunedeck.tui.app import TunedeckApp
+from tunedeck.tui.screens.dashboard import DashboardScreen, RunView
+from tunedeck.tui.screens.dialogs import ConfirmDialog
 
 PROFILE = 'name = "live"\n'
 
@@ -192,7 +192,7 @@ async def test_remote_code_is_flagged(runs_dir: Path) -> None:
 async def test_results_key_shows_per_class_scores_and_confusions(runs_dir: Path) -> None:
     import json
 
-    from tui.screens.dialogs import MessageDialog
+    from tunedeck.tui.screens.dialogs import MessageDialog
 
     run = make_run(runs_dir, "a-20260101-000000-0001", state="finished", step=100, total=100,
                    events=training_events(100) + [("run_finished", {"metrics": {"accuracy": 0.9}})],
@@ -214,7 +214,7 @@ async def test_results_key_shows_per_class_scores_and_confusions(runs_dir: Path)
         assert "6 × ham taken for spam" in shown and "4 × spam taken for ham" in shown
         assert shown.index("6 × ham") < shown.index("4 × spam")  # most frequent first
 
-    from tui.results import render_results
+    from tunedeck.tui.results import render_results
 
     wide = render_results({"confusion_matrix": {"labels": ["account", "billing"],
                                                 "matrix": [[28, 2], [0, 46]]}}).plain

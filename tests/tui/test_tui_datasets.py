@@ -10,10 +10,10 @@ import pytest
 from tui_helpers import wait_for
 from tui_fakes import fake_services
 
-from tui.app import TunedeckApp
-from tui.screens.datasets import DatasetsScreen
-from tui.screens.dialogs import MessageDialog, PromptDialog
-from tui.widgets.arrow_table import ArrowTable
+from tunedeck.tui.app import TunedeckApp
+from tunedeck.tui.screens.datasets import DatasetsScreen
+from tunedeck.tui.screens.dialogs import MessageDialog, PromptDialog
+from tunedeck.tui.widgets.arrow_table import ArrowTable
 
 pytestmark = pytest.mark.anyio
 

@@ -1,7 +1,7 @@
-"""A real launch: the editor starts a tiny run through ``python -m core.cli start`` and the
+"""A real launch: the editor starts a tiny run through ``python -m tunedeck.core.cli start`` and the
 dashboard follows the real worker until it finishes.
 
-Guarded: it needs the training engine (``core.worker``, ``core.cli``) from the foundation
+Guarded: it needs the training engine (``tunedeck.core.worker``, ``tunedeck.core.cli``) from the foundation
 work. Without them it is skipped (found with importlib.util.find_spec, which does not import
 torch into this process). Marked slow: a real worker imports torch (several seconds here).
 """
@@ -18,14 +18,14 @@ from tui_helpers import wait_for
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
-if importlib.util.find_spec("core.worker") is None or importlib.util.find_spec("core.cli") is None:
-    pytest.skip("needs the training engine (core.worker, core.cli)", allow_module_level=True)
+if importlib.util.find_spec("tunedeck.core.worker") is None or importlib.util.find_spec("tunedeck.core.cli") is None:
+    pytest.skip("needs the training engine (tunedeck.core.worker, tunedeck.core.cli)", allow_module_level=True)
 
-from core.profile import load  # noqa: E402
-from tui.app import TunedeckApp  # noqa: E402
-from tui.screens.dashboard import DashboardScreen  # noqa: E402
-from tui.screens.editor import EditorScreen  # noqa: E402
-from tui.services import Services  # noqa: E402
+from tunedeck.core.profile import load  # noqa: E402
+from tunedeck.tui.app import TunedeckApp  # noqa: E402
+from tunedeck.tui.screens.dashboard import DashboardScreen  # noqa: E402
+from tunedeck.tui.screens.editor import EditorScreen  # noqa: E402
+from tunedeck.tui.services import Services  # noqa: E402
 
 PROFILE = """schema_version = 1
 name = "e2e"

@@ -9,12 +9,12 @@ import pytest
 from tui_helpers import wait_for
 from tui_fakes import fake_services, make_run
 
-from core.profile import load, new_profile, save
-from core.profile.fields import field_specs
-from tui.app import TunedeckApp
-from tui.screens.dashboard import DashboardScreen
-from tui.screens.dialogs import DiffDialog, PromptDialog
-from tui.screens.editor import EditorScreen, wid
+from tunedeck.core.profile import load, new_profile, save
+from tunedeck.core.profile.fields import field_specs
+from tunedeck.tui.app import TunedeckApp
+from tunedeck.tui.screens.dashboard import DashboardScreen
+from tunedeck.tui.screens.dialogs import DiffDialog, PromptDialog
+from tunedeck.tui.screens.editor import EditorScreen, wid
 
 pytestmark = pytest.mark.anyio
 
@@ -184,7 +184,7 @@ async def test_out_of_range_values_from_the_file_show_at_their_fields(runs_dir: 
 
 
 async def test_quitting_with_unsaved_edits_asks_first(runs_dir: Path) -> None:
-    from tui.screens.dialogs import ConfirmDialog
+    from tunedeck.tui.screens.dialogs import ConfirmDialog
 
     p = Path("p.toml")
     save(new_profile("classification"), p)

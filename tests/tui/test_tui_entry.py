@@ -1,4 +1,4 @@
-"""Entry points: ``python -m tui``, ``tui.app.main`` and ``tui.app.run`` (what the CLI calls)."""
+"""Entry points: ``python -m tui``, ``tunedeck.tui.app.main`` and ``tunedeck.tui.app.run`` (what the CLI calls)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-import tui.app as tapp
-from tui.__main__ import parse
+import tunedeck.tui.app as tapp
+from tunedeck.tui.__main__ import parse
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_module_help_runs_without_a_terminal() -> None:
-    proc = subprocess.run([sys.executable, "-m", "tui", "--help"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    proc = subprocess.run([sys.executable, "-m", "tunedeck.tui", "--help"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, env=dict(os.environ))
     assert proc.returncode == 0 and "attach" in proc.stdout and "browse" in proc.stdout
 
 
@@ -41,9 +41,9 @@ def _in_a_terminal(args: list[str], cwd: Path) -> tuple[int, str]:
     import select
 
     master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "tui.entry", *args], cwd=cwd, stdin=slave,
+    proc = subprocess.Popen([sys.executable, "-m", "tunedeck.tui.entry", *args], cwd=cwd, stdin=slave,
                             stdout=slave, stderr=slave, close_fds=True,
-                            env=dict(os.environ, PYTHONPATH=str(ROOT), TERM="xterm"))
+                            env=dict(os.environ, TERM="xterm"))
     os.close(slave)
     out = b""
     try:
@@ -74,7 +74,7 @@ def test_nothing_to_open_is_said_at_the_shell(tmp_path: Path) -> None:
 
 
 def test_without_a_terminal_the_tui_refuses_instead_of_spinning(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "tui.entry"], cwd=tmp_path, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "tunedeck.tui.entry"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=60, stdin=subprocess.DEVNULL,
-                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+                          env=dict(os.environ))
     assert proc.returncode == 2 and "needs a terminal" in proc.stderr

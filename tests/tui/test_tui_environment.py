@@ -8,9 +8,9 @@ import pytest
 from tui_helpers import screen_text, wait_for
 from tui_fakes import fake_services, make_run
 
-from core.errors import UserError
-from tui.app import TunedeckApp
-from tui.screens.environment import EnvironmentScreen, render_report
+from tunedeck.core.errors import UserError
+from tunedeck.tui.app import TunedeckApp
+from tunedeck.tui.screens.environment import EnvironmentScreen, render_report
 
 pytestmark = pytest.mark.anyio
 
@@ -37,7 +37,7 @@ async def test_f2_opens_the_report_from_every_screen(runs_dir: Path) -> None:
 
 async def test_doctor_failure_is_shown_not_raised(runs_dir: Path) -> None:
     def broken() -> dict:
-        raise UserError("the tunedeck CLI (core.cli) is not installed in this Python environment")
+        raise UserError("the tunedeck CLI (tunedeck.core.cli) is not installed in this Python environment")
 
     app = TunedeckApp(runs_dir, start_screen="environment", services=fake_services(doctor=broken))
     async with app.run_test() as pilot:

@@ -12,18 +12,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "transformers", "datasets", "accelerate", "evaluate", "safetensors")
-ALLOWED_CORE = ("core", "core.runs", "core.events", "core.errors", "core.fsutil", "core.profile")
+ALLOWED_CORE = ("tunedeck.core", "tunedeck.core.runs", "tunedeck.core.events", "tunedeck.core.errors", "tunedeck.core.fsutil", "tunedeck.core.profile")
 
 SCRIPT = textwrap.dedent('''
     import asyncio, json, sys, time
     from pathlib import Path
     sys.path.insert(0, {tests!r})
     from tui_fakes import fake_services, make_run, training_events
-    from tui.app import TunedeckApp
-    from tui.screens.datasets import DatasetsScreen
-    from tui.screens.editor import EditorScreen
-    from tui.screens.environment import EnvironmentScreen
-    from tui.screens.dashboard import DashboardScreen
+    from tunedeck.tui.app import TunedeckApp
+    from tunedeck.tui.screens.datasets import DatasetsScreen
+    from tunedeck.tui.screens.editor import EditorScreen
+    from tunedeck.tui.screens.environment import EnvironmentScreen
+    from tunedeck.tui.screens.dashboard import DashboardScreen
 
     runs = Path("runs")
     run = make_run(runs, "a-20260101-000000-0001", state="finished", events=training_events(20))
@@ -58,14 +58,14 @@ SCRIPT = textwrap.dedent('''
 
 
 def test_no_torch_in_the_tui_process(tmp_path: Path) -> None:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ)
     proc = subprocess.run([sys.executable, "-c", SCRIPT.format(tests=str(Path(__file__).parent))],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     mods = json.loads(proc.stdout.strip().splitlines()[-1])
     heavy = [m for m in mods if m.split(".")[0] in HEAVY]
     assert heavy == [], f"the TUI imported {heavy[:10]}"
-    core = [m for m in mods if m == "core" or m.startswith("core.")]
+    core = [m for m in mods if m == "tunedeck.core" or m.startswith("tunedeck.core.")]
     bad = [m for m in core if not any(m == a or m.startswith(a + ".") for a in ALLOWED_CORE)]
     assert bad == [], f"the TUI imported core modules outside the torch-free set: {bad}"
 
@@ -84,5 +84,6 @@ def test_tui_sources_import_only_allowed_core_modules() -> None:
             for n in names:
                 top = n.split(".")[0]
                 assert top not in HEAVY, f"{path}: imports {n}"
-                if top == "core":
+                assert top not in ("core", "tui"), f"{path}: imports {n} (the package is tunedeck.*)"
+                if n.startswith("tunedeck.core"):
                     assert any(n == a or n.startswith(a + ".") for a in ALLOWED_CORE), f"{path}: imports {n}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from tui.widgets.plot import MAX_POINTS, Series, bar_lines, fmt_num, render_plot
+from tunedeck.tui.widgets.plot import MAX_POINTS, Series, bar_lines, fmt_num, render_plot
 
 
 def test_plot_shape_and_extremes() -> None:

@@ -11,12 +11,12 @@ import pytest
 from tui_helpers import wait_for
 from tui_fakes import T0, fake_services, make_run, training_events
 
-from core.runs import RunDir, RunLock
-from tui.app import TunedeckApp
-from tui.screens.dashboard import DashboardScreen
-from tui.screens.dialogs import ConfirmDialog, PromptDialog
-from tui.screens.editor import EditorScreen
-from tui.screens.runs import RunsScreen
+from tunedeck.core.runs import RunDir, RunLock
+from tunedeck.tui.app import TunedeckApp
+from tunedeck.tui.screens.dashboard import DashboardScreen
+from tunedeck.tui.screens.dialogs import ConfirmDialog, PromptDialog
+from tunedeck.tui.screens.editor import EditorScreen
+from tunedeck.tui.screens.runs import RunsScreen
 
 NOW = T0 + 3600
 

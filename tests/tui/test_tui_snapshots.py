@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from tui_fakes import T0, fake_services, make_run, training_events
 
-from core.runs import RunLock
-from tui.app import TunedeckApp
-from tui.screens.dashboard import DashboardScreen
-from tui.screens.datasets import DatasetsScreen
-from tui.screens.editor import EditorScreen
-from tui.screens.environment import EnvironmentScreen
-from tui.screens.runs import RunsScreen
+from tunedeck.core.runs import RunLock
+from tunedeck.tui.app import TunedeckApp
+from tunedeck.tui.screens.dashboard import DashboardScreen
+from tunedeck.tui.screens.datasets import DatasetsScreen
+from tunedeck.tui.screens.editor import EditorScreen
+from tunedeck.tui.screens.environment import EnvironmentScreen
+from tunedeck.tui.screens.runs import RunsScreen
 
 NOW = T0 + 3600
 SIZES = [(80, 24), (120, 40)]
@@ -109,7 +109,7 @@ def test_datasets_stats_tab(snap_compare, runs_dir: Path, sms_like: Path) -> Non
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_editor_screen(snap_compare, runs_dir: Path, size) -> None:
-    from core.profile import new_profile, save
+    from tunedeck.core.profile import new_profile, save
 
     save(new_profile("classification"), Path("classify.toml"))
     app = TunedeckApp(runs_dir, profile="classify.toml", services=fake_services(NOW))
@@ -118,7 +118,7 @@ def test_editor_screen(snap_compare, runs_dir: Path, size) -> None:
 
 
 def test_editor_inline_error(snap_compare, runs_dir: Path) -> None:
-    from core.profile import new_profile, save
+    from tunedeck.core.profile import new_profile, save
 
     save(new_profile("classification"), Path("classify.toml"))
     app = TunedeckApp(runs_dir, profile="classify.toml", services=fake_services(NOW))

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core.events import EventWriter
-from core.runs import RunDir, RunLock
-from tui.services import Services
+from tunedeck.core.events import EventWriter
+from tunedeck.core.runs import RunDir, RunLock
+from tunedeck.tui.services import Services
 
 T0 = 1_767_225_600.0  # 2026-01-01 00:00:00 UTC: every fake time is relative to this
 
@@ -79,7 +79,7 @@ def make_run(runs_dir: Path, run_id: str, *, state: str = "finished", step: int 
         st["best"] = best
     if message:
         st["message"] = message
-    from core.fsutil import atomic_write_json
+    from tunedeck.core.fsutil import atomic_write_json
 
     atomic_write_json(run.status_path, st)
     if events:

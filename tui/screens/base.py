@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from textual.screen import Screen
 
-from core.errors import UserError
+from tunedeck.core.errors import UserError
 
 if TYPE_CHECKING:
-    from tui.app import TunedeckApp
-    from tui.services import Services
+    from tunedeck.tui.app import TunedeckApp
+    from tunedeck.tui.services import Services
 
 
 class BaseScreen(Screen[Any]):

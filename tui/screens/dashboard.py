@@ -21,12 +21,12 @@ from textual.containers import Grid, Vertical
 from textual.widget import Widget
 from textual.widgets import Footer, Header, RichLog, Static
 
-from core.events import Event, EventTail
-from core.runs import ACTIVE_STATES, RunDir
-from tui import fmt
-from tui.screens.base import BaseScreen
-from tui.screens.dialogs import ConfirmDialog
-from tui.widgets.plot import LinePlot, Series
+from tunedeck.core.events import Event, EventTail
+from tunedeck.core.runs import ACTIVE_STATES, RunDir
+from tunedeck.tui import fmt
+from tunedeck.tui.screens.base import BaseScreen
+from tunedeck.tui.screens.dialogs import ConfirmDialog
+from tunedeck.tui.widgets.plot import LinePlot, Series
 
 REPLAY_IN_THREAD_BYTES = 4 << 20
 MIN_REDRAW_S = 0.75  # with polls every 0.25 s: on screen within 1 s
@@ -635,9 +635,9 @@ class DashboardScreen(BaseScreen):
             self._fill_log()
 
     def action_results(self) -> None:
-        from core.fsutil import read_json
-        from tui.results import render_results
-        from tui.screens.dialogs import MessageDialog
+        from tunedeck.core.fsutil import read_json
+        from tunedeck.tui.results import render_results
+        from tunedeck.tui.screens.dialogs import MessageDialog
 
         m = read_json(self.run.metrics_path)
         if not isinstance(m, dict):

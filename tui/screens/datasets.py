@@ -14,11 +14,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, Header, Input, ProgressBar, Static, TabbedContent, TabPane
 
-from core.errors import UserError
-from tui.screens.base import BaseScreen
-from tui.screens.dialogs import PromptDialog
-from tui.widgets.arrow_table import ArrowTable
-from tui.widgets.plot import bar_lines
+from tunedeck.core.errors import UserError
+from tunedeck.tui.screens.base import BaseScreen
+from tunedeck.tui.screens.dialogs import PromptDialog
+from tunedeck.tui.widgets.arrow_table import ArrowTable
+from tunedeck.tui.widgets.plot import bar_lines
 
 DEFAULT_SPLIT = (0.8, 0.1, 0.1)
 
@@ -39,8 +39,8 @@ class DatasetsScreen(BaseScreen):
         super().__init__(id="datasets-screen")
         self.path = Path(path) if path else None
         self.split = split
-        self.opened: Any = None  # tui.data_source.Opened
-        self.source: Any = None  # tui.data_source.TableSource (complete table)
+        self.opened: Any = None  # tunedeck.tui.data_source.Opened
+        self.source: Any = None  # tunedeck.tui.data_source.TableSource (complete table)
         self.stats: Any = None
         self.text_col: str | None = None
         self.label_col: str | None = None
@@ -115,7 +115,7 @@ class DatasetsScreen(BaseScreen):
 
     def _quick_head(self) -> bool:
         """Show the first rows at once (standard library), before pyarrow has even loaded."""
-        from tui.quick_head import quick_head, sniff_format
+        from tunedeck.tui.quick_head import quick_head, sniff_format
 
         try:
             fmt = sniff_format(self.path)
@@ -138,7 +138,7 @@ class DatasetsScreen(BaseScreen):
     def load_worker(self, path: Path, split: str | None) -> None:
         from textual.worker import get_current_worker
 
-        from tui.data_source import Loader
+        from tunedeck.tui.data_source import Loader
 
         worker = get_current_worker()
         try:
@@ -168,7 +168,7 @@ class DatasetsScreen(BaseScreen):
             self.app.call_from_thread(self._load_failed, f"{path}: {type(e).__name__}: {e}")
 
     def _show_head(self, loader: Any) -> None:
-        from tui.data_source import TableSource
+        from tunedeck.tui.data_source import TableSource
 
         if self.source is not None or not self.is_mounted or self.first_rows_ms is not None:
             return  # the full table or the quick head is already on screen
@@ -177,7 +177,7 @@ class DatasetsScreen(BaseScreen):
         self._info(loader.format, loader.head, complete=False)
 
     def _show_full(self, opened: Any) -> None:
-        from tui.data_source import TableSource, guess_columns
+        from tunedeck.tui.data_source import TableSource, guess_columns
 
         if not self.is_mounted:
             opened.close()
@@ -232,7 +232,7 @@ class DatasetsScreen(BaseScreen):
         if self.opened is not None and self.opened.skipped_rows:
             t.append(f" · {self.opened.skipped_rows:,} malformed rows skipped", style="red")
         t.append("\n")
-        from tui.data_source import _type_name
+        from tunedeck.tui.data_source import _type_name
 
         cols = [(f.name, _type_name(f.type)) for f in table.schema]
         t.append("  ".join(f"{name}: {typ}" for name, typ in cols), style="dim")
@@ -244,7 +244,7 @@ class DatasetsScreen(BaseScreen):
 
     @on(ArrowTable.CursorMoved)
     def _cursor_moved(self, event: ArrowTable.CursorMoved) -> None:
-        from tui.data_source import full_text
+        from tunedeck.tui.data_source import full_text
 
         src = event.table.source
         box = self.query_one("#ds-detail", Static)
@@ -279,7 +279,7 @@ class DatasetsScreen(BaseScreen):
     def compute_stats_worker(self, tokenizer: str | None = None) -> None:
         from textual.worker import get_current_worker
 
-        from tui.data_source import compute_stats, token_lengths
+        from tunedeck.tui.data_source import compute_stats, token_lengths
 
         worker = get_current_worker()
         opened = self.opened
@@ -309,7 +309,7 @@ class DatasetsScreen(BaseScreen):
         self.query_one("#ds-stats", Static).update(self.render_stats(st, max(40, self.size.width - 4)))
 
     def render_stats(self, st: Any, width: int) -> Text:
-        from tui.data_source import split_preview
+        from tunedeck.tui.data_source import split_preview
 
         t = Text()
         t.append(f"{st.num_rows:,} rows", style="bold")
@@ -421,7 +421,7 @@ class DatasetsScreen(BaseScreen):
     def filter_worker(self, needle: str) -> None:
         from textual.worker import get_current_worker
 
-        from tui.data_source import filter_rows
+        from tunedeck.tui.data_source import filter_rows
 
         worker = get_current_worker()
         source = self.source
@@ -438,7 +438,7 @@ class DatasetsScreen(BaseScreen):
             self.app.call_from_thread(self.show_error, f"{type(e).__name__}: {e}", "Filter")
 
     def _show_filtered(self, needle: str, idx: Any) -> None:
-        from tui.data_source import TableSource
+        from tunedeck.tui.data_source import TableSource
 
         if not self.is_mounted or self.source is None or needle != self.filter_text:
             return

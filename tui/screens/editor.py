@@ -1,7 +1,7 @@
 """The profile editor: a form generated from the profile schema, a raw TOML view, a diff
 before every write, and launch.
 
-The form is built from ``core.profile.fields.field_specs()`` (one schema: no second list of
+The form is built from ``tunedeck.core.profile.fields.field_specs()`` (one schema: no second list of
 fields here). Each field is checked as it is typed (type and bounds, inline under the field),
 and the whole profile is validated by the schema a moment later (cross-field rules show inline
 where they name a field, or in the panel at the top).
@@ -25,13 +25,13 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import (ContentSwitcher, Footer, Header, Input, Label, Select, Static,
                              Switch, TextArea)
 
-from core.errors import ProfileError
-from core.fsutil import atomic_write_text
-from core.profile.fields import FieldSpec, field_specs, section_descriptions
-from core.profile.edit import update_text
-from core.profile.io import dumps, loads, validate
-from tui.screens.base import BaseScreen
-from tui.screens.dialogs import ConfirmDialog, DiffDialog, PromptDialog
+from tunedeck.core.errors import ProfileError
+from tunedeck.core.fsutil import atomic_write_text
+from tunedeck.core.profile.fields import FieldSpec, field_specs, section_descriptions
+from tunedeck.core.profile.edit import update_text
+from tunedeck.core.profile.io import dumps, loads, validate
+from tunedeck.tui.screens.base import BaseScreen
+from tunedeck.tui.screens.dialogs import ConfirmDialog, DiffDialog, PromptDialog
 
 MISSING = object()
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -253,7 +253,7 @@ class EditorScreen(BaseScreen):
                 self.show_error(f"{self.path}: cannot be read ({e})", "Open profile")
                 text = None
         if text is None:
-            from core.profile.templates import new_profile
+            from tunedeck.core.profile.templates import new_profile
 
             text = dumps(new_profile("classification"))
         self._opened_text = text
@@ -583,7 +583,7 @@ class EditorScreen(BaseScreen):
         profile saved elsewhere still names the same files (they resolve against its folder)."""
         import os
 
-        from core.profile.io import resolve_paths
+        from tunedeck.core.profile.io import resolve_paths
 
         old_base = (self.path.parent if self.path else Path.cwd()).resolve()
         new_base = path.expanduser().parent.resolve()

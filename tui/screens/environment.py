@@ -17,8 +17,8 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Header, LoadingIndicator, Static
 
-from core.errors import UserError
-from tui.screens.base import BaseScreen
+from tunedeck.core.errors import UserError
+from tunedeck.tui.screens.base import BaseScreen
 
 KNOWN = ("python", "torch", "cuda", "cuda_available", "gpus", "disk_free_gb", "offline", "problems")
 

@@ -14,11 +14,11 @@ from textual.binding import Binding
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Footer, Header, Static
 
-from core.errors import RunError
-from core.runs import ACTIVE_STATES, FINAL_STATES, RunDir, RunSummary, summarize
-from tui import fmt
-from tui.screens.base import BaseScreen
-from tui.screens.dialogs import ConfirmDialog, PromptDialog
+from tunedeck.core.errors import RunError
+from tunedeck.core.runs import ACTIVE_STATES, FINAL_STATES, RunDir, RunSummary, summarize
+from tunedeck.tui import fmt
+from tunedeck.tui.screens.base import BaseScreen
+from tunedeck.tui.screens.dialogs import ConfirmDialog, PromptDialog
 
 
 @dataclass
@@ -32,7 +32,7 @@ class RunRow:
 
 
 def scan_runs(runs_dir: Path, now: float) -> list[RunRow]:
-    """Like core.runs.list_runs, with an injectable clock and the stale flag."""
+    """Like tunedeck.core.runs.list_runs, with an injectable clock and the stale flag."""
     if not runs_dir.is_dir():
         return []
     rows = []

@@ -124,7 +124,7 @@ class ArrowTable(ScrollView, can_focus=True):
         self.post_message(self.CursorMoved(self, self.cursor_row))
 
     def _measure(self) -> None:
-        from tui.data_source import cell_text
+        from tunedeck.tui.data_source import cell_text
 
         assert self.source is not None
         sample = self.source.rows(0, 200)
@@ -178,7 +178,7 @@ class ArrowTable(ScrollView, can_focus=True):
         return max(1, self.scrollable_content_region.height - 1)
 
     def render_line(self, y: int) -> Strip:
-        from tui.data_source import cell_text
+        from tunedeck.tui.data_source import cell_text
 
         width = self.scrollable_content_region.width
         if self.source is None or not self.widths:
