@@ -499,10 +499,10 @@ def run_engine(wl: Workload, rows: Rows, peer: str, warmup: int, steps: int, see
     from tunedeck.core.engine.batching import auto_batch_tokens
     from tunedeck.core.engine.loop import Trainer as EngineTrainer
     from tunedeck.core.engine.setup import Prepared
-    from tunedeck.core.events import EventWriter, read_all
+    from tunedeck.core.runs.events import EventWriter, read_all
     from tunedeck.core.profile.io import dumps
     from tunedeck.core.profile.schema import Profile
-    from tunedeck.core.runs import create_run
+    from tunedeck.core.runs.rundir import create_run
     from tunedeck.core.tasks import make_task
 
     total = warmup + steps

@@ -393,8 +393,8 @@ runs_dir = "{runs}"
 def bench_attach(epochs: int, rows: int = 20000, pairs: int = 3) -> list[tuple[str, str, str]]:
     import importlib.util
 
-    if importlib.util.find_spec("tunedeck.core.worker") is None:
-        return [("attach cost", "skipped", "tunedeck.core.worker (the engine) is not installed")]
+    if importlib.util.find_spec("tunedeck.core.runs.worker") is None:
+        return [("attach cost", "skipped", "tunedeck.core.runs.worker (the engine) is not installed")]
     folder = Path(tempfile.mkdtemp(prefix="tunedeck-bench-attach-"))
     data = folder / "d.csv"
     import random
@@ -421,7 +421,7 @@ def bench_attach(epochs: int, rows: int = 20000, pairs: int = 3) -> list[tuple[s
                                       stdin=slave, stdout=slave, stderr=slave, env=ENV, cwd=folder,
                                       start_new_session=True)
             os.close(slave)
-        from tunedeck.core.runs import RunDir
+        from tunedeck.core.runs.rundir import RunDir
 
         run = RunDir(run_dir)
         deadline = time.time() + 900
@@ -452,7 +452,7 @@ def bench_attach(epochs: int, rows: int = 20000, pairs: int = 3) -> list[tuple[s
             except subprocess.TimeoutExpired:
                 viewer.kill()
             os.close(master)
-        from tunedeck.core.events import read_all
+        from tunedeck.core.runs.events import read_all
 
         steps = [e for e in read_all(run.events_path) if e.type == "step"]
         # Skip the first fifth: the viewer's own start-up (imports, replay) is not "attached".

@@ -100,7 +100,7 @@ def _prepare_for_run(prof: Any, log: Any = None, tokenizer_dir: Path | None = No
 
 def cmd_train(a: argparse.Namespace) -> int:
     from tunedeck.core.profile import dumps
-    from tunedeck.core.runs import create_run
+    from tunedeck.core.runs.rundir import create_run
 
     prof = _profile_for_run(a)
     print("preparing data ...", flush=True)
@@ -111,7 +111,7 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 def _train_here(run: Any, **kwargs: Any) -> int:
     """Run the worker in this process with progress lines; the run directory is the last line."""
-    from tunedeck.core.worker import run_worker
+    from tunedeck.core.runs.worker import run_worker
 
     state = run_worker(run, echo=_progress_printer, **kwargs)
     _print_outcome(run, state)
@@ -185,9 +185,9 @@ def _preflight_data(prof: Any, tokenizer_dir: Path | None = None) -> tuple[Any, 
 
 
 def cmd_start(a: argparse.Namespace) -> int:
-    from tunedeck.core.launch import start_detached
+    from tunedeck.core.runs.launch import start_detached
     from tunedeck.core.profile import dumps
-    from tunedeck.core.runs import create_run
+    from tunedeck.core.runs.rundir import create_run
 
     prof = _profile_for_run(a)
     _preflight_data(prof)
@@ -202,7 +202,7 @@ def cmd_start(a: argparse.Namespace) -> int:
 
 def cmd_resume(a: argparse.Namespace) -> int:
     from tunedeck.core.engine.checkpoint import list_complete
-    from tunedeck.core.runs import find_run
+    from tunedeck.core.runs.rundir import find_run
 
     run = find_run(_runs_dir(a), a.run)
     _check_resumable(run)  # fail fast, before the data is loaded
@@ -219,7 +219,7 @@ def cmd_resume(a: argparse.Namespace) -> int:
         run.write_status(state="starting", heartbeat=time.time())
         print(f"resuming {run.id} {where}", flush=True)
         if not a.foreground:
-            from tunedeck.core.launch import start_detached
+            from tunedeck.core.runs.launch import start_detached
 
             pid = start_detached(run, resume=True)
             code = _wait_for_worker(run, pid)
@@ -266,7 +266,7 @@ def _check_resume_data(run: Any) -> Any:
     started with. Returns the prepared data (None for big data: the worker prepares it)."""
     from tunedeck.core.errors import DataError
     from tunedeck.core.profile import load
-    from tunedeck.core.worker import check_same_data
+    from tunedeck.core.runs.worker import check_same_data
 
     prof = load(run.profile_path)
     try:
@@ -296,7 +296,7 @@ def _wait_for_worker(run: Any, pid: int, timeout: float = 120.0) -> int:
 
 
 def cmd_stop(a: argparse.Namespace) -> int:
-    from tunedeck.core.runs import find_run
+    from tunedeck.core.runs.rundir import find_run
 
     run = find_run(_runs_dir(a), a.run)
     state, _ = run.effective_state()
@@ -325,7 +325,7 @@ def cmd_stop(a: argparse.Namespace) -> int:
 
 
 def cmd_runs(a: argparse.Namespace) -> int:
-    from tunedeck.core.runs import list_runs
+    from tunedeck.core.runs.rundir import list_runs
 
     runs = list_runs(_runs_dir(a))
     if a.json:
@@ -367,8 +367,8 @@ def format_event(ev: Any) -> str:
 
 
 def cmd_logs(a: argparse.Namespace) -> int:
-    from tunedeck.core.events import EventTail
-    from tunedeck.core.runs import find_run
+    from tunedeck.core.runs.events import EventTail
+    from tunedeck.core.runs.rundir import find_run
 
     run = find_run(_runs_dir(a), a.run)
     tail = EventTail(run.events_path)
@@ -390,7 +390,7 @@ def cmd_logs(a: argparse.Namespace) -> int:
 
 def cmd_predict(a: argparse.Namespace) -> int:
     from tunedeck.core.predict import predict
-    from tunedeck.core.runs import find_run
+    from tunedeck.core.runs.rundir import find_run
 
     run = find_run(_runs_dir(a), a.run)
     if not a.text.strip():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tunedeck.core.errors import RunError
-from tunedeck.core.runs import RunDir
+from tunedeck.core.runs.rundir import RunDir
 
 
 def predict(run: RunDir, text: str) -> dict[str, Any]:

@@ -112,14 +112,14 @@ class Workload:
     def fresh_run(self) -> Path:
         from tunedeck.core.cli import _load_profile
         from tunedeck.core.profile import dumps
-        from tunedeck.core.runs import create_run
+        from tunedeck.core.runs.rundir import create_run
 
         p = _load_profile(str(self.profile), None)
         return create_run(S.runs_dir(self.profile), p.name, dumps(p)).path
 
     @staticmethod
     def worker(run: Path):
-        from tunedeck.core.worker import main
+        from tunedeck.core.runs.worker import main
 
         return lambda: main([str(run)])
 
@@ -232,7 +232,7 @@ def cli_trials(w: Workload, rng: random.Random) -> list[Trial]:
         run = Path(out.stdout.strip().splitlines()[-1])
         target = rng.randint(4, w.total - 3)
         deadline = time.time() + 300
-        from tunedeck.core.runs import RunDir
+        from tunedeck.core.runs.rundir import RunDir
 
         rd = RunDir(run)
         time.sleep(1.0)

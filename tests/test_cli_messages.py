@@ -44,11 +44,11 @@ def test_profile_new_with_a_bad_name_is_one_line(capsys):
 
 
 def test_resume_without_a_checkpoint_says_it_starts_over(tmp_path, cls_csv, capsys, monkeypatch):
-    import tunedeck.core.launch
+    import tunedeck.core.runs.launch
     from tunedeck.core.profile import dumps, load
-    from tunedeck.core.runs import RunDir, create_run
+    from tunedeck.core.runs.rundir import RunDir, create_run
 
-    monkeypatch.setattr(tunedeck.core.launch, "start_detached", lambda run, **kw: 4242)
+    monkeypatch.setattr(tunedeck.core.runs.launch, "start_detached", lambda run, **kw: 4242)
     prof = load(tiny_cls_profile(tmp_path, cls_csv))
     made = create_run(tmp_path / "runs", prof.name, dumps(prof))
     RunDir(made.path).write_status(state="failed", message="killed")

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 from tdhelpers import TUNEDECK, cli_env, tiny_cls_profile
-from tunedeck.core.events import read_all
-from tunedeck.core.runs import RunDir
+from tunedeck.core.runs.events import read_all
+from tunedeck.core.runs.rundir import RunDir
 
 
 SLOW = {"TUNEDECK_TEST_HOOKS": "step:*=SLEEP0.1"}  # every step sleeps: runs last long enough to act on

@@ -5,6 +5,7 @@ outside the checkout: `tunedeck doctor` and a tiny `tunedeck train` from another
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -44,9 +45,16 @@ def test_no_module_imports_the_bare_names():
 
 @pytest.mark.slow
 def test_wheel_installs_and_runs_outside_the_checkout(tmp_path, cls_csv):
+    # Build from a copy of the sources: setuptools builds in the tree (build/), where files of
+    # modules since deleted would linger and ship.
+    src = tmp_path / "src"
+    for name in ("core", "tui"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
     wheels = tmp_path / "wheels"
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                            "-q", "-w", str(wheels), str(ROOT)], capture_output=True, text=True, timeout=300)
+                            "-q", "-w", str(wheels), str(src)], capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stderr[-2000:]
     (wheel,) = wheels.glob("tunedeck-*.whl")
     names = zipfile.ZipFile(wheel).namelist()

@@ -191,7 +191,7 @@ def test_disk_full_while_logging(tmp_path, monkeypatch):
     do, and the checkpoints written before are intact."""
     import errno
 
-    from tunedeck.core.events import EventWriter
+    from tunedeck.core.runs.events import EventWriter
 
     orig = EventWriter.emit
 

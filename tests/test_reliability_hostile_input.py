@@ -298,13 +298,13 @@ def test_bad_data_is_refused_by_start_before_any_worker(case, tier, tmp_path, ca
     """`tunedeck start` checks before launching: the same refusals, exit 2, no run directory,
     and no worker launched."""
     import tunedeck.core.cli
-    import tunedeck.core.launch
+    import tunedeck.core.runs.launch
     from tunedeck.core.cli import main
 
     def launched(*_a, **_k):
         raise AssertionError("a worker was launched for bad data")
 
-    monkeypatch.setattr(tunedeck.core.launch, "start_detached", launched)
+    monkeypatch.setattr(tunedeck.core.runs.launch, "start_detached", launched)
     if tier == "data-layer":
         monkeypatch.setattr(tunedeck.core.cli, "START_TOKENIZE_BYTES", -1)
     monkeypatch.chdir(tmp_path)

@@ -148,7 +148,7 @@ def test_stopped_run_resumes_exactly(cls_profile, cls_baseline):
 
 def test_resume_refuses_a_live_run(cls_profile, capsys):
     """While a worker holds the run, 'resume' is refused (exit 2), and the run is untouched."""
-    from tunedeck.core.runs import RunDir, RunLock
+    from tunedeck.core.runs.rundir import RunDir, RunLock
 
     run, _ = train_killed(cls_profile, {"TUNEDECK_TEST_KILL_AT_STEP": "1"})
     lock = RunLock(RunDir(run))

@@ -53,12 +53,12 @@ def test_sigint_during_evaluation(prof):
 
 
 def test_sigterm_during_data_preparation(prof):
-    """A detached worker (``python -m tunedeck.core.worker RUN``) signalled while it prepares data:
+    """A detached worker (``python -m tunedeck.core.runs.worker RUN``) signalled while it prepares data:
     stopped, nothing trained, nothing half-written; resume then trains from step 0."""
     from tunedeck.core.cli import _load_profile
     from tunedeck.core.profile import dumps
-    from tunedeck.core.runs import create_run
-    from tunedeck.core.worker import main as worker_main
+    from tunedeck.core.runs.rundir import create_run
+    from tunedeck.core.runs.worker import main as worker_main
 
     p = _load_profile(str(prof), None)
     run = create_run(runs_dir(prof), p.name, dumps(p))

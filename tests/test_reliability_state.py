@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tunedeck.core.errors import RunError
-from tunedeck.core.runs import RunDir, RunLock, create_run
+from tunedeck.core.runs.rundir import RunDir, RunLock, create_run
 from test_reliability_support import (  # noqa: F401 - fixtures
     clean_hooks, cli, cls_setup, fork_call, one_thread, status, train_killed)
 
@@ -109,7 +109,7 @@ def test_two_workers_never_share_a_run(tmp_path):
         before = {p.name: p.read_bytes() for p in run.path.iterdir() if p.is_file()}
         with pytest.raises(RunError, match="already being trained"):
             RunLock(run).acquire(wait_s=0.2)
-        from tunedeck.core.worker import run_worker
+        from tunedeck.core.runs.worker import run_worker
 
         with pytest.raises(RunError):
             run_worker(run)

@@ -73,7 +73,7 @@ def test_a_finished_run_with_a_truncated_status_stays_finished(tmp_path, capsys)
     finished run is neither shown as failed nor offered a resume that would retrain it."""
     from test_reliability_support import train_fg
 
-    from tunedeck.core.runs import RunDir
+    from tunedeck.core.runs.rundir import RunDir
 
     run = train_fg(cls_setup(tmp_path, epochs=1))
     (run / "status.json").write_text((run / "status.json").read_text()[:60])

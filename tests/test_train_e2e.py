@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tdhelpers import TUNEDECK, cli_env, tiny_cls_profile, tiny_lm_profile
-from tunedeck.core.events import read_all
+from tunedeck.core.runs.events import read_all
 
 
 def run_cli(args, tmp_path, check=True, timeout=300):

@@ -92,7 +92,7 @@ class TunedeckApp(App[int]):
         import tunedeck.core.profile.io  # noqa: F401
 
     def _attach(self, ref: str | None) -> None:
-        from tunedeck.core.runs import find_run
+        from tunedeck.core.runs.rundir import find_run
 
         if not ref:
             return
@@ -296,7 +296,7 @@ def _cannot_open(runs_dir: Path, attach: str | None, browse: str | None) -> str 
                 "'ssh -t', and from scripts use the CLI: tunedeck runs, logs, stop, resume")
     if attach:
         from tunedeck.core.errors import RunError
-        from tunedeck.core.runs import find_run
+        from tunedeck.core.runs.rundir import find_run
 
         try:
             find_run(runs_dir, attach)

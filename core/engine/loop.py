@@ -31,8 +31,8 @@ from tunedeck.core.engine import batching as B
 from tunedeck.core.engine import checkpoint as C
 from tunedeck.core.engine.setup import Prepared
 from tunedeck.core.errors import UserError
-from tunedeck.core.events import EventWriter
-from tunedeck.core.runs import RunDir
+from tunedeck.core.runs.events import EventWriter
+from tunedeck.core.runs.rundir import RunDir
 
 # Dense bf16 tensor-core peaks, most specific name first (first match wins): "H100 PCIe" is not an
 # SXM H100, "GH200" is not an H200.

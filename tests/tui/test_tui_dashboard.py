@@ -10,8 +10,8 @@ import pytest
 from tui_helpers import wait_for
 from tui_fakes import T0, FakeWorker, fake_services, make_run, training_events, write_events
 
-from tunedeck.core.events import Event
-from tunedeck.core.runs import RunDir, RunLock, create_run
+from tunedeck.core.runs.events import Event
+from tunedeck.core.runs.rundir import RunDir, RunLock, create_run
 from tunedeck.tui.app import TunedeckApp
 from tunedeck.tui.screens.dashboard import DashboardScreen, RunView
 from tunedeck.tui.screens.dialogs import ConfirmDialog

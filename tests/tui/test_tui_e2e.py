@@ -1,7 +1,7 @@
 """A real launch: the editor starts a tiny run through ``python -m tunedeck.core.cli start`` and the
 dashboard follows the real worker until it finishes.
 
-Guarded: it needs the training engine (``tunedeck.core.worker``, ``tunedeck.core.cli``) from the foundation
+Guarded: it needs the training engine (``tunedeck.core.runs.worker``, ``tunedeck.core.cli``) from the foundation
 work. Without them it is skipped (found with importlib.util.find_spec, which does not import
 torch into this process). Marked slow: a real worker imports torch (several seconds here).
 """
@@ -18,8 +18,8 @@ from tui_helpers import wait_for
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
-if importlib.util.find_spec("tunedeck.core.worker") is None or importlib.util.find_spec("tunedeck.core.cli") is None:
-    pytest.skip("needs the training engine (tunedeck.core.worker, tunedeck.core.cli)", allow_module_level=True)
+if importlib.util.find_spec("tunedeck.core.runs.worker") is None or importlib.util.find_spec("tunedeck.core.cli") is None:
+    pytest.skip("needs the training engine (tunedeck.core.runs.worker, tunedeck.core.cli)", allow_module_level=True)
 
 from tunedeck.core.profile import load  # noqa: E402
 from tunedeck.tui.app import TunedeckApp  # noqa: E402

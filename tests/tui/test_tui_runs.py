@@ -11,7 +11,7 @@ import pytest
 from tui_helpers import wait_for
 from tui_fakes import T0, fake_services, make_run, training_events
 
-from tunedeck.core.runs import RunDir, RunLock
+from tunedeck.core.runs.rundir import RunDir, RunLock
 from tunedeck.tui.app import TunedeckApp
 from tunedeck.tui.screens.dashboard import DashboardScreen
 from tunedeck.tui.screens.dialogs import ConfirmDialog, PromptDialog

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from tui_fakes import T0, fake_services, make_run, training_events
 
-from tunedeck.core.runs import RunLock
+from tunedeck.core.runs.rundir import RunLock
 from tunedeck.tui.app import TunedeckApp
 from tunedeck.tui.screens.dashboard import DashboardScreen
 from tunedeck.tui.screens.datasets import DatasetsScreen

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tunedeck.core.events import EventWriter
-from tunedeck.core.runs import RunDir, RunLock
+from tunedeck.core.runs.events import EventWriter
+from tunedeck.core.runs.rundir import RunDir, RunLock
 from tunedeck.tui.services import Services
 
 T0 = 1_767_225_600.0  # 2026-01-01 00:00:00 UTC: every fake time is relative to this

@@ -21,8 +21,8 @@ from textual.containers import Grid, Vertical
 from textual.widget import Widget
 from textual.widgets import Footer, Header, RichLog, Static
 
-from tunedeck.core.events import Event, EventTail
-from tunedeck.core.runs import ACTIVE_STATES, RunDir
+from tunedeck.core.runs.events import Event, EventTail
+from tunedeck.core.runs.rundir import ACTIVE_STATES, RunDir
 from tunedeck.tui import fmt
 from tunedeck.tui.screens.base import BaseScreen
 from tunedeck.tui.screens.dialogs import ConfirmDialog

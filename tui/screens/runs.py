@@ -15,7 +15,7 @@ from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Footer, Header, Static
 
 from tunedeck.core.errors import RunError
-from tunedeck.core.runs import ACTIVE_STATES, FINAL_STATES, RunDir, RunSummary, summarize
+from tunedeck.core.runs.rundir import ACTIVE_STATES, FINAL_STATES, RunDir, RunSummary, summarize
 from tunedeck.tui import fmt
 from tunedeck.tui.screens.base import BaseScreen
 from tunedeck.tui.screens.dialogs import ConfirmDialog, PromptDialog

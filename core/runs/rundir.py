@@ -5,7 +5,7 @@ Torch-free: the TUI and ``tunedeck runs`` read runs through this module.
 Layout of ``<runs_dir>/<run id>/``::
 
     profile.toml      frozen copy of the profile (absolute data paths)
-    events.jsonl      append-only event log (tunedeck.core.events)
+    events.jsonl      append-only event log (tunedeck.core.runs.events)
     status.json       pid, host, state, heartbeat, step ... (rewritten atomically)
     worker.log        the worker's stdout/stderr (tracebacks go here)
     run.lock          flock held by the live worker: two workers never share a run

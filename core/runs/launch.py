@@ -8,11 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tunedeck.core.runs import RunDir
+from tunedeck.core.runs.rundir import RunDir
 
 
 def worker_command(run: RunDir, resume: bool = False) -> list[str]:
-    cmd = [sys.executable, "-m", "tunedeck.core.worker", str(run.path)]
+    cmd = [sys.executable, "-m", "tunedeck.core.runs.worker", str(run.path)]
     return cmd + (["--resume"] if resume else [])
 
 

@@ -1,4 +1,4 @@
-"""The training worker: one run, in its own process (``python -m tunedeck.core.worker RUN_DIR``).
+"""The training worker: one run, in its own process (``python -m tunedeck.core.runs.worker RUN_DIR``).
 
 It owns the run directory while it lives (flock on run.lock), writes events and a heartbeat,
 honours stop/checkpoint/evaluate requests and SIGTERM/SIGINT at step boundaries, ignores SIGHUP
@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tunedeck.core.errors import DataError, RunError, UserError
-from tunedeck.core.events import Event, EventWriter
-from tunedeck.core.runs import HEARTBEAT_S, RunDir, RunLock
+from tunedeck.core.runs.events import Event, EventWriter
+from tunedeck.core.runs.rundir import HEARTBEAT_S, RunDir, RunLock
 
 
 class Heartbeat:
@@ -353,7 +353,7 @@ def _gpu_name() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tunedeck.core.worker")
+    ap = argparse.ArgumentParser(prog="python -m tunedeck.core.runs.worker")
     ap.add_argument("run_dir")
     ap.add_argument("--resume", action="store_true")
     a = ap.parse_args(argv)
