@@ -12,41 +12,23 @@ start fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from tunedeck.core.errors import UserError
+from tunedeck.core.runs import lifecycle as _lifecycle  # torch-free at import
 
-DEFAULT_RUNS_DIR = os.environ.get("TUNEDECK_RUNS_DIR", "runs")
+DEFAULT_RUNS_DIR = _lifecycle.DEFAULT_RUNS_DIR
+# Profiles load the same way for every command (tests and scripts import this name).
+_load_profile = _lifecycle.load_profile
 
 
 def _runs_dir(args: argparse.Namespace) -> Path:
     return Path(args.runs_dir or DEFAULT_RUNS_DIR)
-
-
-def _load_profile(path: str, sets: list[str] | None):
-    from tunedeck.core.profile import load, resolve_paths
-
-    prof = load(path, sets)
-    return resolve_paths(prof, Path(path).resolve().parent)
-
-
-def _profile_for_run(a: argparse.Namespace):
-    """The profile a new run trains with. Where its run directory goes: the command line
-    (``--runs-dir`` or ``--set output.runs_dir=...``), else ``$TUNEDECK_RUNS_DIR`` (where the TUI
-    and ``tunedeck runs`` look), else the profile's ``output.runs_dir``."""
-    prof = _load_profile(a.profile, a.set)
-    flag = getattr(a, "runs_dir", None)
-    on_command_line = any(s.split("=", 1)[0].strip() == "output.runs_dir" for s in a.set or [])
-    target = flag or (None if on_command_line else os.environ.get("TUNEDECK_RUNS_DIR"))
-    if target:
-        target = str(Path(target).expanduser().resolve())
-        prof = prof.model_copy(update={"output": prof.output.model_copy(update={"runs_dir": target})})
-    return prof
 
 
 def _fmt_duration(s: float | None) -> str:
@@ -59,54 +41,37 @@ def _fmt_duration(s: float | None) -> str:
 
 
 def _progress_printer(ev: Any) -> None:
-    d = ev.data
-    if ev.type == "step":
-        tps = d.get("tokens_per_s") or 0
-        print(f"step {d['step']}/{d['total_steps']}  epoch {d.get('epoch', 0):.2f}  "
-              f"loss {d['loss']:.4f}  lr {d['lr']:.2e}  {tps:,.0f} tok/s  "
-              f"ETA {_fmt_duration(d.get('eta_s'))}", flush=True)
-    elif ev.type == "eval":
-        m = d.get("metrics", {})
-        shown = "  ".join(f"{k} {v:.4f}" for k, v in m.items() if isinstance(v, float))
-        print(f"eval [{d.get('split')}] step {d.get('step')}: {shown}", flush=True)
-    elif ev.type == "checkpoint":
-        print(f"checkpoint step {d['step']}", flush=True)
-    elif ev.type == "log":
-        print(f"[{d.get('level', 'info')}] {d.get('message', '')}", flush=True)
-    elif ev.type in ("run_failed", "run_diverged", "run_stopped"):
-        print(f"{ev.type.replace('run_', '')}: {d.get('error') or d.get('message', '')}", flush=True)
-    elif ev.type == "run_started":
-        print(f"training {d.get('task')} on {d.get('device')} ({d.get('precision')}), "
-              f"{d.get('model_params', 0):,} parameters, data {d.get('dataset_sizes')}, "
-              f"{d.get('total_steps')} steps", flush=True)
+    """A foreground run's progress: the protocol's description of each event (+ ETA on steps)."""
+    from tunedeck.core.runs.protocol import describe_event
+
+    line = describe_event(ev)
+    if line is None:
+        return
+    if ev.type == "step" and ev.data.get("eta_s") is not None:
+        line += f"  ETA {_fmt_duration(ev.data.get('eta_s'))}"
+    print(line, flush=True)
+
+
+@contextlib.contextmanager
+def _stdout_for_json(json_mode: bool) -> Iterator[None]:
+    """In --json mode stdout carries one JSON object only: anything a library prints while the
+    command works goes to stderr."""
+    if not json_mode:
+        yield
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
 
 
 # --- commands ------------------------------------------------------------------------------
 
-def _prepare_for_run(prof: Any, log: Any = None, tokenizer_dir: Path | None = None) -> Any:
-    """What a run needs that a user can get wrong, done before any run directory exists: data
-    (loaded, cleaned, split, tokenized: cached for the worker), tokenizer, model config, and a
-    fresh model's build on the meta device. Raises a UserError (exit 2) on the first problem."""
-    import transformers
-
-    from tunedeck.core.engine.setup import prepare
-    from tunedeck.core.models import build_config, check_model_builds
-
-    prepared = prepare(prof, log=log or (lambda m: None), tokenizer_dir=tokenizer_dir)
-    config = build_config(prof, prepared.tokenizer, prepared.task.config_overrides())
-    check_model_builds(prof, getattr(transformers, prepared.task.auto_class), config)
-    return prepared
-
-
 def cmd_train(a: argparse.Namespace) -> int:
-    from tunedeck.core.profile import dumps
-    from tunedeck.core.runs.rundir import create_run
+    from tunedeck.core.runs.lifecycle import check_and_tokenize, new_run_dir, profile_for_new_run
 
-    prof = _profile_for_run(a)
+    prof = profile_for_new_run(a.profile, a.set, getattr(a, "runs_dir", None))
     print("preparing data ...", flush=True)
-    prepared = _prepare_for_run(prof, log=lambda m: print(m, flush=True))
-    run = create_run(Path(prof.output.runs_dir), prof.name, dumps(prof), prof.task.type)
-    return _train_here(run, prepared=prepared)
+    prepared = check_and_tokenize(prof, log=lambda m: print(m, flush=True))
+    return _train_here(new_run_dir(prof), prepared=prepared)
 
 
 def _train_here(run: Any, **kwargs: Any) -> int:
@@ -131,201 +96,71 @@ def _print_outcome(run: Any, state: str) -> None:
         print(f"{state}: {run.read_status().get('message', '')}", file=sys.stderr)
 
 
-# What `start` (and `resume`) check before a worker exists, so that a malformed file or model is
-# exit 2 with no run directory, while they still return in seconds. Measured here: the data layer
-# prepares a 60 MB CSV in 2.2 s; tokenizing it (MiniLM) takes ~45 s more.
-#   up to START_TOKENIZE_BYTES: everything `train` checks, tokenization included (its cache is the
-#     worker's, so nothing is tokenized twice);
-#   up to START_FULL_CHECK_BYTES: the data layer (load, clean, split), and the model's config;
-#   bigger: the files exist and the model's config loads; the worker reports a bad file.
-START_TOKENIZE_BYTES = 8 * 2**20
-START_FULL_CHECK_BYTES = 64 * 2**20
-
-
-def _preflight_data(prof: Any, tokenizer_dir: Path | None = None) -> tuple[Any, str | None]:
-    """Checks before a detached start or a resume (see START_TOKENIZE_BYTES). Returns (the
-    engine's prepared data when it went through everything, else None; the data fingerprint
-    when the data layer ran, else None)."""
-    from tunedeck.core.errors import DataError
-    from tunedeck.core.models import resolve_model_path
-
-    size = 0
-    for key in ("train", "validation", "test"):
-        p = getattr(prof.data, key)
-        if not p:
-            continue
-        path = Path(p)
-        if not path.exists():
-            raise DataError(f"data.{key}: no such file {path}; fix the path in the profile")
-        if path.is_file():
-            size += path.stat().st_size
-        elif path.is_dir():
-            size += sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-        else:
-            raise DataError(f"data.{key}: {path} is not a regular file or directory")
-    if size <= START_TOKENIZE_BYTES:
-        # Loading and splitting are repeated by the worker (seconds); the tokenization is not:
-        # the worker reads the cache this fills.
-        prepared = _prepare_for_run(prof, tokenizer_dir=tokenizer_dir)
-        return prepared, prepared.data_fingerprint
-    fingerprint = None
-    if size <= START_FULL_CHECK_BYTES:
-        from tunedeck.core.data import prepare
-
-        fingerprint = prepare(prof).fingerprint  # a malformed file is exit 2 here, in seconds
-    resolve_model_path(prof.model.name)  # a local model path that is not a model: exit 2 now
-    if prof.model.config is None:  # an uncached hub model offline, say
-        from transformers import AutoConfig
-
-        from tunedeck.core.models import hf_load
-
-        hf_load(AutoConfig, prof.model.name, "config", revision=prof.model.revision,
-                trust_remote_code=prof.model.trust_remote_code)
-    return None, fingerprint
-
-
 def cmd_start(a: argparse.Namespace) -> int:
-    from tunedeck.core.runs.launch import start_detached
-    from tunedeck.core.profile import dumps
-    from tunedeck.core.runs.rundir import create_run
+    from tunedeck.core.runs.lifecycle import profile_for_new_run, runs_dir_flag, start_run
+    from tunedeck.core.runs.rundir import RunDir
 
-    prof = _profile_for_run(a)
-    _preflight_data(prof)
-    run = create_run(Path(prof.output.runs_dir), prof.name, dumps(prof), prof.task.type)
-    pid = start_detached(run)
-    flag = _runs_dir_flag(run)
-    print(f"started worker pid {pid}; follow with 'tunedeck logs {run.id} -f{flag}' or "
-          f"'tunedeck attach {run.id}{flag}'")
-    print(run.path)
+    with _stdout_for_json(a.json):
+        started = start_run(profile_for_new_run(a.profile, a.set, getattr(a, "runs_dir", None)))
+    if a.json:
+        print(json.dumps(started.to_json()))
+        return 0
+    flag = runs_dir_flag(RunDir(started.run_dir))
+    print(f"started worker pid {started.pid}; follow with 'tunedeck logs {started.run_id} -f{flag}' "
+          f"or 'tunedeck attach {started.run_id}{flag}'")
+    print(started.run_dir)
     return 0
 
 
 def cmd_resume(a: argparse.Namespace) -> int:
-    from tunedeck.core.engine.checkpoint import list_complete
+    from tunedeck.core.runs.lifecycle import resume_run, runs_dir_flag
     from tunedeck.core.runs.rundir import find_run
 
-    run = find_run(_runs_dir(a), a.run)
-    _check_resumable(run)  # fail fast, before the data is loaded
-    prepared = _check_resume_data(run)
-    # The lock covers only check -> "starting" -> launch -> the worker holding run.lock: a second
-    # `resume` typed at once waits seconds here, then is told the run is running.
-    with run.launch_lock():
-        _check_resumable(run)
-        done = list_complete(run.checkpoints_dir)
-        where = (f"from its newest complete checkpoint, {done[-1].name}" if done else
-                 "from the start: it has no complete checkpoint yet, so it trains again from "
-                 "step 0 in the same run directory")
-        run.take_requests()  # dropped: e.g. the stop that ended it, if its signal won the race
-        run.write_status(state="starting", heartbeat=time.time())
-        print(f"resuming {run.id} {where}", flush=True)
-        if not a.foreground:
-            from tunedeck.core.runs.launch import start_detached
-
-            pid = start_detached(run, resume=True)
-            code = _wait_for_worker(run, pid)
+    with _stdout_for_json(a.json):
+        run = find_run(_runs_dir(a), a.run)
+        resumed = resume_run(run, detach=not a.foreground)
+    if a.json:
+        print(json.dumps(resumed.to_json()))
+        return 0
+    where = (f"from its newest complete checkpoint, {resumed.from_checkpoint}"
+             if resumed.from_checkpoint else
+             "from the start: it has no complete checkpoint yet, so it trains again from "
+             "step 0 in the same run directory")
+    print(f"resuming {run.id} {where}", flush=True)
     if a.foreground:
-        return _train_here(run, resume=True, prepared=prepared)
-    if code:
-        print(f"the worker (pid {pid}) exited at once with code {code}; see {run.log_path}",
-              file=sys.stderr)
-        return 1
-    print(f"resumed in worker pid {pid}; follow with 'tunedeck logs {run.id} -f{_runs_dir_flag(run)}'")
+        return _train_here(run, resume=True, prepared=resumed.prepared)
+    print(f"resumed in worker pid {resumed.pid}; follow with 'tunedeck logs {run.id} -f"
+          f"{runs_dir_flag(run)}'")
     print(run.path)
     return 0
 
 
-def _check_resumable(run: Any) -> None:
-    from tunedeck.core.errors import RunError
-
-    state, _ = run.effective_state()
-    flag = _runs_dir_flag(run)
-    if state in ("running", "starting"):
-        stopping = run.control_dir.is_dir() and any(run.control_dir.iterdir())
-        hint = (f" (a stop was asked: 'tunedeck stop {run.id} --wait 60{flag}' waits for it)"
-                if stopping else "")
-        raise RunError(f"run {run.id} is {state}; stop it first ('tunedeck stop {run.id}{flag}')"
-                       f"{hint}")
-    if state == "finished":
-        raise RunError(f"run {run.id} already finished; start a new run to train more")
-
-
-def _runs_dir_flag(run: Any) -> str:
-    """` --runs-dir DIR` for printed follow-up commands when the run is not in the default runs
-    directory (a hint copied and pasted must find the run)."""
-    d = Path(run.path).resolve().parent
-    if d == Path(DEFAULT_RUNS_DIR).resolve():
-        return ""
-    import shlex
-
-    return f" --runs-dir {shlex.quote(str(d))}"
-
-
-def _check_resume_data(run: Any) -> Any:
-    """The run's own (frozen) profile: its data files must still exist; small data is prepared
-    here (exit 2 on a problem), with the run's own tokenizer, and must be the data the run
-    started with. Returns the prepared data (None for big data: the worker prepares it)."""
-    from tunedeck.core.errors import DataError
-    from tunedeck.core.profile import load
-    from tunedeck.core.runs.worker import check_same_data
-
-    prof = load(run.profile_path)
-    try:
-        prepared, fingerprint = _preflight_data(prof, tokenizer_dir=run.path / "tokenizer")
-    except DataError as e:
-        raise DataError(f"{e} (run {run.id} trains on the files its frozen profile names, "
-                        f"{run.profile_path}: restore them there)") from None
-    if fingerprint:
-        check_same_data(run, fingerprint)
-    return prepared
-
-
-def _wait_for_worker(run: Any, pid: int, timeout: float = 120.0) -> int:
-    """Until the new worker holds run.lock (0), or has exited before that (its exit code)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if run.worker_alive() is True:
-            return 0
-        try:
-            done, status = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            return 0
-        if done:
-            return os.waitstatus_to_exitcode(status) or 0
-        time.sleep(0.1)
-    return 0
-
-
 def cmd_stop(a: argparse.Namespace) -> int:
+    from tunedeck.core.runs.lifecycle import runs_dir_flag, stop_run
     from tunedeck.core.runs.rundir import find_run
 
     run = find_run(_runs_dir(a), a.run)
-    state, _ = run.effective_state()
-    if state not in ("running", "starting"):
-        print(f"run {run.id} is not running ({state})")
+    res = stop_run(run, wait_s=a.wait)
+    if not res.requested:
+        print(f"run {run.id} is not running ({res.state})")
         return 0
-    run.request("stop")
-    run.signal_worker()
     if not a.wait:
         print(f"stop requested for {run.id}: it checkpoints and stops at the next step boundary")
         return 0
-    deadline = time.time() + a.wait
-    while time.time() < deadline and run.effective_state()[0] in ("running", "starting"):
-        time.sleep(0.2)
-    state, reason = run.effective_state()
-    st = run.read_status()
-    if state in ("running", "starting"):
-        print(f"{run.id} is still {state} after {a.wait:g} s (a long evaluation or checkpoint?); "
-              "it stops at its next step boundary", file=sys.stderr)
+    if res.still_active:
+        print(f"{run.id} is still {res.state} after {a.wait:g} s (a long evaluation or "
+              "checkpoint?); it stops at its next step boundary", file=sys.stderr)
         return 1
-    print(f"{run.id} {state} at step {st.get('step', 0)}/{st.get('total_steps', '?')}"
-          + (f": {reason}" if reason and state != "stopped" else "")
-          + (f"; 'tunedeck resume {run.id}{_runs_dir_flag(run)}' continues it"
-             if state == "stopped" else ""))
+    total = "?" if res.total_steps is None else res.total_steps
+    print(f"{run.id} {res.state} at step {res.step}/{total}"
+          + (f": {res.reason}" if res.reason and res.state != "stopped" else "")
+          + (f"; 'tunedeck resume {run.id}{runs_dir_flag(run)}' continues it"
+             if res.state == "stopped" else ""))
     return 0
 
 
 def cmd_runs(a: argparse.Namespace) -> int:
-    from tunedeck.core.runs.rundir import list_runs
+    from tunedeck.core.runs.listing import list_runs
 
     runs = list_runs(_runs_dir(a))
     if a.json:
@@ -349,25 +184,9 @@ def cmd_runs(a: argparse.Namespace) -> int:
     return 0
 
 
-def format_event(ev: Any) -> str:
-    ts = time.strftime("%H:%M:%S", time.localtime(ev.time))
-    d = ev.data
-    if ev.type == "step":
-        body = (f"step {d.get('step')}/{d.get('total_steps')} loss {d.get('loss', float('nan')):.4f} "
-                f"lr {d.get('lr', 0):.2e} {d.get('tokens_per_s', 0):,.0f} tok/s")
-    elif ev.type == "eval":
-        m = d.get("metrics", {})
-        body = f"eval [{d.get('split')}] step {d.get('step')}: " + " ".join(
-            f"{k}={v:.4f}" for k, v in m.items() if isinstance(v, (int, float)))
-    elif ev.type == "log":
-        body = f"{d.get('level', 'info')}: {d.get('message', '')}"
-    else:
-        body = " ".join(f"{k}={v}" for k, v in d.items() if not isinstance(v, (dict, list)))
-    return f"{ts} #{ev.seq:<5} {ev.type:<12} {body}"
-
-
 def cmd_logs(a: argparse.Namespace) -> int:
     from tunedeck.core.runs.events import EventTail
+    from tunedeck.core.runs.protocol import format_event_line, is_active
     from tunedeck.core.runs.rundir import find_run
 
     run = find_run(_runs_dir(a), a.run)
@@ -375,12 +194,12 @@ def cmd_logs(a: argparse.Namespace) -> int:
     try:
         while True:
             for ev in tail.read_new():
-                print(format_event(ev), flush=True)
+                print(format_event_line(ev), flush=True)
             if not a.follow:
                 break
-            if run.effective_state()[0] not in ("running", "starting"):
+            if not is_active(run.effective_state()[0]):
                 for ev in tail.read_new():
-                    print(format_event(ev), flush=True)
+                    print(format_event_line(ev), flush=True)
                 break
             time.sleep(0.5)
     except KeyboardInterrupt:
@@ -438,9 +257,9 @@ def cmd_profile(a: argparse.Namespace) -> int:
         # Everything asked for is checked before anything is called "ok".
         data_summary = None
         if a.data:
-            from tunedeck.core.data import prepare
+            from tunedeck.core.data import read_splits
 
-            data_summary = _data_summary(prepare(prof).stats)
+            data_summary = _data_summary(read_splits(prof).stats)
         print(f"{a.profile}: ok ({prof.task.type}, model {prof.model.name})")
         if data_summary:
             print(data_summary)
@@ -478,6 +297,8 @@ def cmd_doctor(a: argparse.Namespace) -> int:
 RUN_HELP = "a run id, a unique prefix of one, or a run directory ('tunedeck runs' lists them)"
 SET_HELP = ("override a profile key for this run, e.g. --set training.epochs=2 (TOML value; "
             "repeatable; validated like the file)")
+JSON_HELP = ("print one JSON object, for programs: {fields}; on an error "
+             '{{"error": MESSAGE, "kind": "user"}} (exit 2) or "kind": "worker" (exit 1)')
 EPILOG = """examples:
   tunedeck profile new --task classification > p.toml   # a complete starting profile
   tunedeck profile check p.toml --data --preflight     # validate, load the data, size memory
@@ -519,15 +340,20 @@ def build_parser() -> argparse.ArgumentParser:
                     "does not stop it) and return. The run directory is the last line of stdout."))
     p.add_argument("profile", help="the profile (TOML) to train")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help=SET_HELP)
-    p.set_defaults(fn=cmd_start)
+    p.add_argument("--json", action="store_true", help=JSON_HELP.format(
+        fields='"run_dir", "run_id", "pid"'))
+    p.set_defaults(fn=cmd_start, json_errors=True)
     p = with_runs_dir(sub.add_parser(
         "resume", help="continue a stopped/failed run from its newest checkpoint",
         description="Continue a stopped, failed or killed run from its newest complete "
                     "checkpoint, in the same run directory and event log (from step 0 when it has "
                     "none). A finished run is not resumed: start a new one."))
     p.add_argument("run", help=RUN_HELP)
-    p.add_argument("--foreground", action="store_true", help="train here instead of detaching")
-    p.set_defaults(fn=cmd_resume)
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--foreground", action="store_true", help="train here instead of detaching")
+    how.add_argument("--json", action="store_true", help=JSON_HELP.format(
+        fields='"run_dir", "run_id", "pid", "from_checkpoint" (null: from step 0)'))
+    p.set_defaults(fn=cmd_resume, json_errors=True)
     p = with_runs_dir(sub.add_parser("stop", help="ask a run to checkpoint and stop",
                                      description="Ask a running worker to checkpoint at its next "
                                                  "step boundary and stop ('resume' continues it)."))
@@ -583,7 +409,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def dispatch(args: argparse.Namespace) -> int:
-    """Run a parsed headless command; user errors become one message and exit code 2."""
+    """Run a parsed headless command; user errors become one message and exit code 2 (as one
+    JSON object on stdout for ``start/resume --json``)."""
     fn = getattr(args, "fn", None)
     if fn is None:
         print("tunedeck: the TUI (no command, attach, browse) starts from the `tunedeck` "
@@ -592,8 +419,13 @@ def dispatch(args: argparse.Namespace) -> int:
     try:
         return fn(args) or 0
     except UserError as e:
-        print(f"tunedeck: {e}", file=sys.stderr)
-        return 2
+        code = getattr(e, "exit_code", 2)
+        if getattr(args, "json_errors", False) and getattr(args, "json", False):
+            kind = "user" if code == 2 else "worker"
+            print(json.dumps({"error": str(e), "kind": kind}), flush=True)
+        else:
+            print(f"tunedeck: {e}", file=sys.stderr)
+        return code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `tunedeck logs RUN | head`

@@ -26,10 +26,10 @@ def stopped_run(tmp_path):
 @pytest.mark.parametrize("tokenize_in_cli", [True, False])
 def test_changed_data_is_refused_then_the_original_resumes(stopped_run, capsys, monkeypatch,
                                                            tokenize_in_cli):
-    import tunedeck.core.cli
+    import tunedeck.core.runs.launch_checks
 
     if not tokenize_in_cli:  # data too big for the CLI to tokenize: the data layer still runs
-        monkeypatch.setattr(tunedeck.core.cli, "START_TOKENIZE_BYTES", -1)
+        monkeypatch.setattr(tunedeck.core.runs.launch_checks, "TOKENIZE_UP_TO_BYTES", -1)
     prof, run = stopped_run
     data = prof.parent / "reviews.csv"
     original = data.read_bytes()

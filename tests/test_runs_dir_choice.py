@@ -13,9 +13,9 @@ from tdhelpers import tiny_cls_profile
 @pytest.fixture
 def started(monkeypatch, tmp_path):
     """`tunedeck start` in process, with the launch replaced: returns the run directories made."""
-    import tunedeck.core.runs.launch
+    import tunedeck.core.runs.lifecycle
 
-    monkeypatch.setattr(tunedeck.core.runs.launch, "start_detached", lambda run, **kw: 4242)
+    monkeypatch.setattr(tunedeck.core.runs.lifecycle, "start_detached", lambda run, **kw: 4242)
     monkeypatch.chdir(tmp_path)
 
     def start(argv: list[str], capsys) -> Path:

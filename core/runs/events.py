@@ -2,8 +2,8 @@
 
 One JSON object a line: ``{"seq": int, "time": float (unix), "type": str, "data": {...}}``,
 flushed per line, append-only (resume continues the sequence). Readers ignore a partial last
-line, malformed lines and unknown types. The types and their payloads are documented in
-docs/events.md.
+line, malformed lines and unknown types. The types and what they mean for a run's state are in
+``tunedeck.core.runs.protocol``; their payloads are documented in docs/events.md.
 """
 
 from __future__ import annotations
@@ -15,19 +15,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
-
-EVENT_TYPES = (
-    "run_started",
-    "run_resumed",
-    "step",
-    "eval",
-    "checkpoint",
-    "log",
-    "run_finished",
-    "run_failed",
-    "run_stopped",
-    "run_diverged",
-)
 
 
 @dataclass(frozen=True)

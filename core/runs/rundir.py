@@ -1,6 +1,7 @@
-"""Run directories: layout, status, honest state, listing, lookup and control requests.
+"""Run directories: layout, status, honest state, lookup and control requests.
 
-Torch-free: the TUI and ``tunedeck runs`` read runs through this module.
+Torch-free: the TUI and ``tunedeck runs`` read runs through this module (listing and summaries:
+``tunedeck.core.runs.listing``; what the states and events mean: ``tunedeck.core.runs.protocol``).
 
 Layout of ``<runs_dir>/<run id>/``::
 
@@ -26,18 +27,16 @@ import secrets
 import signal
 import socket
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 from tunedeck.core.errors import RunError
 from tunedeck.core.fsutil import atomic_write_json, read_json
+from tunedeck.core.runs.protocol import (ACTIVE_STATES, BEGIN_EVENTS, CONTROL_ACTIONS,
+                                         FINAL_STATES, state_after_event)
 
-ACTIVE_STATES = ("starting", "running")
-FINAL_STATES = ("finished", "failed", "stopped", "diverged")
 HEARTBEAT_S = 2.0
 STALE_AFTER_S = 30.0  # a heartbeat older than this (many intervals) means the worker is gone
-CONTROL_ACTIONS = ("stop", "checkpoint", "evaluate")
 
 
 class RunDir:
@@ -133,10 +132,8 @@ class RunDir:
         return state, ""
 
     def ended_by_events(self) -> str | None:
-        """The end state the event log records (finished, failed, stopped, diverged), or None
+        """The end state the event log records (protocol.END_EVENT_STATES), or None
         when its newest start/resume has no end yet. Reads only the log's tail."""
-        ends = {"run_finished": "finished", "run_failed": "failed", "run_stopped": "stopped",
-                "run_diverged": "diverged"}
         try:
             with open(self.events_path, "rb") as f:
                 f.seek(0, os.SEEK_END)
@@ -149,9 +146,10 @@ class RunDir:
                 kind = json.loads(line).get("type")
             except (ValueError, AttributeError):
                 continue
-            if kind in ends:
-                return ends[kind]
-            if kind in ("run_started", "run_resumed"):
+            ended = state_after_event(kind) if isinstance(kind, str) else None
+            if ended is not None:
+                return ended
+            if kind in BEGIN_EVENTS:
                 return None
         return None
 
@@ -237,7 +235,7 @@ class RunLock:
             self.fd = None
 
 
-# --- creating, finding, listing ------------------------------------------------------------
+# --- creating, finding ------------------------------------------------------------
 
 def new_run_id(name: str) -> str:
     return f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
@@ -304,62 +302,5 @@ def find_run(runs_dir: Path, ref: str) -> RunDir:
     raise RunError(f"{ref!r} matches {len(hits)} runs ({', '.join(sorted(hits)[:5])}); be more specific")
 
 
-@dataclass
-class RunSummary:
-    id: str
-    path: str
-    name: str
-    task: str
-    state: str
-    reason: str
-    step: int
-    total_steps: int
-    epoch: float
-    best_metric: str | None
-    best_value: float | None
-    started: float | None
-    duration: float | None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def summarize(run: RunDir, now: float | None = None) -> RunSummary:
-    now = time.time() if now is None else now
-    st = run.read_status()
-    state, reason = run.effective_state(now, st)
-    started = st.get("started") or st.get("created")
-    end = st.get("ended") if state not in ACTIVE_STATES else None
-    if state in ACTIVE_STATES:
-        end = now
-    elif end is None:
-        end = st.get("heartbeat") or st.get("updated")
-    best = st.get("best") or {}
-    return RunSummary(
-        id=run.id,
-        path=str(run.path),
-        name=st.get("name") or run.id.rsplit("-", 3)[0],
-        task=st.get("task", "?"),
-        state=state,
-        reason=reason or "",
-        step=int(st.get("step", 0) or 0),
-        total_steps=int(st.get("total_steps", 0) or 0),
-        epoch=float(st.get("epoch", 0) or 0),
-        best_metric=best.get("metric"),
-        best_value=best.get("value"),
-        started=started,
-        duration=(end - started) if (started and end) else None,
-        extra={k: st[k] for k in ("tokens_per_s", "eta_s", "loss") if k in st},
-    )
-
-
-def list_runs(runs_dir: Path) -> list[RunSummary]:
-    if not runs_dir.is_dir():
-        return []
-    out = []
-    for d in runs_dir.iterdir():
-        if d.is_dir() and not d.is_symlink() and (d / "profile.toml").is_file():
-            out.append(summarize(RunDir(d)))
-    out.sort(key=lambda r: r.started or 0, reverse=True)
-    return out
+__all__ = ["ACTIVE_STATES", "FINAL_STATES", "HEARTBEAT_S", "RunDir", "RunLock", "create_run",
+           "find_run", "new_run_id"]
