@@ -156,7 +156,8 @@ def test_remote_code_in_a_model_directory_never_runs(tmp_path):
 # --- names --------------------------------------------------------------------------------
 
 def test_run_names_cannot_escape(tmp_path):
-    from tunedeck.core.runs.rundir import create_run, find_run, list_runs
+    from tunedeck.core.runs.listing import list_runs
+    from tunedeck.core.runs.rundir import create_run, find_run
 
     runs = tmp_path / "runs"
     outside = tmp_path / "outside"
