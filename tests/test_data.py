@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
-from tunedeck.core.data import load_table, prepare, read_source, split_sizes
+from tunedeck.core.data import load_table, read_source, read_splits, split_sizes
 from tunedeck.core.errors import DataError
 from tunedeck.core.profile import validate
 
@@ -141,7 +141,7 @@ def test_sms_collection_is_sniffed_as_tsv() -> None:
     assert src.table.num_rows == 5574  # stray double quotes must not merge lines
     assert src.unit == "line" and src.rows[0] == 2 and src.rows[-1] == 5575
     # Case-insensitive column match: "label"/"sms" find "Label"/"SMS".
-    prep = prepare(profile(SMS, text_column="sms", label_column="label", dedup=False))
+    prep = read_splits(profile(SMS, text_column="sms", label_column="label", dedup=False))
     assert prep.label_names == ["ham", "spam"]
     assert sum(prep.stats["sizes"].values()) == 5574
     assert prep.stats["sizes"]["test"] == 557
@@ -152,7 +152,7 @@ def test_bom_and_crlf_are_accepted_silently(tmp_path: Path) -> None:
     p = write(tmp_path / "win.csv", b"\xef\xbb\xbftext,label\r\nhello,a\r\n\"two\r\nlines\",b\r\n")
     ds = load_table(p)
     assert ds.column_names == ["text", "label"]
-    prep = prepare(profile(p, split=[0.5, 0.5, 0.0]))
+    prep = read_splits(profile(p, split=[0.5, 0.5, 0.0]))
     # Two classes of one row each: too small to share, both stay in train.
     assert prep.validation is None
     assert sorted(prep.train["text"]) == ["hello", "two\nlines"]
@@ -170,7 +170,7 @@ def test_jsonl_with_mixed_label_types_becomes_strings(tmp_path: Path) -> None:
                                     '{"text": "c", "label": 1}\n{"text": "d", "label": "spam"}\n')
     ds = load_table(p)
     assert ds["label"] == ["1", "spam", "1", "spam"]
-    prep = prepare(profile(p, split=[0.5, 0.5, 0.0]))
+    prep = read_splits(profile(p, split=[0.5, 0.5, 0.0]))
     assert prep.label_names == ["1", "spam"]
 
 
@@ -180,9 +180,9 @@ def test_jsonl_date_like_strings_stay_strings(tmp_path: Path) -> None:
 
 
 def test_row_longer_than_a_parse_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import tunedeck.core.data.loading as loading
+    import tunedeck.core.data.delimited as delimited
 
-    monkeypatch.setattr(loading, "_CSV_BLOCK", 1 << 12)
+    monkeypatch.setattr(delimited, "CSV_BLOCK", 1 << 12)
     long = "word " * 5000  # 25 kB in one quoted cell, > the 4 kB block
     ds = load_table(write(tmp_path / "long.csv", f'text,label\n"{long}, end",a\nshort,b\n'))
     assert ds.num_rows == 2 and ds[0]["text"] == long + ", end"
@@ -206,7 +206,7 @@ def err(fn, *args: Any) -> str:
 
 
 def test_missing_file_names_file_and_profile_key(tmp_path: Path) -> None:
-    msg = err(prepare, profile(tmp_path / "nope.csv"))
+    msg = err(read_splits, profile(tmp_path / "nope.csv"))
     assert "nope.csv" in msg and "no such file" in msg and "data.train" in msg
 
 
@@ -285,39 +285,39 @@ def test_unknown_format_name(tmp_path: Path) -> None:
 
 def test_missing_column_did_you_mean(tmp_path: Path) -> None:
     p = write(tmp_path / "sms.tsv", "Label\tSMS\nham\thi\nspam\twin\n")
-    msg = err(prepare, profile(p, text_column="SMS", label_column="lable"))
+    msg = err(read_splits, profile(p, text_column="SMS", label_column="lable"))
     assert "sms.tsv" in msg and "'lable'" in msg and "Label, SMS" in msg
     assert "Did you mean 'Label'" in msg and "data.label_column" in msg
-    msg = err(prepare, profile(p, label_column="Label"))  # default text_column "text"
+    msg = err(read_splits, profile(p, label_column="Label"))  # default text_column "text"
     assert "'text'" in msg and "data.text_column" in msg
 
 
 def test_causal_lm_missing_text_hints_prompt_response(tmp_path: Path) -> None:
     p = write(tmp_path / "p.jsonl", '{"prompt": "a", "response": "b"}\n')
-    msg = err(prepare, profile(p, task="causal-lm"))
+    msg = err(read_splits, profile(p, task="causal-lm"))
     assert "data.prompt_column" in msg
 
 
 def test_unseen_label_in_validation(tmp_path: Path) -> None:
     train = labelled_csv(tmp_path / "train.csv", {"a": 5, "b": 5})
     val = write(tmp_path / "val.csv", "text,label\nfine,a\nodd one,zebra\n")
-    msg = err(prepare, profile(train, validation=str(val)))
+    msg = err(read_splits, profile(train, validation=str(val)))
     assert "val.csv:3:" in msg and "'zebra'" in msg and "train.csv" in msg
 
 
 def test_every_row_dropped(tmp_path: Path) -> None:
     p = write(tmp_path / "blank.csv", "text,label\n ,a\n\t,b\n")
-    msg = err(prepare, profile(p))
+    msg = err(read_splits, profile(p))
     assert "blank.csv" in msg and "all 2 rows were dropped" in msg
 
 
 def test_single_class_is_an_error(tmp_path: Path) -> None:
-    msg = err(prepare, profile(labelled_csv(tmp_path / "one.csv", {"only": 10})))
+    msg = err(read_splits, profile(labelled_csv(tmp_path / "one.csv", {"only": 10})))
     assert "one.csv" in msg and "at least two" in msg
 
 
 def test_label_in_text_file_explains(tmp_path: Path) -> None:
-    msg = err(prepare, profile(write(tmp_path / "c.txt", "a\nb\n")))
+    msg = err(read_splits, profile(write(tmp_path / "c.txt", "a\nb\n")))
     assert "c.txt" in msg and "plain-text" in msg
 
 
@@ -338,7 +338,7 @@ MESSY = ('text,label\n'
 def test_cleaning_and_dedup_counts(tmp_path: Path) -> None:
     p = write(tmp_path / "messy.csv", MESSY)
     before = digest(p)
-    prep = prepare(profile(p, split=[0.5, 0.5, 0.0]))
+    prep = read_splits(profile(p, split=[0.5, 0.5, 0.0]))
     f = prep.stats["files"]["train"]
     assert (f["rows_read"], f["dropped_empty"], f["dropped_duplicate"], f["rows_kept"]) == (8, 3, 2, 3)
     splits = (prep.train, prep.validation)
@@ -351,18 +351,18 @@ def test_cleaning_and_dedup_counts(tmp_path: Path) -> None:
 
 def test_dedup_off_and_clean_off(tmp_path: Path) -> None:
     p = write(tmp_path / "d.csv", "text,label\n x ,a\nx,a\nx,a\ny,b\ny,b\n")
-    kept = prepare(profile(p, dedup=False, split=[0.5, 0.5, 0.0])).stats["files"]["train"]
+    kept = read_splits(profile(p, dedup=False, split=[0.5, 0.5, 0.0])).stats["files"]["train"]
     assert (kept["dropped_duplicate"], kept["rows_kept"]) == (0, 5)
-    raw = prepare(profile(p, clean=False, split=[0.5, 0.5, 0.0]))
+    raw = read_splits(profile(p, clean=False, split=[0.5, 0.5, 0.0]))
     texts = sorted(col(raw.train, raw.validation, name="text"))
     assert texts == [" x ", "x", "y"]  # unstripped, so " x " is not a duplicate of "x"
-    msg = err(prepare, profile(write(tmp_path / "e.csv", "text,label\na,x\nb,\nc,y\n"), clean=False))
+    msg = err(read_splits, profile(write(tmp_path / "e.csv", "text,label\na,x\nb,\nc,y\n"), clean=False))
     assert "e.csv:3:" in msg and "label is empty" in msg
 
 
 def test_int_labels_sort_numerically(tmp_path: Path) -> None:
     p = labelled_csv(tmp_path / "n.csv", {"10": 4, "2": 4, "1": 4})
-    prep = prepare(profile(p))
+    prep = read_splits(profile(p))
     assert prep.label_names == ["1", "2", "10"]
     assert prep.train.features["label"] == ClassLabel(names=["1", "2", "10"])
     for text, lab in zip(prep.train["text"], prep.train["label"]):
@@ -374,7 +374,7 @@ def test_classlabel_order_of_saved_dataset_is_kept(tmp_path: Path) -> None:
     ds = Dataset.from_dict({"text": [f"t{i}" for i in range(30)], "label": [i % 3 for i in range(30)]},
                            features=feats)
     ds.save_to_disk(str(tmp_path / "saved"))
-    prep = prepare(profile(tmp_path / "saved"))
+    prep = read_splits(profile(tmp_path / "saved"))
     assert prep.label_names == ["neg", "pos", "mid"]
     for text, lab in zip(prep.train["text"], prep.train["label"]):
         assert int(text[1:]) % 3 == lab
@@ -386,7 +386,7 @@ COUNTS = {"a": 500, "b": 230, "c": 61, "d": 9, "e": 1}
 
 
 def test_stratified_split_sizes(tmp_path: Path) -> None:
-    prep = prepare(profile(labelled_csv(tmp_path / "s.csv", COUNTS)))
+    prep = read_splits(profile(labelled_csv(tmp_path / "s.csv", COUNTS)))
     names = prep.label_names
     per = {s: Counter(names[i] for i in ds["label"]) for s, ds in prep.splits.items()}
     for lab, n in COUNTS.items():
@@ -400,9 +400,9 @@ def test_stratified_split_sizes(tmp_path: Path) -> None:
 
 def test_split_is_deterministic_by_seed(tmp_path: Path) -> None:
     p = labelled_csv(tmp_path / "s.csv", COUNTS)
-    a = prepare(profile(p, seed=1))
-    b = prepare(profile(p, seed=1))
-    c = prepare(profile(p, seed=2))
+    a = read_splits(profile(p, seed=1))
+    b = read_splits(profile(p, seed=1))
+    c = read_splits(profile(p, seed=2))
     assert a.test["row"] == b.test["row"] and a.validation["row"] == b.validation["row"]
     assert a.test["row"] != c.test["row"]
     assert a.fingerprint == b.fingerprint != c.fingerprint
@@ -413,17 +413,17 @@ def test_split_is_deterministic_by_seed(tmp_path: Path) -> None:
 def test_given_files_win_and_missing_split_is_carved(tmp_path: Path) -> None:
     train = labelled_csv(tmp_path / "train.csv", {"a": 50, "b": 50})
     val = labelled_csv(tmp_path / "val.csv", {"a": 3, "b": 3})
-    prep = prepare(profile(train, validation=str(val), split=[0.7, 0.1, 0.2]))
+    prep = read_splits(profile(train, validation=str(val), split=[0.7, 0.1, 0.2]))
     assert prep.stats["sizes"] == {"train": 80, "validation": 6, "test": 20}
     assert prep.stats["carved_from_train"] == ["test"]
     test = labelled_csv(tmp_path / "test.csv", {"a": 2, "b": 2})
-    both = prepare(profile(train, validation=str(val), test=str(test)))
+    both = read_splits(profile(train, validation=str(val), test=str(test)))
     assert both.stats["sizes"] == {"train": 100, "validation": 6, "test": 4}
     assert both.stats["carved_from_train"] == []
 
 
 def test_zero_test_share_gives_no_test_split(tmp_path: Path) -> None:
-    prep = prepare(profile(labelled_csv(tmp_path / "s.csv", {"a": 20, "b": 20}),
+    prep = read_splits(profile(labelled_csv(tmp_path / "s.csv", {"a": 20, "b": 20}),
                            split=[0.9, 0.1, 0.0]))
     assert prep.test is None and prep.validation is not None and prep.validation.num_rows == 4
 
@@ -440,11 +440,11 @@ def test_causal_lm_and_seq2seq_columns(tmp_path: Path) -> None:
     p = write(tmp_path / "pairs.jsonl", "".join(
         json.dumps({"q": f"question {i}", "a": f"answer {i}"}) + "\n" for i in range(20)))
     for task in ("causal-lm", "seq2seq"):
-        prep = prepare(profile(p, task=task, prompt_column="q", response_column="a"))
+        prep = read_splits(profile(p, task=task, prompt_column="q", response_column="a"))
         assert prep.columns == ("prompt", "response") and prep.label_names is None
         assert prep.train.column_names == ["prompt", "response", "row"]
         assert prep.stats["sizes"] == {"train": 16, "validation": 2, "test": 2}
-    txt = prepare(profile(write(tmp_path / "c.txt", "\n".join(f"line {i}" for i in range(10))),
+    txt = read_splits(profile(write(tmp_path / "c.txt", "\n".join(f"line {i}" for i in range(10))),
                           task="causal-lm"))
     assert txt.columns == ("text",) and txt.train.column_names == ["text", "row"]
 
@@ -452,7 +452,7 @@ def test_causal_lm_and_seq2seq_columns(tmp_path: Path) -> None:
 # --- sample data --------------------------------------------------------------------------
 
 def test_stats_are_json(tmp_path: Path) -> None:
-    prep = prepare(profile(labelled_csv(tmp_path / "s.csv", {"a": 10, "b": 10})))
+    prep = read_splits(profile(labelled_csv(tmp_path / "s.csv", {"a": 10, "b": 10})))
     assert json.loads(json.dumps(prep.stats)) == prep.stats
 
 
@@ -464,7 +464,7 @@ def test_any_input_loads_or_raises_data_error(tmp_path: Path, content: bytes | s
     p = write(tmp_path / f"fuzz{ext}", content)
     for task in ("classification", "causal-lm"):
         try:
-            prepare(profile(p, task=task))
+            read_splits(profile(p, task=task))
         except DataError:
             pass
 
@@ -472,11 +472,11 @@ def test_any_input_loads_or_raises_data_error(tmp_path: Path, content: bytes | s
 def test_sample_data_prepares_and_is_left_untouched() -> None:
     tickets, instr = SAMPLE / "tickets.csv", SAMPLE / "instructions.jsonl"
     before = digest(tickets), digest(instr)
-    prep = prepare(profile(tickets))
+    prep = read_splits(profile(tickets))
     assert prep.label_names == ["account", "billing", "shipping", "technical"]
     f = prep.stats["files"]["train"]
     assert f["dropped_empty"] >= 2 and f["dropped_duplicate"] >= 40 and f["rows_kept"] > 1200
-    lm = prepare(profile(instr, task="causal-lm", prompt_column="prompt",
+    lm = read_splits(profile(instr, task="causal-lm", prompt_column="prompt",
                          response_column="response"))
     assert 300 <= sum(lm.stats["sizes"].values()) <= 600
     assert lm.stats["files"]["train"]["dropped_duplicate"] == 0
@@ -499,6 +499,6 @@ def test_large_file_is_vectorised(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     labels = rng.choice(["x", "y", "z"], size=200_000)
     body = "\n".join(f"row {i} text {lab},{lab}" for i, lab in enumerate(labels))
-    prep = prepare(profile(write(tmp_path / "big.csv", "text,label\n" + body + "\n")))
+    prep = read_splits(profile(write(tmp_path / "big.csv", "text,label\n" + body + "\n")))
     assert sum(prep.stats["sizes"].values()) == 200_000
     assert int(np.max(prep.test["row"])) <= 200_001

@@ -1,6 +1,8 @@
-"""Torch-free data reading for the dataset browser, on pyarrow.
+"""The dataset browser's view of a data file: training's reader, memory-mapped for paging.
 
-Every format is streamed batch by batch into an uncompressed Arrow IPC file in a scratch folder
+Parsing (formats, delimiter, header, encoding, malformed rows) is ``tunedeck.core.data``'s, the
+same code training runs, so the browser shows exactly the rows training reads. What is the
+browser's own is the view: the rows are written batch by batch into an uncompressed Arrow IPC file in a scratch folder
 and then memory-mapped, so that:
 
 - the first rows can be shown as soon as the first batch is parsed (well under a second),
@@ -16,7 +18,6 @@ when the user asks for token lengths.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -28,18 +29,19 @@ from typing import Any, Callable, Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tunedeck.core.data.cleaning import clean_counts
+from tunedeck.core.data.delimited import StreamFailed, stream_delimited
+from tunedeck.core.data.formats import FORMATS, SNIFF_BYTES, UTF8_BOM, declared_encoding
+from tunedeck.core.data.reader import read_source
+from tunedeck.core.data.split import split_sizes
 from tunedeck.core.errors import DataError
-from tunedeck.tui.quick_head import (FORMATS, _arrow_files, _has_header, _head_bytes,  # noqa: F401
-                            dataset_splits, sniff_format)
+from tunedeck.tui.quick_head import _arrow_files, dataset_splits, sniff_format
 
 BLOCK = 1 << 20  # bytes per parsed block: ~10k rows of short text, parsed in a few ms
 TEXT_BATCH = 65536
 
 Progress = Callable[[float], None]
 Cancelled = Callable[[], bool]
-
-
-# Format detection lives in tunedeck.tui.quick_head (no pyarrow there).
 
 
 # --- the opened table ---------------------------------------------------------------------
@@ -88,7 +90,6 @@ class Opened:
     format: str
     table: pa.Table
     complete: bool = True
-    skipped_rows: int = 0
     notes: list[str] = field(default_factory=list)
     splits: list[str] = field(default_factory=list)
     split: str | None = None
@@ -118,27 +119,28 @@ def _type_name(t: pa.DataType) -> str:
 
 
 class Loader:
-    """Streams a data file into a memory-mapped Arrow file.
+    """Streams a data file into a memory-mapped Arrow file, parsed by training's own reader.
 
-    ``run()`` yields progress fractions; ``head`` holds the first batch as soon as it is parsed,
-    and ``result`` the complete, mapped table when ``run()`` is exhausted. Errors a user can
-    cause are ``DataError`` naming the file (and line where known).
+    CSV/TSV (the large files) are streamed block by block with the dialect and pyarrow options
+    of ``tunedeck.core.data.delimited``; when that stream fails, the whole-file reader training
+    uses is asked, so the message is training's, word for word. JSON, JSON Lines and text are
+    read by that reader outright; Parquet batches are pyarrow's. ``run()`` yields progress
+    fractions; ``head`` holds the first batch as soon as it is parsed, and ``result`` the
+    complete, mapped table when ``run()`` is exhausted.
     """
 
     def __init__(self, path: str | os.PathLike[str], scratch: Path, fmt: str | None = None,
-                 split: str | None = None):
+                 split: str | None = None, encoding: str | None = None):
         self.path = Path(path).expanduser()
         self.scratch = Path(scratch)
-        if not self.path.exists():
-            raise DataError(f"{self.path}: no such file or folder")
         self.format = fmt or sniff_format(self.path)
         if self.format not in FORMATS:
             raise DataError(f"{self.path}: unknown format {self.format!r}; one of {', '.join(FORMATS)}")
+        self.encoding = encoding
         self.split = split
         self.splits: list[str] = []
         self.head: pa.Table | None = None
         self.result: Opened | None = None
-        self.skipped = 0
         self.notes: list[str] = []
         self.cancelled: Cancelled = lambda: False
 
@@ -154,8 +156,6 @@ class Loader:
             raise
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
             raise DataError(f"{self.path}: cannot be read as {self.format}: {_short(e)}") from None
-        except UnicodeDecodeError as e:
-            raise DataError(f"{self.path}: not UTF-8 text (byte {e.start})") from None
         except OSError as e:
             raise DataError(f"{self.path}: cannot be read ({e.strerror or e})") from None
 
@@ -192,248 +192,104 @@ class Loader:
             table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
         except pa.ArrowInvalid as e:
             raise DataError(f"{path}: its .arrow files do not share one schema: {_short(e)}") from None
-        self.result = Opened(self.path, "arrow", table, True, 0, self.notes, self.splits, self.split)
+        self.result = Opened(self.path, "arrow", table, True, self.notes, self.splits, self.split)
 
     def _convert(self) -> Iterator[float]:
         self.scratch.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix="browse-", suffix=".arrow", dir=self.scratch)
         os.close(fd)
         dest = Path(tmp)
-        strings_only = latin1 = False
         try:
-            for _ in range(3):
-                try:
-                    yield from self._write(dest, strings_only, latin1)
-                    break
-                except pa.ArrowInvalid as e:
-                    msg = str(e).lower()
-                    if ("utf8" in msg or "utf-8" in msg) and self.format in ("csv", "tsv") and not latin1:
-                        latin1 = True
-                        self.notes.append("not valid UTF-8: read as Latin-1")
-                    elif (not strings_only and self.format in ("csv", "tsv", "jsonl")
-                          and any(w in msg for w in ("conversion error", "schema", "type"))):
-                        # Types inferred from the first block do not hold further down.
-                        strings_only = True
-                        self.notes.append("column types vary down the file: every column read as text")
-                    else:
-                        raise
+            try:
+                yield from self._write(dest, self._batches())
+            except _StreamFailed:
+                # Training's reader names the line and the fix (or reads what the stream
+                # could not, e.g. a row longer than a parse block).
+                self.head = None
+                yield from self._write(dest, self._whole_file_batches())
         except BaseException:
             dest.unlink(missing_ok=True)
             raise
         table = _map_arrow(dest)
-        if table.num_rows == 0 and not table.num_columns:
-            raise DataError(f"{self.path}: no rows")
-        self.result = Opened(self.path, self.format, table, True, self.skipped, self.notes, scratch=dest)
+        self.result = Opened(self.path, self.format, table, True, self.notes, scratch=dest)
 
-    def _write(self, dest: Path, strings_only: bool, latin1: bool) -> Iterator[float]:
-        self.skipped = 0
+    def _write(self, dest: Path, batches: Iterator[tuple[pa.RecordBatch, float]]
+               ) -> Iterator[float]:
         writer = None
-        size = max(1, self.path.stat().st_size)
         try:
-            for batch, done in self._batches(strings_only, latin1, size):
+            for batch, done in batches:
                 if self.cancelled():
                     raise DataError(f"{self.path}: loading cancelled")
-                if (not latin1 and self.format in ("csv", "tsv")
-                        and any(pa.types.is_binary(f.type) for f in batch.schema)):
-                    # pyarrow reads text that is not UTF-8 as bytes; read it as Latin-1 instead.
-                    raise pa.ArrowInvalid("invalid UTF8 data")
-                if self.head is None or (strings_only and writer is None):
+                if self.head is None:
                     self.head = pa.Table.from_batches([batch])
                 if writer is None:
                     writer = pa.ipc.new_file(str(dest), batch.schema)
                 if batch.num_rows:
                     writer.write_batch(batch)
                 yield min(done, 0.999)
-            if writer is None:
-                raise DataError(f"{self.path}: empty file (no rows)")
         finally:
             if writer is not None:
                 writer.close()
         yield 1.0
 
-    def _batches(self, strings_only: bool, latin1: bool, size: int
-                 ) -> Iterator[tuple[pa.RecordBatch, float]]:
-        fmt = self.format
-        if fmt in ("csv", "tsv"):
-            yield from self._csv_batches(strings_only, latin1, size)
-        elif fmt == "parquet":
-            import pyarrow.parquet as pq
+    def _batches(self) -> Iterator[tuple[pa.RecordBatch, float]]:
+        if self.format in ("csv", "tsv") and self._streamable():
+            yield from self._csv_batches()
+        elif self.format == "parquet":
+            yield from self._parquet_batches()
+        else:
+            yield from self._whole_file_batches()
 
-            try:
-                pf = pq.ParquetFile(self.path)
-            except pa.ArrowInvalid as e:
-                raise DataError(f"{self.path}: not a Parquet file: {_short(e)}") from None
-            total = max(1, pf.metadata.num_rows)
-            if self.head is None and total > 2000:
-                # A small first read so the first rows show before a whole batch is decoded.
-                self.head = pa.Table.from_batches([next(pf.iter_batches(batch_size=1000))])
-                yield pa.RecordBatch.from_pylist([], schema=self.head.schema), 0.0
-            seen = 0
-            for b in pf.iter_batches(batch_size=TEXT_BATCH):
-                seen += b.num_rows
-                yield b, seen / total
-        elif fmt == "jsonl":
-            yield from self._jsonl_batches(strings_only, size)
-        elif fmt == "json":
-            yield from self._json_array_batches(strings_only)
-        elif fmt == "text":
-            yield from self._text_batches(size)
-        else:  # pragma: no cover
-            raise DataError(f"{self.path}: unsupported format {fmt}")
-
-    def _csv_batches(self, strings_only: bool, latin1: bool, size: int):
-        import pyarrow.csv as pcsv
-
-        delim = "\t" if self.format == "tsv" else ","
-        head = _head_bytes(self.path).decode("latin-1" if latin1 else "utf-8", errors="replace")
-        first = head.splitlines()[0] if head.strip() else ""
-        if self.format == "csv" and first.count(";") > first.count(","):
-            delim = ";"
-        if not first.strip():
-            raise DataError(f"{self.path}: empty file (no header, no rows)")
-        header = _has_header(first, delim)
-        names = next(csv.reader([first], delimiter=delim), [])
-        if not header:
-            self.notes.append("no header row detected: columns named col0, col1, ...")
-            names = [f"col{i}" for i in range(len(names))]
-
-        def on_bad(row: Any) -> str:
-            self.skipped += 1
-            return "skip"
-
-        ropts = pcsv.ReadOptions(block_size=BLOCK, column_names=names,
-                                 skip_rows=1 if header else 0,
-                                 encoding="latin-1" if latin1 else "utf8")
-        # TSV files such as SMSSpamCollection hold bare quotes inside fields: no quoting there.
-        popts = pcsv.ParseOptions(delimiter=delim, quote_char='"' if delim != "\t" else False,
-                                  newlines_in_values=delim != "\t", invalid_row_handler=on_bad)
-        copts = pcsv.ConvertOptions(
-            column_types={n: pa.string() for n in names} if strings_only else None,
-            strings_can_be_null=False, quoted_strings_can_be_null=False)
-        f = open(self.path, "rb")
-        try:
-            reader = pcsv.open_csv(f, read_options=ropts, parse_options=popts, convert_options=copts)
-            any_batch = False
-            for b in reader:
-                any_batch = True
-                yield b, f.tell() / size
-            if not any_batch and header:  # a header and no rows: show the columns, 0 rows
-                self.notes.append("a header and no data rows")
-                yield pa.RecordBatch.from_pylist([], schema=pa.schema([(n, pa.string()) for n in names])), 1.0
-        finally:
-            f.close()
-
-    def _jsonl_batches(self, strings_only: bool, size: int):
-        if not strings_only:
-            import pyarrow.json as pjson
-
-            f = open(self.path, "rb")
-            try:
-                try:
-                    reader = pjson.open_json(f, read_options=pjson.ReadOptions(block_size=BLOCK))
-                    for b in reader:
-                        yield b, f.tell() / size
-                    return
-                except pa.ArrowInvalid as e:
-                    if "JSON parse error" in str(e) or "Invalid value" in str(e):
-                        _raise_bad_jsonl(self.path)
-                    raise
-            finally:
-                f.close()
-        # Types differ between blocks: read line by line, every value as text.
-        yield from self._rows_as_text(_iter_jsonl(self.path), size)
-
-    def _json_array_batches(self, strings_only: bool):
-        try:
-            with open(self.path, "rb") as f:
-                data = json.load(f)
-        except ValueError as e:
-            raise DataError(f"{self.path}: not valid JSON: {e}") from None
-        if isinstance(data, dict):
-            # {"data": [...]} or {"col": [values...]}
-            lists = [v for v in data.values() if isinstance(v, list)]
-            if len(lists) == 1 and all(isinstance(r, dict) for r in lists[0]):
-                data = lists[0]
-            elif lists and all(isinstance(v, list) for v in data.values()):
-                data = [dict(zip(data, vals)) for vals in zip(*data.values())]
-        if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-            raise DataError(f"{self.path}: expected a JSON array of objects (one per row)")
-        total = max(1, len(data))
-
-        def gen():
-            for i, r in enumerate(data):
-                yield r, (i + 1) / total
-
-        if strings_only:
-            yield from self._rows_as_text(gen(), None)
-            return
-        schema = None
-        for i in range(0, len(data), TEXT_BATCH):
-            chunk = data[i: i + TEXT_BATCH]
-            t = pa.Table.from_pylist(chunk, schema=schema)
-            schema = schema or t.schema
-            for b in t.to_batches():
-                yield b, min(1.0, (i + len(chunk)) / total)
-
-    def _rows_as_text(self, rows: Iterator[tuple[dict[str, Any], float]], size: int | None):
-        cols: list[str] | None = None
-        buf: list[dict[str, Any]] = []
-        done = 0.0
-        for row, done in rows:
-            if cols is None:
-                cols = list(row)
-            buf.append(row)
-            if len(buf) >= TEXT_BATCH:
-                yield _text_batch(buf, cols), done
-                buf = []
-        if cols is None:
-            raise DataError(f"{self.path}: empty file (no rows)")
-        if buf:
-            yield _text_batch(buf, cols), done
-
-    def _text_batches(self, size: int):
+    def _streamable(self) -> bool:
+        """UTF-8 (with or without a BOM) streams; other encodings are decoded whole first."""
         with open(self.path, "rb") as f:
-            lines: list[str] = []
-            for raw in f:
-                lines.append(raw.rstrip(b"\r\n").decode("utf-8", errors="replace"))
-                if len(lines) >= TEXT_BATCH:
-                    yield pa.record_batch({"text": pa.array(lines, pa.string())}), f.tell() / size
-                    lines = []
-            if lines or f.tell() == 0:
-                if not lines:
-                    raise DataError(f"{self.path}: empty file (no lines)")
-                yield pa.record_batch({"text": pa.array(lines, pa.string())}), 1.0
+            head = f.read(4)
+        return declared_encoding(head, self.encoding) in ("utf-8", "utf-8-sig")
 
+    def _whole_file_batches(self) -> Iterator[tuple[pa.RecordBatch, float]]:
+        """Training's reader, whole: its rows, its refusals, its messages."""
+        loaded = read_source(self.path, self.format, encoding=self.encoding)
+        self.format = loaded.format  # "json" that was JSON Lines says so
+        batches = loaded.table.combine_chunks().to_batches(max_chunksize=TEXT_BATCH)
+        for i, b in enumerate(batches):
+            yield b, (i + 1) / len(batches)
 
-def _text_batch(rows: list[dict[str, Any]], cols: list[str]) -> pa.RecordBatch:
-    def s(v: Any) -> str | None:
-        if v is None or isinstance(v, str):
-            return v
-        return json.dumps(v, ensure_ascii=False)
-
-    return pa.record_batch({c: pa.array([s(r.get(c)) for r in rows], pa.string()) for c in cols})
-
-
-def _iter_jsonl(path: Path) -> Iterator[tuple[dict[str, Any], float]]:
-    size = max(1, path.stat().st_size)
-    with open(path, "rb") as f:
-        for n, raw in enumerate(f, 1):
-            if not raw.strip():
-                continue
+    def _csv_batches(self) -> Iterator[tuple[pa.RecordBatch, float]]:
+        size = max(1, self.path.stat().st_size)
+        rows = 0
+        with open(self.path, "rb") as f:
+            head = f.read(SNIFF_BYTES + len(UTF8_BOM))
+            bom = len(UTF8_BOM) if head.startswith(UTF8_BOM) else 0
+            f.seek(bom)
             try:
-                obj = json.loads(raw)
-            except ValueError as e:
-                raise DataError(f"{path}:{n}: not a JSON object ({e.msg})") from None
-            if not isinstance(obj, dict):
-                raise DataError(f"{path}:{n}: expected a JSON object, got {type(obj).__name__}")
-            yield obj, f.tell() / size
+                for b in stream_delimited(f, head[bom:], size - bom, self.format, BLOCK):
+                    rows += b.num_rows
+                    yield b, f.tell() / size
+            except StreamFailed:
+                raise _StreamFailed() from None
+        if not rows:
+            raise _StreamFailed()  # empty, or a header alone: training's reader says which
+
+    def _parquet_batches(self) -> Iterator[tuple[pa.RecordBatch, float]]:
+        import pyarrow.parquet as pq
+
+        try:
+            pf = pq.ParquetFile(self.path)
+        except pa.ArrowInvalid:
+            raise _StreamFailed() from None
+        total = max(1, pf.metadata.num_rows)
+        if total > 2000:
+            # A small first read so the first rows show before a whole batch is decoded.
+            self.head = pa.Table.from_batches([next(pf.iter_batches(batch_size=1000))])
+            yield pa.RecordBatch.from_pylist([], schema=self.head.schema), 0.0
+        seen = 0
+        for b in pf.iter_batches(batch_size=TEXT_BATCH):
+            seen += b.num_rows
+            yield b, seen / total
 
 
-def _raise_bad_jsonl(path: Path) -> None:
-    for _ in _iter_jsonl(path):
-        pass
-    raise DataError(f"{path}: not valid JSON lines")
-
+class _StreamFailed(Exception):
+    """The fast path gave up; the whole-file reader decides (and words any error)."""
 
 def _map_arrow(path: Path) -> pa.Table:
     """Memory-map an Arrow IPC file or stream (zero-copy: nothing is read until touched)."""
@@ -502,7 +358,9 @@ class Stats:
     label_column: str | None
     empty_text: int = 0
     missing_label: int = 0
-    duplicates: int = 0
+    duplicates: int = 0  # training's rule: same text and label after cleaning
+    dropped_empty: int = 0  # rows training drops for an empty text or label
+    kept: int = 0  # rows training keeps (before splitting)
     nulls: dict[str, int] = field(default_factory=dict)
     labels: list[tuple[str, int]] = field(default_factory=list)  # most common first
     n_labels: int = 0
@@ -578,50 +436,14 @@ def compute_stats(table: pa.Table, text_col: str | None, label_col: str | None,
         lens = pc.cast(pc.utf8_length(table.column(name)).fill_null(0), pa.int32())
         st.other_lengths[name] = _summary(lens)[0]
     progress(0.6)
-    st.duplicates = _duplicates(table, cancelled, lambda f: progress(0.6 + 0.4 * f))
+    counts = clean_counts(table, [c for c in (text_col, label_col) if c])
+    st.duplicates, st.dropped_empty, st.kept = counts.duplicate, counts.empty, counts.kept
     progress(1.0)
     pa.default_memory_pool().release_unused()
     return st
 
 
 STATS_SLICE = 65536
-
-
-def _duplicates(table: pa.Table, cancelled: Cancelled | None = None,
-                progress: Progress | None = None) -> int:
-    """Rows equal to another row: sort (8 bytes a row of order), then compare neighbours slice by
-    slice. A hash table of every distinct row would hold a copy of all the text."""
-    keys = [f.name for f in table.schema if _hashable(f.type)]
-    if not keys or table.num_rows < 2:
-        return 0
-    sub = table.select(keys)
-    try:
-        order = pc.sort_indices(sub, sort_keys=[(k, "ascending") for k in keys])
-    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
-        return 0
-    n = len(order)
-    dups = 0
-    for start in range(0, n - 1, STATS_SLICE):
-        if cancelled and cancelled():
-            break
-        rows = sub.take(order.slice(start, STATS_SLICE + 1))
-        same = None
-        for k in keys:
-            col = rows.column(k)
-            col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-            eq = pc.equal(col.slice(1), col.slice(0, len(col) - 1))
-            # two nulls in the same place count as equal
-            both_null = pc.and_(pc.is_null(col.slice(1)), pc.is_null(col.slice(0, len(col) - 1)))
-            eq = pc.or_(eq.fill_null(False), both_null)
-            same = eq if same is None else pc.and_(same, eq)
-        dups += pc.sum(same).as_py() or 0
-        if progress:
-            progress(min(1.0, (start + STATS_SLICE) / n))
-    return int(dups)
-
-
-def _hashable(t: pa.DataType) -> bool:
-    return not (pa.types.is_nested(t) or pa.types.is_dictionary(t) or pa.types.is_null(t))
 
 
 def _summary(lens: pa.ChunkedArray | pa.Array, bins: int = 12
@@ -706,9 +528,8 @@ def token_lengths(table: pa.Table, text_col: str, tokenizer_path: str, limit: in
 
 
 def split_preview(n_rows: int, fractions: list[float] | tuple[float, ...]) -> tuple[int, int, int]:
-    """Rows per split for ``n_rows`` usable rows and [train, validation, test] fractions."""
-    n_val = int(round(n_rows * fractions[1]))
-    n_test = int(round(n_rows * fractions[2]))
+    """Rows per split for ``n_rows`` kept rows: the sizes training's split produces."""
+    n_val, n_test = split_sizes(n_rows, fractions[1], fractions[2])
     return n_rows - n_val - n_test, n_val, n_test
 
 

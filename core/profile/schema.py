@@ -98,7 +98,26 @@ class DataSection(_Section):
         True,
         description="Strip stray whitespace and drop rows whose text or label is empty.",
     )
-    dedup: bool = Field(True, description="Drop exact duplicate rows (after cleaning).")
+    dedup: bool = Field(
+        True,
+        description="Drop rows whose text and label (or prompt and response) repeat an earlier "
+        "row's, after cleaning; the first stays.",
+    )
+    encoding: str | None = Field(
+        None,
+        description="Text encoding of the data files, e.g. 'latin-1' or 'cp1252'. Empty: a "
+        "byte-order mark's, else UTF-8; a file that is not UTF-8 is refused with its line.",
+    )
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding_ok(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        from tunedeck.core.data.formats import check_encoding_name
+
+        check_encoding_name(v)
+        return v
 
     @field_validator("split")
     @classmethod

@@ -57,10 +57,12 @@ def test_csv_quoted_newlines_and_types(tmp_path: Path) -> None:
     o = load(p)
     assert o.num_rows == 2
     assert o.table.column("text")[0].as_py() == "line one\nline two"
-    assert dict(o.column_types())["score"] == "double"
+    # As training reads a CSV: every value a string, exactly as written.
+    assert dict(o.column_types())["score"] == "string"
+    assert o.table.column("score").to_pylist() == ["1.5", "2"]
 
 
-def test_csv_types_changing_down_the_file_fall_back_to_text(tmp_path: Path) -> None:
+def test_csv_values_changing_type_down_the_file_stay_text(tmp_path: Path) -> None:
     p = tmp_path / "d.csv"
     with p.open("w") as f:
         f.write("id,text\n")
@@ -70,14 +72,15 @@ def test_csv_types_changing_down_the_file_fall_back_to_text(tmp_path: Path) -> N
     o = load(p)
     assert o.num_rows == 200_001
     assert dict(o.column_types())["id"] == "string"
-    assert o.notes
+    assert o.table.column("id")[200_000].as_py() == "not-a-number"
 
 
-def test_csv_malformed_rows_are_skipped_and_counted(tmp_path: Path) -> None:
+def test_csv_malformed_row_is_an_error_naming_its_line(tmp_path: Path) -> None:
+    """As in training: a ragged row is refused (with its line), never silently skipped."""
     p = tmp_path / "d.csv"
-    p.write_text("a,b\n1,2\n3,4,5\n6,7\n", encoding="utf-8")
-    o = load(p)
-    assert o.num_rows == 2 and o.skipped_rows == 1
+    p.write_text("a,b\nx,y\nz,w,v\nq,r\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"d\.csv:3: has 3 fields but the header has 2"):
+        load(p)
 
 
 def test_jsonl_json_parquet_text_arrow(tmp_path: Path) -> None:
@@ -91,7 +94,7 @@ def test_jsonl_json_parquet_text_arrow(tmp_path: Path) -> None:
         assert o.format == fmt
         assert o.table.to_pylist() == rows
     o = load(tmp_path / "d.txt")
-    assert o.table.column("text").to_pylist() == ["one", "two", "", "four"]
+    assert o.table.column("text").to_pylist() == ["one", "two", "four"]  # blank lines skipped
 
 
 def test_save_to_disk_folder_is_mapped_in_place(tmp_path: Path) -> None:
@@ -150,6 +153,9 @@ def test_stats_filter_and_split_preview(tmp_path: Path) -> None:
     src = TableSource(o.table, idx)
     assert src.num_rows == 2 and src.source_row(1) == 4 and src.rows(0, 1)[0][0] == "spam"
     assert split_preview(100, (0.8, 0.1, 0.1)) == (80, 10, 10)
+    # Training's rounding: half up, and a non-zero share gets at least one row.
+    assert split_preview(5, (0.8, 0.1, 0.1)) == (3, 1, 1)
+    assert st.kept == 7 - 1 - 1  # training drops the empty text and the repeat
 
 
 def test_paging_reads_only_the_window(tmp_path: Path) -> None:
@@ -161,12 +167,13 @@ def test_paging_reads_only_the_window(tmp_path: Path) -> None:
     assert src.rows(199_999, 200_100) == [(199_999, "row 199999")]
 
 
-def test_latin1_csv_is_read_with_a_note(tmp_path: Path) -> None:
+def test_latin1_csv_is_refused_unless_the_encoding_is_declared(tmp_path: Path) -> None:
     p = tmp_path / "l.csv"
     p.write_bytes("text,label\ncaf\xe9 cr\xe8me,a\nna\xefve,b\n".encode("latin-1"))
-    o = load(p)
+    with pytest.raises(DataError, match=r"l\.csv:2: is not UTF-8.*data\.encoding = 'latin-1'"):
+        load(p)
+    o = load(p, encoding="latin-1")
     assert o.table.column("text").to_pylist() == ["café crème", "naïve"]
-    assert any("Latin-1" in n for n in o.notes)
 
 
 def test_token_lengths_are_the_texts_own_with_a_padding_tokenizer() -> None:
@@ -195,12 +202,12 @@ def test_label_balance_counts_labels_as_training_cleans_them() -> None:
     assert st.labels_merged == 1 and st.missing_label == 1
 
 
-def test_a_header_only_csv_shows_its_columns_and_no_rows(tmp_path: Path) -> None:
+def test_a_header_only_csv_is_refused_as_training_refuses_it(tmp_path: Path) -> None:
     p = tmp_path / "h.csv"
     p.write_text("text,label\n")
-    o = load(p)
-    assert o.num_rows == 0 and o.table.column_names == ["text", "label"]
-    st = compute_stats(o.table, "text", "label")
+    with pytest.raises(DataError, match=r"has a header \(text, label\) but no rows"):
+        load(p)
+    st = compute_stats(pa.table({"text": pa.array([], pa.string())}), "text", None)
     assert st.num_rows == 0 and st.labels == []
 
 

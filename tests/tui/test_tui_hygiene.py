@@ -14,7 +14,10 @@ ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "transformers", "datasets", "accelerate", "evaluate", "safetensors")
 # Torch-free core modules the TUI may import (and their submodules), and the packages above them.
 ALLOWED_CORE = ("tunedeck.core.runs.rundir", "tunedeck.core.runs.events", "tunedeck.core.errors",
-                "tunedeck.core.fsutil", "tunedeck.core.profile")
+                "tunedeck.core.fsutil", "tunedeck.core.profile",
+                "tunedeck.core.data.formats", "tunedeck.core.data.reader",
+                "tunedeck.core.data.delimited", "tunedeck.core.data.json_reader",
+                "tunedeck.core.data.cleaning", "tunedeck.core.data.split")
 ALLOWED_PACKAGES = ("tunedeck.core", "tunedeck.core.runs")
 # The console script parses with the CLI's (torch-free) parser and runs non-TUI commands in
 # process; core.models resolves model paths without importing torch.

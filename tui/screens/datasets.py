@@ -142,7 +142,8 @@ class DatasetsScreen(BaseScreen):
 
         worker = get_current_worker()
         try:
-            loader = Loader(path, self.tapp.scratch_dir(), split=split)
+            encoding = self.tapp.profile_columns().get("encoding")  # the profile's data.encoding
+            loader = Loader(path, self.tapp.scratch_dir(), split=split, encoding=encoding)
             loader.cancelled = lambda: worker.is_cancelled
             shown_head = False
             last = 0.0
@@ -229,8 +230,6 @@ class DatasetsScreen(BaseScreen):
         if self.filter_text:
             t.append(f" · {n:,} match ", style="bold yellow")
             t.append(repr(self.filter_text), style="yellow")
-        if self.opened is not None and self.opened.skipped_rows:
-            t.append(f" · {self.opened.skipped_rows:,} malformed rows skipped", style="red")
         t.append("\n")
         from tunedeck.tui.data_source import _type_name
 
@@ -332,8 +331,6 @@ class DatasetsScreen(BaseScreen):
             t.append(f"  empty text         {st.empty_text:,}\n", style="yellow" if st.empty_text else "")
         if st.label_column:
             t.append(f"  missing label      {st.missing_label:,}\n", style="yellow" if st.missing_label else "")
-        if self.opened is not None and self.opened.skipped_rows:
-            t.append(f"  malformed (skipped) {self.opened.skipped_rows:,}\n", style="red")
         if st.label_column:
             t.append(f"\nLabel balance ({st.label_column}, {st.n_labels} labels)\n", style="bold underline")
             for line in bar_lines(st.labels[:15], width - 2, total=st.num_rows - st.missing_label or None,
@@ -374,11 +371,11 @@ class DatasetsScreen(BaseScreen):
             t.append("\n  t: choose a tokenizer (tokenizer.json or model folder) for token lengths\n", style="dim")
         prof = self.tapp.profile_columns()
         fractions = prof.get("split") or DEFAULT_SPLIT
-        usable = max(0, st.num_rows - st.duplicates - st.empty_text)
+        usable = st.kept  # training's cleaning and dedup rules, counted by the same code
         tr, va, te = split_preview(usable, fractions)
         src = "the profile" if prof.get("split") else "the default"
         t.append(f"\nSplit preview ({src} fractions {list(fractions)})\n", style="bold underline")
-        t.append(f"  ≈{usable:,} rows after cleaning and dedup → train {tr:,} · validation {va:,} · test {te:,}\n")
+        t.append(f"  {usable:,} rows after cleaning and dedup → train {tr:,} · validation {va:,} · test {te:,}\n")
         if st.label_column and st.labels:
             t.append(f"  stratified by {st.label_column}: each split keeps the balance above\n", style="dim")
         return t

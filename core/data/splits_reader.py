@@ -1,4 +1,4 @@
-"""Turn a profile's ``data`` section into clean train/validation/test datasets.
+"""Read a profile's data files into clean train/validation/test splits (``read_splits``).
 
 Everything a task adapter needs is settled here, once, with errors that point at the file,
 line and profile key: which columns hold the text/labels, what counts as an empty or duplicate
@@ -24,19 +24,20 @@ import pyarrow.compute as pc
 from datasets import ClassLabel, Dataset, DatasetInfo, Features, NamedSplit
 from datasets.table import InMemoryTable
 
-from tunedeck.core.data.loading import LoadedTable, read_source
+from tunedeck.core.data.cleaning import clean_table
+from tunedeck.core.data.reader import LoadedTable, read_source
 from tunedeck.core.data.split import TEST, TRAIN, VALIDATION, assign_splits
 from tunedeck.core.errors import DataError
 from tunedeck.core.profile.schema import Profile
 
-# Bump when preparation changes what it produces, so caches keyed on the fingerprint refresh.
-PREPARE_VERSION = 1
+# Bump when reading/cleaning changes what it produces, so caches keyed on the fingerprint refresh.
+SPLITS_VERSION = 2  # 2: delimiter/header sniffing, data.encoding
 _INT_LABEL = re.compile(r"^[+-]?\d+$")
 SPLITS = ("train", "validation", "test")
 
 
 @dataclass
-class PreparedData:
+class SplitData:
     """The three splits in standard columns, plus what the engine and the user need to know.
 
     ``train`` has ``text`` + ``label`` (class id, a ``ClassLabel`` with ``label_names``) for
@@ -52,7 +53,7 @@ class PreparedData:
     label_names: list[str] | None
     stats: dict[str, Any] = field(default_factory=dict)
     columns: tuple[str, ...] = ()  # the standard input columns, e.g. ("prompt", "response")
-    fingerprint: str = ""  # changes iff the prepared rows could change: a key for caches
+    fingerprint: str = ""  # changes iff the rows read could change: a key for caches
 
     @property
     def splits(self) -> dict[str, Dataset]:
@@ -71,7 +72,7 @@ class _Part:
     stats: dict[str, Any]
 
 
-def prepare(profile: Profile) -> PreparedData:
+def read_splits(profile: Profile) -> SplitData:
     """Load, check, clean, dedup, label and split the profile's data.
 
     Paths must already be absolute (``tunedeck.core.profile.resolve_paths``). Given validation/test
@@ -88,7 +89,7 @@ def prepare(profile: Profile) -> PreparedData:
     parts: dict[str, _Part] = {}
     for role, path in paths.items():
         if path:
-            src = read_source(path, d.format, key=f"data.{role}")
+            src = read_source(path, d.format, key=f"data.{role}", encoding=d.encoding)
             parts[role] = _clean(_standardise(src, role, wanted, task), profile)
 
     label_names: list[str] | None = None
@@ -128,7 +129,7 @@ def prepare(profile: Profile) -> PreparedData:
         stats["label_counts"] = {
             r: _label_counts(ds, label_names) for r, ds in datasets.items() if ds is not None
         }
-    return PreparedData(
+    return SplitData(
         train=datasets["train"],  # type: ignore[arg-type]
         validation=datasets["validation"],
         test=datasets["test"],
@@ -227,27 +228,11 @@ def _as_string(col: pa.ChunkedArray, src: LoadedTable, name: str, key: str) -> p
 # --- cleaning -----------------------------------------------------------------------------
 
 def _clean(part: _Part, profile: Profile) -> _Part:
-    """Strip/normalise, drop empty rows, drop exact duplicates (keeping the first)."""
+    """The shared cleaning rules (``cleaning``) on the standard columns."""
     d = profile.data
     t = part.table
     keys = [c for c in t.column_names if c != "row"]
-    n0 = t.num_rows
-    if d.clean:
-        for c in keys:
-            col = pc.utf8_trim_whitespace(pc.replace_substring(t.column(c), "\r\n", "\n"))
-            t = t.set_column(t.column_names.index(c), c, col)
-    n_empty = 0
-    if d.clean:
-        empty = None
-        for c in keys:
-            col = t.column(c)
-            e = pc.or_kleene(pc.is_null(col), pc.equal(col, ""))
-            empty = e if empty is None else pc.or_kleene(empty, e)
-        assert empty is not None
-        n_empty = pc.sum(empty).as_py() or 0
-        if n_empty:
-            t = t.filter(pc.invert(empty))
-    else:
+    if not d.clean:
         if "label" in keys:  # a class named "" is never what the user meant
             label = t.column("label")
             bad = pc.or_kleene(pc.is_null(label), pc.equal(label, ""))
@@ -257,14 +242,8 @@ def _clean(part: _Part, profile: Profile) -> _Part:
                                 "on data.clean to drop rows without a label")
         for c in keys:  # keep the rows, but never hand a null to a tokenizer
             t = t.set_column(t.column_names.index(c), c, pc.fill_null(t.column(c), ""))
-    n1 = t.num_rows
-    if d.dedup and n1:
-        idx = pa.table({**{c: t.column(c) for c in keys}, "__i": pa.array(np.arange(n1))})
-        first = idx.group_by(keys, use_threads=False).aggregate([("__i", "min")])
-        keep = np.sort(first.column("__i_min").to_numpy())
-        if keep.size < n1:
-            t = t.take(pa.array(keep))
-    n_dup = n1 - t.num_rows
+    t, counts = clean_table(t, keys, d.clean, d.dedup)
+    n0, n_empty, n_dup = counts.read, counts.empty, counts.duplicate
     part.stats.update(dropped_empty=n_empty, dropped_duplicate=n_dup, rows_kept=t.num_rows)
     if t.num_rows == 0:
         cols = ", ".join(f"{k}={v!r}" for k, v in part.stats["columns"].items())
@@ -341,7 +320,7 @@ def _fingerprint(profile: Profile, parts: dict[str, _Part]) -> str:
     """Hash of the file contents and every setting that shapes the prepared rows."""
     d = profile.data.model_dump(mode="json", exclude={"train", "validation", "test"})
     blob = json.dumps({
-        "v": PREPARE_VERSION,
+        "v": SPLITS_VERSION,
         "task": profile.task.type,
         "seed": profile.training.seed,
         "data": d,
