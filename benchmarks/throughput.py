@@ -8,7 +8,7 @@ Peers, run one after another on the same data and the same random-weight model (
   tuned    transformers Trainer, tuned: bf16 (GPU only), dynamic padding to a multiple of 8,
            length-grouped sampling (``train_sampling_strategy="group_by_length"``, the
            transformers-5 replacement of ``group_by_length``), fused AdamW, batch 32.
-  engine   tunedeck.core.engine.loop.Trainer with its defaults (precision auto, batching by tokens,
+  engine   tunedeck.core.engine.loop.TrainingLoop with its defaults (precision auto, batching by tokens,
            auto token budget) driven in-process; batch_size 32 (the tuned peer's rows per step).
   engine+compile   the same with training.compile = true (opt-in: --compile).
 
@@ -333,7 +333,7 @@ class Result:
 
 
 def peak_flops() -> float | None:
-    from tunedeck.core.engine.loop import peak_flops as engine_peak
+    from tunedeck.core.engine.precision import peak_flops as engine_peak
 
     return engine_peak()
 
@@ -484,7 +484,7 @@ def run_hf(wl: Workload, rows: Rows, peer: str, warmup: int, steps: int, seed: i
 # --- peer: the tunedeck engine ------------------------------------------------------------------
 
 def tokenized_set(wl: Workload, rows: Rows) -> Any:
-    from tunedeck.core.tasks.base import TokenizedSet
+    from tunedeck.core.engine.examples import TokenizedSet
 
     n = len(rows)
     if wl.task == "classification":
@@ -497,8 +497,8 @@ def tokenized_set(wl: Workload, rows: Rows) -> Any:
 def run_engine(wl: Workload, rows: Rows, peer: str, warmup: int, steps: int, seed: int,
                tmp: Path, batch_size: int, compile_: bool) -> Result:
     from tunedeck.core.engine.batching import auto_batch_tokens
-    from tunedeck.core.engine.loop import Trainer as EngineTrainer
-    from tunedeck.core.engine.setup import Prepared
+    from tunedeck.core.engine.inputs import TrainingInputs
+    from tunedeck.core.engine.loop import TrainingLoop
     from tunedeck.core.runs.events import EventWriter, read_all
     from tunedeck.core.profile.io import dumps
     from tunedeck.core.profile.schema import Profile
@@ -514,8 +514,8 @@ def run_engine(wl: Workload, rows: Rows, peer: str, warmup: int, steps: int, see
     })
     labels = ["0", "1"] if wl.task == "classification" else None
     train = tokenized_set(wl, rows)
-    prepared = Prepared(profile, make_task(wl.task, labels), pad_tokenizer(), train, None, None,
-                        labels)
+    inputs = TrainingInputs(profile, make_task(wl.task, labels), pad_tokenizer(), train, None,
+                            None, labels)
     run = create_run(tmp / "runs", "bench", dumps(profile))
     events = EventWriter(run.events_path)
     marks: dict[int, tuple[float, float]] = {}
@@ -526,7 +526,7 @@ def run_engine(wl: Workload, rows: Rows, peer: str, warmup: int, steps: int, see
 
     t0 = time.perf_counter()
     model = build_model(wl, seed)
-    trainer = EngineTrainer(prepared, run, events, status=status)
+    trainer = TrainingLoop(inputs, run, events, status=status)
     trainer.build(model)
     trainer.train()
     sync()
@@ -558,7 +558,7 @@ def run_engine(wl: Workload, rows: Rows, peer: str, warmup: int, steps: int, see
     res.extra["oom_retries"] = getattr(trainer.state, "oom_retries", 0)
     res.extra["batch_tokens"] = (profile.training.batch_tokens
                                  or auto_batch_tokens(lens, batch_size, trainer.multiple))
-    del trainer, model, prepared
+    del trainer, model, inputs
     return res
 
 

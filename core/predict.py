@@ -11,7 +11,7 @@ from tunedeck.core.runs.rundir import RunDir
 def predict(run: RunDir, text: str) -> dict[str, Any]:
     import transformers
 
-    from tunedeck.core.engine.setup import quiet_libraries
+    from tunedeck.core.engine.inputs import quiet_libraries
     from tunedeck.core.profile import load
     from tunedeck.core.tasks import make_task
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tunedeck.core.engine.batching import auto_batch_tokens, plan_epoch, plan_eval, round_up
-from tunedeck.core.tasks.base import TokenizedSet
+from tunedeck.core.engine.examples import TokenizedSet
 
 
 def lengths(n=2000, seed=0):

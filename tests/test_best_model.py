@@ -17,16 +17,16 @@ pytestmark = pytest.mark.usefixtures("one_thread", "clean_hooks")
 def validation_gets_worse(monkeypatch):
     """The validation metric falls with every evaluation after the baseline: the first real
     evaluation is the best, deterministically (the model itself trains as usual)."""
-    from tunedeck.core.engine.loop import Trainer
+    from tunedeck.core.engine.loop import TrainingLoop
 
-    real = Trainer.evaluate
+    real = TrainingLoop.evaluate
 
     def evaluate(self, split="validation"):
         m = real(self, split)
         if m is not None and split == "validation" and self.state.step > 0:
             m["f1_macro"] = 1.0 / (1 + self.state.step)
         return m
-    monkeypatch.setattr(Trainer, "evaluate", evaluate)
+    monkeypatch.setattr(TrainingLoop, "evaluate", evaluate)
 
 
 @pytest.mark.parametrize("load_best", [True, False])

@@ -34,9 +34,10 @@ def _parts(seed: int = 0):
     return model, opt, sched
 
 
-def _save(root: Path, step: int, seed: int = 0) -> Path:
+def _save(root: Path, step: int, seed: int = 0, boundary=None) -> Path:
     model, opt, sched = _parts(seed)
-    return C.save_checkpoint(root, step, model, opt, sched, {"step": step, "seed": seed})
+    return C.save_checkpoint(root, step, model, opt, sched, {"step": step, "seed": seed},
+                             boundary=boundary)
 
 
 def _kill_at(label: str):
@@ -60,8 +61,7 @@ def test_kill_at_each_write_boundary(tmp_path, label):
     _save(root, 1)
 
     def child():
-        C._crash_hook = _kill_at(label)
-        _save(root, 2, seed=1)
+        _save(root, 2, seed=1, boundary=_kill_at(label))
 
     assert fork_call(child) == ("signal", signal.SIGKILL)
     complete = checkpoint_steps(tmp_path)
@@ -88,8 +88,7 @@ def test_kill_while_replacing_the_same_step(tmp_path):
     _save(root, 2)
 
     def child():
-        C._crash_hook = _kill_at("rotate")
-        _save(root, 2, seed=7)
+        _save(root, 2, seed=7, boundary=_kill_at("rotate"))
 
     assert fork_call(child) == ("signal", signal.SIGKILL)
     assert checkpoint_steps(tmp_path) == [1]  # the one left is whole and loadable
@@ -104,8 +103,7 @@ def test_kill_during_rotation(tmp_path):
         _save(root, s)
 
     def child():
-        C._crash_hook = _kill_at("rotate")
-        C.rotate(root, keep=1)
+        C.rotate(root, keep=1, boundary=_kill_at("rotate"))
 
     assert fork_call(child) == ("signal", signal.SIGKILL)
     # The checkpoint being deleted was renamed out of the complete set first.
@@ -142,13 +140,13 @@ def test_rotation_keeps_newest_and_best(tmp_path):
 def test_run_keeps_best_checkpoint(tmp_path, monkeypatch):
     """keep_checkpoints = 1 with a checkpoint at every evaluation: the newest and the best
     (by the validation metric, here made to peak at step 4) both survive."""
-    from tunedeck.core.engine.loop import Trainer
+    from tunedeck.core.engine.loop import TrainingLoop
 
     def fake_evaluate(self, split="validation"):
         f1 = 0.9 if self.state.step == 4 else 0.5
         return {"eval_loss": 1.0 / (1 + self.state.step), "accuracy": f1, "f1_macro": f1}
 
-    monkeypatch.setattr(Trainer, "evaluate", fake_evaluate)
+    monkeypatch.setattr(TrainingLoop, "evaluate", fake_evaluate)
     prof = cls_setup(tmp_path, eval_every_steps=2, save_every_steps=0, keep_checkpoints=1)
     run = train_fg(prof)
     assert status(run)["best"]["step"] == 4

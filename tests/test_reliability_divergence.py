@@ -48,9 +48,9 @@ def test_nonfinite_gradient_with_finite_loss(tmp_path, monkeypatch):
     """A gradient that turns NaN while the loss value stays finite is caught too, and named."""
     import torch
 
-    from tunedeck.core.engine.loop import Trainer
+    from tunedeck.core.engine.loop import TrainingLoop
 
-    orig = Trainer.forward_loss
+    orig = TrainingLoop.forward_loss
 
     def poisoned(self, idx):
         loss = orig(self, idx)
@@ -59,7 +59,7 @@ def test_nonfinite_gradient_with_finite_loss(tmp_path, monkeypatch):
             loss = loss + torch.sqrt((prm.sum() * 0).clamp(min=0))  # value +0, gradient NaN
         return loss
 
-    monkeypatch.setattr(Trainer, "forward_loss", poisoned)
+    monkeypatch.setattr(TrainingLoop, "forward_loss", poisoned)
     prof = cls_setup(tmp_path, save_every_steps=2, keep_checkpoints=10)
     rc, run = _train(prof)
     st = status(run)

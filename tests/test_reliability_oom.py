@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from tunedeck.core.engine.loop import Trainer
+from tunedeck.core.engine.loop import TrainingLoop
 from test_reliability_support import (  # noqa: F401 - fixtures
     checkpoint_steps, clean_hooks, cli, cls_setup, events, of_type, one_thread, resume_fg, run_ids,
     runs_dir, status, step_losses, train_fg)
@@ -22,7 +22,7 @@ def _oom_above(monkeypatch, max_rows: int, calls: list[int] | None = None):
     """Make a training forward raise CUDA's OOM error for micro-batches over ``max_rows``."""
     import torch
 
-    orig = Trainer.forward_loss
+    orig = TrainingLoop.forward_loss
 
     def forward_loss(self, idx):
         if calls is not None:
@@ -31,7 +31,7 @@ def _oom_above(monkeypatch, max_rows: int, calls: list[int] | None = None):
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return orig(self, idx)
 
-    monkeypatch.setattr(Trainer, "forward_loss", forward_loss)
+    monkeypatch.setattr(TrainingLoop, "forward_loss", forward_loss)
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +86,8 @@ def test_resume_keeps_the_lowered_batch(prof, monkeypatch, clean_hooks):
     import tunedeck.core.engine.loop as L
 
     calls.clear()
-    orig = L.Trainer.forward_loss
-    monkeypatch.setattr(L.Trainer, "forward_loss", lambda self, idx: calls.append(len(idx)) or orig(self, idx))
+    orig = L.TrainingLoop.forward_loss
+    monkeypatch.setattr(L.TrainingLoop, "forward_loss", lambda self, idx: calls.append(len(idx)) or orig(self, idx))
     assert resume_fg(run) == 0
     assert status(run)["state"] == "finished"
     assert calls and max(calls) == 8
@@ -115,7 +115,7 @@ def test_oom_in_evaluation_lowers_only_eval_batch(tmp_path, monkeypatch):
     import torch
 
     prof = cls_setup(tmp_path, eval_every_steps=3, save_every_steps=3, eval_batch_size=12)
-    orig = Trainer.eval_forward
+    orig = TrainingLoop.eval_forward
     sizes: list[int] = []
 
     def eval_forward(self, batch):
@@ -125,7 +125,7 @@ def test_oom_in_evaluation_lowers_only_eval_batch(tmp_path, monkeypatch):
             raise torch.OutOfMemoryError("CUDA out of memory")
         return orig(self, batch)
 
-    monkeypatch.setattr(Trainer, "eval_forward", eval_forward)
+    monkeypatch.setattr(TrainingLoop, "eval_forward", eval_forward)
     run = train_fg(prof)
     st = status(run)
     assert st["state"] == "finished"
@@ -147,7 +147,7 @@ def test_oom_in_evaluation_at_one_row_fails_clearly(tmp_path, monkeypatch):
     def eval_forward(self, batch):
         raise torch.OutOfMemoryError("CUDA out of memory")
 
-    monkeypatch.setattr(Trainer, "eval_forward", eval_forward)
+    monkeypatch.setattr(TrainingLoop, "eval_forward", eval_forward)
     run = train_fg(prof)
     st = status(run)
     assert st["state"] == "failed" and "evaluating" in st["message"] and "one row" in st["message"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tunedeck.core.preflight import format_preflight, preflight_report
+from tunedeck.core.engine.memory_estimate import format_memory_report, memory_report
 from test_reliability_support import cls_setup, lm_setup, of_type, one_thread, train_fg  # noqa: F401
 
 GiB = 1024 ** 3
@@ -28,26 +28,26 @@ def _profile(tmp_path, sets=(), lm=False):
 
 
 def test_tiny_profile_fits_on_this_machine(tmp_path):
-    rep = preflight_report(_profile(tmp_path))
+    rep = memory_report(_profile(tmp_path))
     assert rep["fits"] is True and rep["error"] is None
     assert rep["suggestions"] == []
     est = rep["estimate"]
     assert est["gradients"] == est["weights"] == 4 * rep["params"]
     assert est["optimizer"] == 8 * rep["params"]
     assert est["total"] >= sum(est[k] for k in ("weights", "gradients", "optimizer", "activations"))
-    text = format_preflight(rep)
+    text = format_memory_report(rep)
     assert "fits" in text and "AdamW state" in text and "activations" in text
 
 
 def test_param_count_matches_the_real_model(tmp_path):
-    from tunedeck.core.engine.setup import build_model, prepare
+    from tunedeck.core.engine.inputs import build_model, prepare_inputs
 
     prof = _profile(tmp_path, lm=True)
-    model = build_model(prepare(prof))
+    model = build_model(prepare_inputs(prof))
     real = sum(p.numel() for p in model.parameters())
     # The estimate sizes the model from the config with a guessed vocabulary: close, not exact.
-    assert abs(preflight_report(prof)["params"] - real) / real < 0.35
-    assert preflight_report(prof, model=model)["params"] == real
+    assert abs(memory_report(prof)["params"] - real) / real < 0.35
+    assert memory_report(prof, model=model)["params"] == real
 
 
 def test_will_not_fit_names_the_setting_and_the_fix_fits(tmp_path):
@@ -55,9 +55,9 @@ def test_will_not_fit_names_the_setting_and_the_fix_fits(tmp_path):
         f"{k}={v!r}".replace("'", '"') for k, v in BERT_LARGE.items()) + "}",
         "training.batch_size=64", "training.max_length=512", "training.batching=\"rows\""]
     prof = _profile(tmp_path, big)
-    rep = preflight_report(prof, device=_gpu(24, bf16=False))
+    rep = memory_report(prof, device=_gpu(24, bf16=False))
     assert rep["fits"] is False and rep["precision"] == "fp32"
-    text = format_preflight(rep)
+    text = format_memory_report(rep)
     assert "WILL NOT FIT" in text
     first = rep["suggestions"][0]
     assert "training.batch_size" in first and "training.gradient_accumulation_steps" in first
@@ -70,21 +70,21 @@ def test_will_not_fit_names_the_setting_and_the_fix_fits(tmp_path):
     assert bs * ga >= 64
     fixed = _profile(tmp_path / "b", big + [f"training.batch_size={bs}",
                                             f"training.gradient_accumulation_steps={ga}"])
-    assert preflight_report(fixed, device=_gpu(24, bf16=False))["fits"] is True
+    assert memory_report(fixed, device=_gpu(24, bf16=False))["fits"] is True
 
 
 def test_bf16_at_most_halves_activations(tmp_path):
     prof32 = _profile(tmp_path, ["training.precision=\"fp32\""])
     prof16 = _profile(tmp_path / "b", ["training.precision=\"bf16\""])
-    a32 = preflight_report(prof32, device=_gpu(80))["estimate"]["activations"]
-    a16 = preflight_report(prof16, device=_gpu(80))["estimate"]["activations"]
+    a32 = memory_report(prof32, device=_gpu(80))["estimate"]["activations"]
+    a16 = memory_report(prof16, device=_gpu(80))["estimate"]["activations"]
     assert a16 * 2 <= a32  # half the bytes, and fused attention drops the s^2 scores
 
 
 def test_model_too_big_for_any_batch(tmp_path):
     big = ["model.config=" + "{" + ", ".join(
         f"{k}={v!r}".replace("'", '"') for k, v in BERT_LARGE.items()) + "}"]
-    rep = preflight_report(_profile(tmp_path, big), device=_gpu(3))
+    rep = memory_report(_profile(tmp_path, big), device=_gpu(3))
     assert rep["fits"] is False
     assert "smaller model" in rep["suggestions"][0] and "cannot fix" in rep["suggestions"][0]
 
@@ -95,13 +95,13 @@ def test_unknown_model_is_reported_not_raised(tmp_path, monkeypatch):
 
     prof = _load_profile(str(cls_setup(tmp_path)), ["model.name=\"no-such-org/no-such-model-xyz\""])
     prof = prof.model_copy(update={"model": prof.model.model_copy(update={"config": None})})
-    rep = preflight_report(prof, device=_gpu(10))
+    rep = memory_report(prof, device=_gpu(10))
     assert rep["fits"] is None and "no-such-model-xyz" in rep["error"]
-    assert "cannot estimate" in format_preflight(rep)
+    assert "cannot estimate" in format_memory_report(rep)
 
 
 @pytest.mark.usefixtures("one_thread")
 def test_worker_logs_the_estimate(tmp_path):
     run = train_fg(cls_setup(tmp_path, epochs=1))
-    pre = [d for d in of_type(run, "log") if d.get("kind") == "preflight"]
+    pre = [d for d in of_type(run, "log") if d.get("kind") == "memory_estimate"]
     assert len(pre) == 1 and pre[0]["fits"] is True and "memory estimate" in pre[0]["message"]

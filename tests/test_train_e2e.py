@@ -112,10 +112,10 @@ def test_causal_lm_trains_and_generates(tmp_path, lm_jsonl, capsys):
 
 def test_response_only_loss_masks_prompt(tmp_path, lm_jsonl):
     from tunedeck.core.profile import load, resolve_paths
-    from tunedeck.core.engine.setup import prepare
+    from tunedeck.core.engine.inputs import prepare_inputs
 
     prof = resolve_paths(load(tiny_lm_profile(tmp_path, lm_jsonl)), tmp_path)
-    prep = prepare(prof)
+    prep = prepare_inputs(prof)
     ts = prep.train
     for i in range(5):
         labels = ts.labels[ts.label_offsets[i]: ts.label_offsets[i + 1]]

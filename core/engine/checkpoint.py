@@ -20,7 +20,7 @@ import random
 import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -29,7 +29,8 @@ from tunedeck.core.errors import RunError
 COMPLETE = "COMPLETE"
 STATE_FILE = "trainer_state.json"
 FILES = ("model.safetensors", "optimizer.pt", "scheduler.pt", "rng.pt", STATE_FILE)
-# Write boundaries, in order, at which ``_crash_hook(label)`` is called (tests crash at each).
+# Write boundaries, in order, at which the ``boundary(label)`` callback of save_checkpoint and
+# rotate is called (tests crash, fail or stall at each: engine/faults.py).
 BOUNDARIES = ("start", "model", "optimizer", "scheduler", "rng", "state", "before-marker",
               "before-rename", "after-rename", "rotate")
 
@@ -82,29 +83,30 @@ def set_rng_state(state: dict[str, Any]) -> None:
             torch.cuda.set_rng_state(cuda)
 
 
-# Injection point for tests: called with a label (see BOUNDARIES) at each write boundary.
-_crash_hook = None
+Boundary = Callable[[str], None] | None
 
 
-def _boundary(label: str) -> None:
-    if _crash_hook is not None:
-        _crash_hook(label)
-
-
-def _discard(path: Path) -> None:
+def _discard(path: Path, boundary: Boundary = None) -> None:
     """Delete a checkpoint directory: rename it out of the complete set first, then remove it."""
     doomed = path.with_name(f".tmp-del-{path.name}-{os.getpid()}")
     try:
         os.replace(path, doomed)
     except FileNotFoundError:
         return
-    _boundary("rotate")
+    if boundary is not None:
+        boundary("rotate")
     shutil.rmtree(doomed, ignore_errors=True)
 
 
 def save_checkpoint(ckpt_root: Path, step: int, model: Any, optimizer: Any, scheduler: Any,
-                    train_state: dict[str, Any]) -> Path:
+                    train_state: dict[str, Any], boundary: Boundary = None) -> Path:
+    """Write ``step-N`` crash-safely; ``boundary(label)`` is called at each of BOUNDARIES."""
     import torch
+
+    def _boundary(label: str) -> None:
+        if boundary is not None:
+            boundary(label)
+
     from safetensors.torch import save_model
 
     ckpt_root.mkdir(parents=True, exist_ok=True)
@@ -134,7 +136,7 @@ def save_checkpoint(ckpt_root: Path, step: int, model: Any, optimizer: Any, sche
         _fsync(tmp)
         _boundary("before-rename")
         if final.exists():  # same step saved twice (e.g. a requested save, then a stop)
-            _discard(final)
+            _discard(final, boundary)
         os.replace(tmp, final)
         _fsync(ckpt_root)
         _boundary("after-rename")
@@ -217,7 +219,8 @@ def _remove(p: Path) -> None:
         shutil.rmtree(p, ignore_errors=True)
 
 
-def rotate(ckpt_root: Path, keep: int, protect: Path | None = None) -> list[str]:
+def rotate(ckpt_root: Path, keep: int, protect: Path | None = None,
+           boundary: Boundary = None) -> list[str]:
     """Keep the newest ``keep`` complete checkpoints (plus ``protect``, e.g. the best one).
 
     The newest complete checkpoint is never deleted, whatever ``keep`` says.
@@ -232,7 +235,7 @@ def rotate(ckpt_root: Path, keep: int, protect: Path | None = None) -> list[str]
     removed = []
     for p in complete:
         if p not in keepers:
-            _discard(p)
+            _discard(p, boundary)
             removed.append(p.name)
     return removed
 

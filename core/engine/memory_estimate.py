@@ -1,10 +1,10 @@
-"""Pre-flight memory estimate: will this profile's training fit on this machine?
+"""Memory estimate: will this profile's training fit on this machine?
 
-``preflight_report(profile)`` estimates the peak memory of one training step -- weights,
+``memory_report(profile)`` estimates the peak memory of one training step -- weights,
 gradients, AdamW state, activations for batch x max_length at the profile's precision, logits,
 and a fixed overhead -- and compares it with the free memory of the device training will use
 (``torch.cuda.mem_get_info`` on a GPU, available RAM on CPU). When it will not fit it says which
-setting to change, and to what. ``format_preflight(report)`` renders it for the terminal
+setting to change, and to what. ``format_memory_report(report)`` renders it for the terminal
 (``tunedeck profile check --preflight``).
 
 The model is instantiated on the meta device (no weights are allocated or downloaded; a hub
@@ -42,7 +42,7 @@ def _resolve_device() -> dict[str, Any]:
                 "bf16": bool(torch.cuda.is_bf16_supported())}
     import psutil
 
-    from tunedeck.core.engine.loop import cpu_has_bf16
+    from tunedeck.core.engine.precision import cpu_has_bf16
 
     vm = psutil.virtual_memory()
     return {"device": "cpu", "kind": "cpu", "free_bytes": int(vm.available),
@@ -137,7 +137,7 @@ def estimate(profile: Profile, params: int, dims: dict[str, int], precision: str
     }
 
 
-def preflight_report(profile: Profile, device: dict[str, Any] | None = None,
+def memory_report(profile: Profile, device: dict[str, Any] | None = None,
                      model: Any = None) -> dict[str, Any]:
     """Estimate a profile's training memory against the free memory where it would run.
 
@@ -152,7 +152,7 @@ def preflight_report(profile: Profile, device: dict[str, Any] | None = None,
         dev["free_bytes"] += int(torch.cuda.memory_allocated())  # the model counted once, below
     t = profile.training
     precision = t.precision
-    if precision == "auto":  # as tunedeck.core.engine.loop.resolve_precision decides it
+    if precision == "auto":  # as tunedeck.core.engine.precision.resolve_precision decides it
         precision = "bf16" if dev.get("bf16") else "fp32"
     report: dict[str, Any] = {
         "device": dev["device"], "free_bytes": dev["free_bytes"],
@@ -202,8 +202,8 @@ def _suggest(profile: Profile, dev: dict[str, Any], precision: str, est: dict[st
     room = budget - static - overhead
     if room <= 0:
         out.append(
-            f"the model alone needs {_fmt(static)} (fp32 weights, gradients and AdamW state) of "
-            f"{_fmt(budget)} usable: pick a smaller model (model.name) or a device with more "
+            f"the model alone needs {format_bytes(static)} (fp32 weights, gradients and AdamW state) of "
+            f"{format_bytes(budget)} usable: pick a smaller model (model.name) or a device with more "
             "memory; batch settings cannot fix this")
         return out
     dynamic = est["activations"] + est["logits"]
@@ -233,7 +233,7 @@ def _suggest(profile: Profile, dev: dict[str, Any], precision: str, est: dict[st
     return out
 
 
-def _fmt(n: int | float | None) -> str:
+def format_bytes(n: int | float | None) -> str:
     if n is None:
         return "?"
     n = float(n)
@@ -244,7 +244,7 @@ def _fmt(n: int | float | None) -> str:
     return f"{n / 1024:.0f} KiB"
 
 
-def format_preflight(report: dict[str, Any]) -> str:
+def format_memory_report(report: dict[str, Any]) -> str:
     """Human-readable pre-flight report (one screen)."""
     lines = [f"pre-flight memory estimate for {report['model']} on {report['device']}"]
     if report.get("error"):
@@ -258,13 +258,13 @@ def format_preflight(report: dict[str, Any]) -> str:
                        ("optimizer", "AdamW state"), ("activations", "activations"),
                        ("logits", "logits"), ("overhead", "overhead")):
         if est.get(key):
-            lines.append(f"  {label:<17} {_fmt(est[key]):>11}")
-    lines.append(f"  {'total':<17} {_fmt(est['total']):>11}   free {_fmt(report['free_bytes'])}"
-                 f" (planning with {int(SAFETY * 100)}%: {_fmt(report['budget_bytes'])})")
+            lines.append(f"  {label:<17} {format_bytes(est[key]):>11}")
+    lines.append(f"  {'total':<17} {format_bytes(est['total']):>11}   free {format_bytes(report['free_bytes'])}"
+                 f" (planning with {int(SAFETY * 100)}%: {format_bytes(report['budget_bytes'])})")
     if report["fits"]:
-        lines.append(f"  fits, with {_fmt(report['headroom_bytes'])} to spare")
+        lines.append(f"  fits, with {format_bytes(report['headroom_bytes'])} to spare")
     else:
-        lines.append(f"  WILL NOT FIT: {_fmt(-report['headroom_bytes'])} short")
+        lines.append(f"  WILL NOT FIT: {format_bytes(-report['headroom_bytes'])} short")
         lines += [f"  - {s}" for s in report["suggestions"]]
     lines += [f"  note: {n}" for n in report["notes"]]
     return "\n".join(lines)
