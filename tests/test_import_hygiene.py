@@ -47,7 +47,7 @@ def test_torch_free_core_modules():
     code = (
         "import sys\n"
         "import tunedeck.core.runs.rundir, tunedeck.core.runs.events, tunedeck.core.profile, tunedeck.core.profile.fields, tunedeck.core.errors, tunedeck.core.fsutil\n"
-        "import tunedeck.core.data.formats, tunedeck.core.data.reader, tunedeck.core.data.cleaning, tunedeck.core.data.split\n"
+        "import tunedeck.core.data.formats, tunedeck.core.data.reader, tunedeck.core.data.cleaning, tunedeck.core.data.split, tunedeck.core.data.table_stats\n"
         "bad = [m for m in ('torch', 'transformers', 'datasets', 'accelerate') if m in sys.modules]\n"
         "print(bad); sys.exit(1 if bad else 0)\n"
     )

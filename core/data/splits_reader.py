@@ -98,17 +98,8 @@ def read_splits(profile: Profile) -> SplitData:
         for part in parts.values():
             _encode_labels(part, label_names, parts["train"].src)
 
-    tables: dict[str, pa.Table | None] = {r: p.table for r, p in parts.items()}
     carved = [r for r in ("validation", "test") if r not in parts]
-    f_val = d.split[1] if "validation" in carved else 0.0
-    f_test = d.split[2] if "test" in carved else 0.0
-    if f_val > 0 or f_test > 0:
-        train = parts["train"].table
-        labels = train.column("label").to_numpy() if task == "classification" else None
-        codes = assign_splits(labels, train.num_rows, f_val, f_test, profile.training.seed)
-        for role, code in (("train", TRAIN), ("validation", VALIDATION), ("test", TEST)):
-            if role == "train" or role in carved:
-                tables[role] = train.filter(pa.array(codes == code))
+    tables = _carve(parts, carved, profile)
 
     fingerprint = _fingerprint(profile, parts)
     datasets: dict[str, Dataset | None] = {}
@@ -138,6 +129,24 @@ def read_splits(profile: Profile) -> SplitData:
         columns=tuple(wanted),
         fingerprint=fingerprint,
     )
+
+
+def _carve(parts: dict[str, _Part], carved: list[str], profile: Profile
+           ) -> dict[str, pa.Table | None]:
+    """Each split's table: a given file's, or its share of train (``split.assign_splits``)."""
+    d = profile.data
+    tables: dict[str, pa.Table | None] = {r: p.table for r, p in parts.items()}
+    f_val = d.split[1] if "validation" in carved else 0.0
+    f_test = d.split[2] if "test" in carved else 0.0
+    if f_val > 0 or f_test > 0:
+        train = parts["train"].table
+        labels = (train.column("label").to_numpy() if profile.task.type == "classification"
+                  else None)
+        codes = assign_splits(labels, train.num_rows, f_val, f_test, profile.training.seed)
+        for role, code in (("train", TRAIN), ("validation", VALIDATION), ("test", TEST)):
+            if role == "train" or role in carved:
+                tables[role] = train.filter(pa.array(codes == code))
+    return tables
 
 
 # --- columns ------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ ALLOWED_CORE = ("tunedeck.core.runs.rundir", "tunedeck.core.runs.events", "tuned
                 "tunedeck.core.fsutil", "tunedeck.core.profile",
                 "tunedeck.core.data.formats", "tunedeck.core.data.reader",
                 "tunedeck.core.data.delimited", "tunedeck.core.data.json_reader",
-                "tunedeck.core.data.cleaning", "tunedeck.core.data.split")
+                "tunedeck.core.data.cleaning", "tunedeck.core.data.split",
+                "tunedeck.core.data.table_stats")
 ALLOWED_PACKAGES = ("tunedeck.core", "tunedeck.core.runs")
 # The console script parses with the CLI's (torch-free) parser and runs non-TUI commands in
 # process; core.models resolves model paths without importing torch.

@@ -231,7 +231,7 @@ class DatasetsScreen(BaseScreen):
             t.append(f" · {n:,} match ", style="bold yellow")
             t.append(repr(self.filter_text), style="yellow")
         t.append("\n")
-        from tunedeck.tui.data_source import _type_name
+        from tunedeck.tui.data_source import type_name as _type_name
 
         cols = [(f.name, _type_name(f.type)) for f in table.schema]
         t.append("  ".join(f"{name}: {typ}" for name, typ in cols), style="dim")
