@@ -9,7 +9,6 @@ The foreground ``tunedeck train`` runs the same ``run_worker`` in-process.
 
 from __future__ import annotations
 
-import _thread
 import argparse
 import os
 import signal
@@ -114,8 +113,10 @@ class StopWatcher:
         while not self._stop.wait(self.POLL_S):
             if self.flag.requested or not self._stop_filed():
                 continue
-            if self.via_signal:  # runs the handler in the main thread, as a signal would
-                _thread.interrupt_main(signal.SIGTERM)
+            if self.via_signal:
+                # A real SIGTERM to the main thread (not _thread.interrupt_main, which waits for
+                # a blocking call such as a sleep or a read to return): the handler runs there.
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
             else:
                 self.flag.requested = True
 
