@@ -1,8 +1,10 @@
 """The tunedeck Textual app: a stateless viewer over run directories and profile files.
 
 It never trains in its own process and never imports torch (``tests/tui`` checks both): runs
-are started and resumed by ``python -m tunedeck.core.cli`` subprocesses, watched through their run
-directories, and controlled through ``RunDir.request``. Quitting never touches a run.
+are started and resumed by ``python -m tunedeck.core.cli start/resume --json`` subprocesses (they
+check data and models, which needs torch), watched through their run directories, and stopped
+and deleted by ``tunedeck.core.runs.lifecycle`` (torch-free, in process). Quitting never touches
+a run.
 """
 
 from __future__ import annotations
@@ -160,7 +162,7 @@ class TunedeckApp(App[int]):
         if len(self.screen_stack) > 1:
             self.pop_screen()
 
-    # --- runs: start / resume (CLI subprocesses, in threads) --------------------------------
+    # --- runs: start / resume (`tunedeck ... --json` subprocesses, in threads) ------------
 
     def launch(self, profile: Path) -> None:
         self.notify(f"Launching a run from {profile} …")

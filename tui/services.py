@@ -1,8 +1,9 @@
 """What the TUI asks of the outside world, in one injectable bundle.
 
-The app never trains and never imports torch: starting and resuming runs and the doctor report
-are ``python -m tunedeck.core.cli ...`` subprocesses (no shell), and machine stats come from psutil (and
-nvidia-ml-py when it is installed). Tests pass fakes for all of these, as memray's TUI tests
+The app never trains and never imports torch: starting and resuming runs (which check data and
+models) and the doctor report are ``python -m tunedeck.core.cli ... --json`` subprocesses (no
+shell); stopping and deleting are the torch-free ``tunedeck.core.runs.lifecycle`` functions,
+called in process; machine stats come from psutil (and nvidia-ml-py when it is installed). Tests pass fakes for all of these, as memray's TUI tests
 inject its data source.
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tunedeck.core.errors import RunError, UserError
+from tunedeck.core.runs import lifecycle
 
 CLI_TIMEOUT_S = 180
 
@@ -56,25 +58,39 @@ def _fail_message(args: list[str], proc: subprocess.CompletedProcess[str]) -> st
     return f"'tunedeck {' '.join(args[:1])}' failed:\n{tail}"
 
 
-def _run_dir_from(proc: subprocess.CompletedProcess[str], args: list[str]) -> Path:
-    lines = [ln.strip() for ln in (proc.stdout or "").splitlines() if ln.strip()]
-    if proc.returncode != 0 or not lines:
+def _json_result(proc: subprocess.CompletedProcess[str], args: list[str]) -> dict[str, Any]:
+    """The one JSON object a ``--json`` command prints; its ``error`` becomes a RunError (the
+    message the CLI would print); anything else that is not that object is the CLI failing."""
+    try:
+        data = json.loads((proc.stdout or "").strip())
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
         raise RunError(_fail_message(args, proc))
-    p = Path(lines[-1])
-    if not p.is_dir():
-        raise RunError(f"the CLI reported run directory {p}, which does not exist")
+    if "error" in data:
+        raise RunError(str(data["error"]))
+    if proc.returncode != 0:
+        raise RunError(_fail_message(args, proc))
+    return data
+
+
+def _run_dir_of(data: dict[str, Any], args: list[str]) -> Path:
+    p = Path(str(data.get("run_dir", "")))
+    if not data.get("run_dir") or not p.is_dir():
+        raise RunError(f"'tunedeck {args[0]}' reported run directory {p}, which does not exist")
     return p
 
 
 def cli_start(profile: Path, runs_dir: Path) -> Path:
-    """Start a detached run; returns its run directory (the CLI's last stdout line)."""
-    args = ["start", str(Path(profile).resolve()), "--runs-dir", str(Path(runs_dir).resolve())]
-    return _run_dir_from(run_cli(args), args)
+    """Start a detached run (``tunedeck start --json``); returns its run directory."""
+    args = ["start", "--json", str(Path(profile).resolve()), "--runs-dir", str(Path(runs_dir).resolve())]
+    return _run_dir_of(_json_result(run_cli(args), args), args)
 
 
 def cli_resume(run_id: str, runs_dir: Path) -> Path:
-    args = ["resume", run_id, "--runs-dir", str(Path(runs_dir).resolve())]
-    return _run_dir_from(run_cli(args), args)
+    """Resume a run in a detached worker (``tunedeck resume --json``); returns its run directory."""
+    args = ["resume", "--json", run_id, "--runs-dir", str(Path(runs_dir).resolve())]
+    return _run_dir_of(_json_result(run_cli(args), args), args)
 
 
 def cli_doctor() -> dict[str, Any]:
@@ -165,6 +181,8 @@ class Services:
     doctor: Callable[[], dict[str, Any]] = cli_doctor
     start_run: Callable[[Path, Path], Path] = cli_start
     resume_run: Callable[[str, Path], Path] = cli_resume
+    stop_run: Callable[..., lifecycle.StopResult] = lifecycle.stop_run
+    delete_run: Callable[..., lifecycle.DeleteResult] = lifecycle.delete_run
     events_poll_s: float = 0.25
     runs_poll_s: float = 1.0
     sys_poll_s: float = 2.0

@@ -52,7 +52,8 @@ async def test_control_keys_reach_the_worker(runs_dir: Path) -> None:
     run = create_run(runs_dir, "live", PROFILE)
     worker = FakeWorker(run, total=100000, interval=0.05, finish=False).start()
     try:
-        app = TunedeckApp(runs_dir, attach=run.id, services=live_services())
+        services = live_services()
+        app = TunedeckApp(runs_dir, attach=run.id, services=services)
         async with app.run_test() as pilot:
             dash = await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.ready and app.screen)
             await wait_for(pilot, lambda: dash.state == "running")
@@ -62,6 +63,7 @@ async def test_control_keys_reach_the_worker(runs_dir: Path) -> None:
             assert isinstance(app.screen, ConfirmDialog)
             await pilot.press("y")
             await wait_for(pilot, lambda: dash.state == "stopped", timeout=30)
+            assert services.stop_run.calls == [run.id]  # lifecycle.stop_run: request + signal
             assert "run stopped" in "\n".join(line.plain for line in dash.view.lines)
     finally:
         worker.stop()

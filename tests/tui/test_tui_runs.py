@@ -64,19 +64,23 @@ async def test_lists_runs_marks_stale_and_picks_up_new_runs(runs_dir: Path) -> N
         lock.release()
 
 
-async def test_stop_asks_first_then_writes_a_control_request(runs_dir: Path) -> None:
+async def test_stop_asks_first_then_calls_the_lifecycle_stop(runs_dir: Path) -> None:
+    """The TUI's stop is lifecycle.stop_run (request + signal, as `tunedeck stop`), not a bare
+    control file the worker would see only between steps."""
     run = make_run(runs_dir, "a-20260101-000000-0001", state="running", heartbeat=NOW)
     lock = RunLock(run)
     lock.acquire()
     try:
-        app = TunedeckApp(runs_dir, services=fake_services(NOW))
+        services = fake_services(NOW)
+        app = TunedeckApp(runs_dir, services=services)
         async with app.run_test() as pilot:
             await pilot.press("s")
             assert isinstance(app.screen, ConfirmDialog)
             await pilot.press("n")
-            assert not run.control_dir.exists()
+            assert not run.control_dir.exists() and services.stop_run.calls == []
             await pilot.press("s", "y")
             await pilot.pause()
+            assert services.stop_run.calls == [run.id]
             assert [p.read_text() for p in run.control_dir.iterdir()] == ["stop"]
     finally:
         lock.release()

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tunedeck.core.runs.events import EventWriter
+from tunedeck.core.runs.lifecycle import StopResult
 from tunedeck.core.runs.rundir import RunDir, RunLock
 from tunedeck.tui.services import Services
 
@@ -36,9 +37,26 @@ def fake_doctor() -> dict[str, Any]:
     }
 
 
+class RecordingStop:
+    """lifecycle.stop_run without the signal: files the same control request and records the
+    call. (The fake runs' pid is this test process, or a made-up one: never signal it.)"""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def __call__(self, run: RunDir, wait_s: float = 0.0) -> StopResult:
+        self.calls.append(run.id)
+        run.request("stop")
+        st = run.read_status()
+        return StopResult(run.id, str(st.get("state")), int(st.get("step", 0) or 0),
+                          st.get("total_steps"), "", requested=True, signalled=False,
+                          still_active=True)
+
+
 def fake_services(now: float = T0 + 3600, **kw: Any) -> Services:
     s = Services(clock=fake_clock(now), sysinfo=fake_sysinfo, doctor=fake_doctor,
                  start_run=kw.pop("start_run", _no_cli), resume_run=kw.pop("resume_run", _no_cli),
+                 stop_run=kw.pop("stop_run", RecordingStop()),
                  events_poll_s=0.1, runs_poll_s=0.25, sys_poll_s=1.0)
     for k, v in kw.items():
         setattr(s, k, v)

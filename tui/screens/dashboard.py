@@ -2,7 +2,8 @@
 
 Everything comes from the run directory: ``events.jsonl`` is tailed (the whole history is
 replayed on attach), ``status.json`` and the run lock give the honest state. Nothing here talks
-to the worker except through control files (``RunDir.request``).
+to the worker except through control files (``RunDir.request``) and, for a stop,
+``tunedeck.core.runs.lifecycle.stop_run`` (control file + SIGTERM, as ``tunedeck stop``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ from textual.widget import Widget
 from textual.widgets import Footer, Header, RichLog, Static
 
 from tunedeck.core.runs.events import Event, EventTail
-from tunedeck.core.runs.rundir import ACTIVE_STATES, RunDir
+from tunedeck.core.runs.protocol import (ACTIVE_STATES, EVENT_TYPES, FINAL_STATES, can_resume,
+                                         changes_state, describe_event, format_count,
+                                         state_after_event)
+from tunedeck.core.runs.rundir import RunDir
 from tunedeck.tui import fmt
 from tunedeck.tui.screens.base import BaseScreen
 from tunedeck.tui.screens.dialogs import ConfirmDialog
@@ -31,6 +35,12 @@ from tunedeck.tui.widgets.plot import LinePlot, Series
 REPLAY_IN_THREAD_BYTES = 4 << 20
 MIN_REDRAW_S = 0.75  # with polls every 0.25 s: on screen within 1 s
 METRIC_ORDER = ("accuracy", "f1_macro", "perplexity", "f1", "rouge", "bleu")
+# How the event log shows each event (the words come from protocol.describe_event).
+LINE_STYLE = {"step": "dim", "eval": "magenta", "run_started": "bold green",
+              "run_resumed": "bold green", "checkpoint": "cyan", "run_finished": "bold cyan",
+              "run_failed": "bold red", "run_stopped": "bold yellow", "run_diverged": "bold red"}
+LOG_LEVEL_STYLE = {"error": "red", "warning": "yellow", "warn": "yellow"}
+LINE_HINT = {"run_failed": " (w: worker.log)", "run_stopped": "; r resumes it"}
 
 
 class RunView:
@@ -63,64 +73,35 @@ class RunView:
     def apply(self, ev: Event) -> Text | None:
         """Update from one event; returns a line for the event log (or None)."""
         self.events += 1
-        d = ev.data
-        t = ev.type
-        line: Text | None = None
+        if ev.type not in EVENT_TYPES:
+            return None  # unknown types are ignored, as the protocol says
+        show = self._update(ev)
+        text = describe_event(ev)
+        if not show or text is None:
+            return None
+        style = LINE_STYLE.get(ev.type, "")
+        if ev.type == "log":
+            style = LOG_LEVEL_STYLE.get(str(ev.data.get("level", "info")).lower(), "")
+        line = Text(fmt.clock_time(ev.time) + " ", style="dim") + Text(
+            text + LINE_HINT.get(ev.type, ""), style=style)
+        self.lines.append(line)
+        return line
+
+    def _update(self, ev: Event) -> bool:
+        """Apply the event to the view's state; False when it gets no line of its own (step
+        lines are kept to one every 2 s: a run may log every step)."""
+        d, t = ev.data, ev.type
+        ended = state_after_event(t)
+        if ended is not None:
+            self.event_state = ended
         if t == "step":
-            self.step = _int(d.get("step"), self.step)
-            self.total = _int(d.get("total_steps"), self.total)
-            self.epoch = _float(d.get("epoch"), self.epoch)
-            self.eta = _opt(d.get("eta_s"))
-            self.elapsed = _opt(d.get("elapsed_s"), self.elapsed)
-            self.last = d
-            self.loss.add(self.step, d.get("loss"))
-            self.lr.add(self.step, d.get("lr"))
-            self.tps.add(self.step, d.get("tokens_per_s"))
-            if self.event_state in (None, "starting"):
-                self.event_state = "running"
-            if ev.time - self._last_step_line >= 2.0:
-                self._last_step_line = ev.time
-                line = Text(f"step {self.step:,}" + (f"/{self.total:,}" if self.total else "")
-                            + f"  loss {fmt.num(d.get('loss'))}  lr {fmt.num(d.get('lr'), 3)}"
-                            + (f"  {fmt.rate(d.get('tokens_per_s'))} tok/s" if d.get("tokens_per_s") else ""),
-                            style="dim")
-        elif t == "eval":
-            step = _int(d.get("step"), self.step)
-            metrics = d.get("metrics") or {}
-            if not isinstance(metrics, dict):
-                metrics = {}
-            split = d.get("split", "validation")
-            if split in ("validation", "val", "eval", "dev"):
-                self.last_eval = metrics
-                self.eval_loss.add(step, metrics.get("eval_loss", metrics.get("loss")))
-                if self.metric_name is None:
-                    self.metric_name = next((m for m in METRIC_ORDER if m in metrics), None) or next(
-                        (k for k, v in metrics.items() if "loss" not in k and isinstance(v, (int, float))), None)
-                    if self.metric_name:
-                        self.metric.name = fmt.METRIC_SHORT.get(self.metric_name, self.metric_name)
-                if self.metric_name:
-                    self.metric.add(step, metrics.get(self.metric_name))
-                if "eval_loss" in metrics and _finite(metrics["eval_loss"]) and step > 0:
-                    v = float(metrics["eval_loss"])
-                    if self.best is None or v < self.best[1]:
-                        self.best = ("eval_loss", v, step)
-            shown = "  ".join(f"{fmt.METRIC_SHORT.get(k, k)} {fmt.num(v)}" for k, v in metrics.items()
-                              if isinstance(v, (int, float)))
-            line = Text(f"eval ({split}) @ step {step:,}: {shown}", style="magenta")
+            return self._apply_step(ev)
+        if t == "eval":
+            self._apply_eval(d)
         elif t == "run_started":
             self.started = d
             self.total = _int(d.get("total_steps"), self.total)
             self.event_state = "running"
-            params = d.get("model_params")
-            sizes = d.get("dataset_sizes")
-            bits = [f"run started on {d.get('device', '?')}"]
-            if params:
-                bits.append(f"{_params(params)} params")
-            if isinstance(sizes, dict):
-                bits.append(" / ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in sizes.items()))
-            if self.total:
-                bits.append(f"{self.total:,} steps")
-            line = Text(" · ".join(bits), style="bold green")
         elif t == "run_resumed":
             step = _int(d.get("step"), 0)
             for s in (self.loss, self.lr, self.tps):
@@ -128,44 +109,60 @@ class RunView:
             self.step = step
             self.event_state = "running"
             self.error = None
-            line = Text(f"resumed from step {step:,}", style="bold green")
         elif t == "checkpoint":
             self.checkpoints += 1
-            where = "/".join(Path(str(d.get("path", ""))).parts[-2:])
             # Steps between log lines are only known from here (a stop lands between them).
             self.step = max(self.step, _int(d.get("step"), self.step))
-            line = Text(f"checkpoint @ step {self.step:,}: {where}", style="cyan")
-        elif t == "log":
-            level = str(d.get("level", "info")).lower()
-            style = {"error": "red", "warning": "yellow", "warn": "yellow"}.get(level, "")
-            line = Text(f"{level}: {d.get('message', '')}", style=style)
         elif t == "run_finished":
-            self.event_state = "finished"
             self.eta = 0
             m = d.get("metrics") or {}
             self.final_metrics = m if isinstance(m, dict) else {}
-            shown = "  ".join(f"{fmt.METRIC_SHORT.get(k, k)} {fmt.num(v)}" for k, v in self.final_metrics.items()
-                              if isinstance(v, (int, float)))
-            line = Text(f"run finished. {('test: ' + shown) if shown else ''}", style="bold cyan")
         elif t == "run_failed":
-            self.event_state = "failed"
             self.error = str(d.get("error", "unknown error"))
-            line = Text(f"run failed: {self.error} (w: worker.log)", style="bold red")
         elif t == "run_stopped":
-            self.event_state = "stopped"
             self.step = max(self.step, _int(d.get("step"), self.step))
-            line = Text(f"run stopped at step {self.step:,}; r resumes it", style="bold yellow")
         elif t == "run_diverged":
-            self.event_state = "diverged"
             self.error = str(d.get("message", "loss diverged"))
-            line = Text(f"run diverged at step {_int(d.get('step'), self.step):,}: {self.error}", style="bold red")
-        else:
-            return None  # unknown types are ignored, as the protocol says
-        if line is not None:
-            stamp = Text(fmt.clock_time(ev.time) + " ", style="dim")
-            line = stamp + line
-            self.lines.append(line)
-        return line
+        return True
+
+    def _apply_step(self, ev: Event) -> bool:
+        d = ev.data
+        self.step = _int(d.get("step"), self.step)
+        self.total = _int(d.get("total_steps"), self.total)
+        self.epoch = _float(d.get("epoch"), self.epoch)
+        self.eta = _opt(d.get("eta_s"))
+        self.elapsed = _opt(d.get("elapsed_s"), self.elapsed)
+        self.last = d
+        self.loss.add(self.step, d.get("loss"))
+        self.lr.add(self.step, d.get("lr"))
+        self.tps.add(self.step, d.get("tokens_per_s"))
+        if self.event_state in (None, "starting"):
+            self.event_state = "running"
+        if ev.time - self._last_step_line < 2.0:
+            return False
+        self._last_step_line = ev.time
+        return True
+
+    def _apply_eval(self, d: dict[str, Any]) -> None:
+        step = _int(d.get("step"), self.step)
+        metrics = d.get("metrics") or {}
+        if not isinstance(metrics, dict):
+            metrics = {}
+        if d.get("split", "validation") not in ("validation", "val", "eval", "dev"):
+            return
+        self.last_eval = metrics
+        self.eval_loss.add(step, metrics.get("eval_loss", metrics.get("loss")))
+        if self.metric_name is None:
+            self.metric_name = next((m for m in METRIC_ORDER if m in metrics), None) or next(
+                (k for k, v in metrics.items() if "loss" not in k and isinstance(v, (int, float))), None)
+            if self.metric_name:
+                self.metric.name = fmt.METRIC_SHORT.get(self.metric_name, self.metric_name)
+        if self.metric_name:
+            self.metric.add(step, metrics.get(self.metric_name))
+        if "eval_loss" in metrics and _finite(metrics["eval_loss"]) and step > 0:
+            v = float(metrics["eval_loss"])
+            if self.best is None or v < self.best[1]:
+                self.best = ("eval_loss", v, step)
 
 
 def _int(v: Any, default: int) -> int:
@@ -192,17 +189,6 @@ def _opt(v: Any, default: float | None = None) -> float | None:
 
 def _finite(v: Any) -> bool:
     return _opt(v) is not None
-
-
-def _params(n: Any) -> str:
-    try:
-        n = float(n)
-    except (TypeError, ValueError):
-        return str(n)
-    for unit, div in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if n >= div:
-            return f"{n / div:.1f}{unit}"
-    return f"{n:.0f}"
 
 
 BAR_WIDTH = 30
@@ -374,8 +360,7 @@ class DashboardScreen(BaseScreen):
             line = self.view.apply(ev)
             if line is not None:
                 self._pending_lines.append(line)
-            ended = ended or ev.type in ("run_finished", "run_failed", "run_stopped", "run_diverged",
-                                         "run_resumed")
+            ended = ended or changes_state(ev.type)
         if ended:
             self.poll_status()
         self._schedule_redraw()
@@ -408,7 +393,7 @@ class DashboardScreen(BaseScreen):
         except Exception as e:  # a damaged status.json: say so, keep watching
             self.state, self.reason = "failed", f"status.json unreadable ({type(e).__name__})"
         self.stale = self.raw_state in ACTIVE_STATES and self.state not in ACTIVE_STATES
-        if self.state in ACTIVE_STATES and self.view.event_state in ("finished", "failed", "stopped", "diverged"):
+        if self.state in ACTIVE_STATES and self.view.event_state in FINAL_STATES:
             # status.json lags the event by up to a heartbeat; the event is newer.
             self.state = self.view.event_state
         self.redraw_header()
@@ -511,7 +496,7 @@ class DashboardScreen(BaseScreen):
         if v.started.get("device"):
             title.append(f" · {v.started['device']}", style="dim")
         if v.started.get("model_params"):
-            title.append(f" · {_params(v.started['model_params'])} params", style="dim")
+            title.append(f" · {format_count(v.started['model_params'])} params", style="dim")
         if v.started.get("trust_remote_code"):
             # The profile let the model repository run its own Python code: say so, always.
             title.append(" · ⚠ remote code ON", style="bold yellow")
@@ -587,7 +572,7 @@ class DashboardScreen(BaseScreen):
         if action in ("checkpoint", "evaluate", "stop"):
             return active
         if action == "resume":
-            return not active and self.state != "finished"
+            return can_resume(self.state)
         if action == "results":
             return self.run.metrics_path.is_file()
         return True
@@ -611,8 +596,10 @@ class DashboardScreen(BaseScreen):
             return
 
         def done(yes: bool | None) -> None:
-            if yes:
-                self._request("stop", "Stop")
+            # The same stop as `tunedeck stop` (control file + SIGTERM): seen in every phase,
+            # also while the worker prepares data, loads the model or evaluates.
+            if yes and self.safely(lambda: self.services.stop_run(self.run), "Stop") is not None:
+                self.notify("Stop: asked the worker to save a checkpoint and exit.")
 
         self.app.push_screen(ConfirmDialog(
             f"Stop {self.run.id}?", "The worker saves a checkpoint and exits; r resumes it.",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,9 @@ from textual.binding import Binding
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Footer, Header, Static
 
-from tunedeck.core.errors import RunError
-from tunedeck.core.runs.rundir import ACTIVE_STATES, FINAL_STATES, RunDir, RunSummary, summarize
+from tunedeck.core.runs.listing import RunSummary, is_run_dir, summarize
+from tunedeck.core.runs.protocol import ACTIVE_STATES, FINAL_STATES, can_resume
+from tunedeck.core.runs.rundir import RunDir
 from tunedeck.tui import fmt
 from tunedeck.tui.screens.base import BaseScreen
 from tunedeck.tui.screens.dialogs import ConfirmDialog, PromptDialog
@@ -32,7 +32,8 @@ class RunRow:
 
 
 def scan_runs(runs_dir: Path, now: float) -> list[RunRow]:
-    """Like tunedeck.core.runs.list_runs, with an injectable clock and the stale flag."""
+    """Like tunedeck.core.runs.listing.list_runs, with an injectable clock, the stale flag, and
+    a row (not an exception) for a damaged run."""
     if not runs_dir.is_dir():
         return []
     rows = []
@@ -42,7 +43,7 @@ def scan_runs(runs_dir: Path, now: float) -> list[RunRow]:
         return []
     for d in entries:
         try:
-            if not d.is_dir() or d.is_symlink() or not (d / "profile.toml").is_file():
+            if not is_run_dir(d):
                 continue
             run = RunDir(d)
             raw = run.read_status().get("state")
@@ -259,8 +260,7 @@ class RunsScreen(BaseScreen):
         if action == "stop":
             return r is not None and r.summary.state in ACTIVE_STATES
         if action == "resume":
-            return (r is not None and r.summary.state not in ACTIVE_STATES
-                    and r.summary.state != "finished")
+            return r is not None and can_resume(r.summary.state)
         if action == "delete":
             return r is not None and r.summary.state in FINAL_STATES
         return True
@@ -282,8 +282,9 @@ class RunsScreen(BaseScreen):
         run = RunDir(Path(r.summary.path))
 
         def done(yes: bool | None) -> None:
-            if yes:
-                self.safely(lambda: run.request("stop"), "Stop run")
+            # The same stop as `tunedeck stop`: a control file and SIGTERM, so the worker sees it
+            # in every phase (data preparation and model load included), not only between steps.
+            if yes and self.safely(lambda: self.services.stop_run(run), "Stop run") is not None:
                 self.notify(f"Asked {run.id} to save a checkpoint and stop.")
 
         self.app.push_screen(ConfirmDialog(
@@ -330,18 +331,9 @@ class RunsScreen(BaseScreen):
             yes="Delete", danger=True), done)
 
     def delete_run(self, run: RunDir) -> None:
-        def rm() -> None:
-            # Look again: never delete a run whose worker came back to life meanwhile.
-            state, _ = run.effective_state(self.now())
-            if state in ACTIVE_STATES or run.worker_alive():
-                raise RunError(f"{run.id} is running again; not deleted")
-            root = self.runs_dir.resolve()
-            target = run.path.resolve()
-            if target.parent != root or run.path.is_symlink():
-                raise RunError(f"{run.path} is not directly inside {root}; not deleted")
-            shutil.rmtree(target)
-
-        if self.safely(lambda: (rm(), True)[1], "Delete run"):
+        # lifecycle.delete_run looks again (a worker may have come back meanwhile) and removes
+        # only a real directory directly inside the runs directory.
+        if self.safely(lambda: self.services.delete_run(run, self.runs_dir), "Delete run") is not None:
             self.notify(f"Deleted {run.id}.")
         self.refresh_runs_now()
 
