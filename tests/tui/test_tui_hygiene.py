@@ -14,6 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "transformers", "datasets", "accelerate", "evaluate", "safetensors")
 # Torch-free core modules the TUI may import (and their submodules), and the packages above them.
 ALLOWED_CORE = ("tunedeck.core.runs.rundir", "tunedeck.core.runs.events", "tunedeck.core.errors",
+                "tunedeck.core.runs.protocol", "tunedeck.core.runs.listing",
+                "tunedeck.core.runs.lifecycle", "tunedeck.core.runs.launch",
+                "tunedeck.core.runs.launch_checks",
                 "tunedeck.core.fsutil", "tunedeck.core.profile",
                 "tunedeck.core.data.formats", "tunedeck.core.data.reader",
                 "tunedeck.core.data.delimited", "tunedeck.core.data.json_reader",
