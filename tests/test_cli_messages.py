@@ -44,15 +44,47 @@ def test_profile_new_with_a_bad_name_is_one_line(capsys):
 
 
 def test_resume_without_a_checkpoint_says_it_starts_over(tmp_path, cls_csv, capsys, monkeypatch):
-    import tunedeck.core.runs.launch
+    import tunedeck.core.runs.lifecycle
     from tunedeck.core.profile import dumps, load
-    from tunedeck.core.runs.rundir import RunDir, create_run
+    from tunedeck.core.runs.rundir import RunDir, RunLock, create_run
 
-    monkeypatch.setattr(tunedeck.core.runs.launch, "start_detached", lambda run, **kw: 4242)
+    held = []
+
+    def launch(run, **kw):  # a "worker" that takes run.lock at once: resume waits for that
+        held.append(RunLock(run))
+        held[-1].acquire()
+        return 4242
+
+    monkeypatch.setattr(tunedeck.core.runs.lifecycle, "start_detached", launch)
     prof = load(tiny_cls_profile(tmp_path, cls_csv))
     made = create_run(tmp_path / "runs", prof.name, dumps(prof))
     RunDir(made.path).write_status(state="failed", message="killed")
-    code, out, _ = run(["resume", "--runs-dir", str(tmp_path / "runs"), made.id], capsys)
+    try:
+        code, out, _ = run(["resume", "--runs-dir", str(tmp_path / "runs"), made.id], capsys)
+    finally:
+        for lock in held:
+            lock.release()
     assert code == 0
     assert "no complete checkpoint yet, so it trains again from step 0" in out
+    assert "resumed in worker pid 4242" in out
     assert out.strip().splitlines()[-1] == str(made.path)
+
+
+def test_resume_whose_worker_dies_before_the_lock_is_exit_1_with_the_log(tmp_path, cls_csv,
+                                                                          capsys, monkeypatch):
+    """The worker exits before taking run.lock: a failure naming worker.log, never "resumed"."""
+    import subprocess
+    import sys
+
+    import tunedeck.core.runs.lifecycle
+    from tunedeck.core.profile import dumps, load
+    from tunedeck.core.runs.rundir import RunDir, create_run
+
+    monkeypatch.setattr(tunedeck.core.runs.lifecycle, "start_detached", lambda run, **kw:
+                        subprocess.Popen([sys.executable, "-c", "import sys; sys.exit(1)"]).pid)
+    prof = load(tiny_cls_profile(tmp_path, cls_csv))
+    made = create_run(tmp_path / "runs", prof.name, dumps(prof))
+    RunDir(made.path).write_status(state="failed", message="killed")
+    code, out, err = run(["resume", "--runs-dir", str(tmp_path / "runs"), made.id], capsys)
+    assert code == 1 and "resumed" not in out
+    assert "exited at once with code 1" in err and str(made.path / "worker.log") in err
