@@ -1,3 +1,5 @@
-"""Runs: the run directory and its protocol (rundir, events), starting workers (launch) and the
-worker process itself (worker). rundir and events are torch-free: the TUI reads runs through them.
+"""Runs: the run directory (rundir, events), what its states and events mean (protocol), listing
+runs (listing), the lifecycle every caller uses to check, start, resume, stop and delete runs
+(lifecycle, launch_checks, launch), and the worker process itself (worker). All but worker are
+torch-free at import: the TUI reads and stops runs through them.
 """
