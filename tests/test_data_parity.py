@@ -58,6 +58,8 @@ def build_corpus(d: Path) -> dict[str, tuple[Path, dict]]:
     put("latin1.csv", delimited(rows + [("caf\xe9 cr\xe8me", "neg")], ",").encode("latin-1"))
     put("latin1-declared.csv", delimited(rows + [("na\xefve", "neg")], ",").encode("latin-1"),
         encoding="latin-1")
+    put("utf16.csv", delimited(rows, ",").encode("utf-16"))
+    put("utf16-declared.csv", delimited(rows, ",").encode("utf-16"), encoding="utf-16")
     quoted = [(f'"{t}\nsecond line"' if i % 4 == 2 and i < 17 else t, lab)
               for i, (t, lab) in enumerate(rows)]
     put("quoted.csv", delimited(quoted, ","))
@@ -73,7 +75,8 @@ def build_corpus(d: Path) -> dict[str, tuple[Path, dict]]:
 
 REFUSED = {"latin1.csv": r"latin1\.csv:\d+: is not UTF-8.*data\.encoding = 'latin-1'",
            "ragged.csv": r"ragged\.csv:7: has 3 fields but the header has 2",
-           "bad.jsonl": r"bad\.jsonl:4: not valid JSON"}
+           "bad.jsonl": r"bad\.jsonl:4: not valid JSON",
+           "utf16.csv": r"utf16\.csv:1: is UTF-16 text.*data\.encoding = 'utf-16'"}
 
 
 def write_profile(tmp_path: Path, data: Path, over: dict) -> Path:
@@ -111,7 +114,7 @@ def corpus(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", ["semi.csv", "pipe.csv", "tab.tsv", "noheader.csv", "bom.csv",
-                                  "crlf.csv", "latin1-declared.csv", "quoted.csv", "array.json",
+                                  "crlf.csv", "latin1-declared.csv", "utf16-declared.csv", "quoted.csv", "array.json",
                                   "data.parquet", "SMSLike"])
 def test_browser_check_and_training_agree(corpus, name, tmp_path, capsys) -> None:
     from tunedeck.core.data import read_source, read_splits

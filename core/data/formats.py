@@ -14,8 +14,9 @@ The rules, decided once:
 - **Header**: the first row is a header unless it looks like data: a value is a number, longer
   than 100 characters, or recurs in the same column further down (a label such as ``spam``).
   Without a header the columns are named ``column_1``, ``column_2``, ...
-- **Encoding**: a UTF-8 or UTF-16 byte-order mark says so; otherwise UTF-8, unless the profile
-  declares ``data.encoding``. Anything else is refused with the line of the first bad byte.
+- **Encoding**: the profile's ``data.encoding`` if set, else UTF-8 (a UTF-8 byte-order mark is
+  dropped). Anything else (Latin-1, UTF-16) is refused with the line of the first bad byte and
+  the ``data.encoding`` value that would read it.
 """
 
 from __future__ import annotations
@@ -201,18 +202,23 @@ def check_encoding_name(name: str) -> str:
 
 
 def declared_encoding(head: bytes, encoding: str | None) -> str:
-    """The encoding a file is read with: its byte-order mark, else the profile's, else UTF-8."""
-    if head.startswith(UTF8_BOM):
-        return "utf-8-sig"
-    if head[:2] in _UTF16_BOMS:
-        return "utf-16"
-    return check_encoding_name(encoding) if encoding else "utf-8"
+    """The encoding a file is read with: the profile's, else UTF-8 (a UTF-8 BOM is dropped).
+
+    A UTF-16 file is read only when ``data.encoding`` says so: its BOM alone is not trusted,
+    because a binary file can start with the same two bytes.
+    """
+    if encoding:
+        return check_encoding_name(encoding)
+    return "utf-8-sig" if head.startswith(UTF8_BOM) else "utf-8"
 
 
 def not_utf8_error(p: Path, data: bytes, offset: int) -> DataError:
     """The one message for a file that is not UTF-8 (training and the browser alike)."""
     line = data.count(b"\n", 0, offset) + 1
     byte = data[offset:offset + 1].hex()
+    if data[:2] in _UTF16_BOMS:
+        return DataError(f"{p}:{line}: is UTF-16 text, not UTF-8 (it starts with a UTF-16 "
+                         "byte-order mark); save it as UTF-8 or set data.encoding = 'utf-16'")
     return DataError(f"{p}:{line}: is not UTF-8 text (byte 0x{byte} at offset {offset}); save "
                      "it as UTF-8 or set data.encoding = 'latin-1' (or the file's encoding) in "
                      "the profile")

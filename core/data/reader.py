@@ -161,7 +161,7 @@ def sniffed_format(p: Path, head: bytes) -> str:
 def text_body(data: bytes, p: Path, encoding: str | None, fix: str) -> bytes:
     """The file as UTF-8 without a BOM, checked: no NUL bytes, not only whitespace."""
     enc = declared_encoding(data[:4], encoding)
-    if enc == "utf-8-sig":
+    if data.startswith(UTF8_BOM) and enc in ("utf-8", "utf-8-sig"):
         data, enc = data[len(UTF8_BOM):], "utf-8"
     if enc == "utf-8":
         _check_utf8(data, p)

@@ -105,8 +105,9 @@ class DataSection(_Section):
     )
     encoding: str | None = Field(
         None,
-        description="Text encoding of the data files, e.g. 'latin-1' or 'cp1252'. Empty: a "
-        "byte-order mark's, else UTF-8; a file that is not UTF-8 is refused with its line.",
+        description="Text encoding of the data files, e.g. 'latin-1', 'cp1252' or 'utf-16'. "
+        "Empty: UTF-8 (with or without a byte-order mark); a file that is not UTF-8 is refused "
+        "with its line.",
     )
 
     @field_validator("encoding")

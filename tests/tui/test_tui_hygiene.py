@@ -22,7 +22,7 @@ ALLOWED_CORE = ("tunedeck.core.runs.rundir", "tunedeck.core.runs.events", "tuned
                 "tunedeck.core.data.delimited", "tunedeck.core.data.json_reader",
                 "tunedeck.core.data.cleaning", "tunedeck.core.data.split",
                 "tunedeck.core.data.table_stats")
-ALLOWED_PACKAGES = ("tunedeck.core", "tunedeck.core.runs")
+ALLOWED_PACKAGES = ("tunedeck.core", "tunedeck.core.runs", "tunedeck.core.data")
 # The console script parses with the CLI's (torch-free) parser and runs non-TUI commands in
 # process; core.models resolves model paths without importing torch.
 ALLOWED_EXTRA = {"entry.py": ("tunedeck.core.cli",), "data_source.py": ("tunedeck.core.models",)}
