@@ -9,6 +9,8 @@ historical definition: a class absent from the validation split has no recall to
 Pass ``average_over="all"`` to average over every class in ``labels`` instead.
 """
 
+import warnings
+
 import datasets
 import evaluate
 import numpy as np
@@ -76,9 +78,17 @@ class Classification(evaluate.Metric):
             "per_class_recall": recall.tolist(),
             "per_class_f1": f1.tolist(),
             "per_class_support": support.tolist(),
-            "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+            "confusion_matrix": _confusion_matrix(y_true, y_pred, labels),
         })
         return result
+
+
+def _confusion_matrix(y_true, y_pred, labels):
+    # scikit-learn warns "a single label was found ... use the 'labels' parameter" even when
+    # labels is passed: the warning would only be noise in the run's log.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="A single label was found", category=UserWarning)
+        return confusion_matrix(y_true, y_pred, labels=labels).tolist()
 
 
 def _empty_result(labels):
