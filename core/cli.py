@@ -269,10 +269,10 @@ def cmd_profile(a: argparse.Namespace) -> int:
             if missing:
                 print(f"note: no such file: {', '.join(missing)}; fix the path before training")
         if a.preflight:
-            from tunedeck.core.preflight import format_preflight, preflight_report
+            from tunedeck.core.engine.memory_estimate import format_memory_report, memory_report
 
-            rep = preflight_report(prof)
-            print(format_preflight(rep))
+            rep = memory_report(prof)
+            print(format_memory_report(rep))
             if not rep.get("fits", True):
                 return 2
         return 0

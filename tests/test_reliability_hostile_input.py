@@ -297,16 +297,16 @@ _START_CASES = (
 def test_bad_data_is_refused_by_start_before_any_worker(case, tier, tmp_path, capsys, monkeypatch):
     """`tunedeck start` checks before launching: the same refusals, exit 2, no run directory,
     and no worker launched."""
-    import tunedeck.core.cli
-    import tunedeck.core.runs.launch
+    import tunedeck.core.runs.launch_checks
+    import tunedeck.core.runs.lifecycle
     from tunedeck.core.cli import main
 
     def launched(*_a, **_k):
         raise AssertionError("a worker was launched for bad data")
 
-    monkeypatch.setattr(tunedeck.core.runs.launch, "start_detached", launched)
+    monkeypatch.setattr(tunedeck.core.runs.lifecycle, "start_detached", launched)
     if tier == "data-layer":
-        monkeypatch.setattr(tunedeck.core.cli, "START_TOKENIZE_BYTES", -1)
+        monkeypatch.setattr(tunedeck.core.runs.launch_checks, "TOKENIZE_UP_TO_BYTES", -1)
     monkeypatch.chdir(tmp_path)
     argv = _prepare_case(case, tmp_path)
     argv[0] = "start"

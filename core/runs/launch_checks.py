@@ -40,7 +40,7 @@ def check_and_tokenize(prof: Any, log: Callable[[str], None] | None = None,
     meta device. Returns the engine's prepared data; raises a UserError on the first problem."""
     import transformers
 
-    from tunedeck.core.engine.setup import prepare
+    from tunedeck.core.engine.inputs import prepare_inputs as prepare
     from tunedeck.core.models import build_config, check_model_builds
 
     prepared = prepare(prof, log=log or (lambda m: None), tokenizer_dir=tokenizer_dir)
