@@ -40,10 +40,10 @@ def check_and_tokenize(prof: Any, log: Callable[[str], None] | None = None,
     meta device. Returns the engine's prepared data; raises a UserError on the first problem."""
     import transformers
 
-    from tunedeck.core.engine.inputs import prepare_inputs as prepare
+    from tunedeck.core.engine.inputs import prepare_inputs
     from tunedeck.core.models import build_config, check_model_builds
 
-    prepared = prepare(prof, log=log or (lambda m: None), tokenizer_dir=tokenizer_dir)
+    prepared = prepare_inputs(prof, log=log or (lambda m: None), tokenizer_dir=tokenizer_dir)
     config = build_config(prof, prepared.tokenizer, prepared.task.config_overrides())
     check_model_builds(prof, getattr(transformers, prepared.task.auto_class), config)
     return prepared
