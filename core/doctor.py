@@ -22,46 +22,69 @@ def report(runs_dir: Path, check_hub: bool = True) -> dict[str, Any]:
     if sys.version_info < (3, 11):
         problems.append({"what": f"Python {rep['python']} is too old",
                          "fix": "use Python 3.11 or newer (e.g. a venv from pyenv/uv)"})
+    _check_torch_and_gpus(rep, problems)
+    _check_libraries(rep, problems)
+    _check_disk(rep, problems, runs_dir)
+    _check_hub(rep, problems, check_hub)
+    try:
+        from tunedeck.core.models import packaged_model_dir
+
+        pk = packaged_model_dir("sentence-transformers/all-MiniLM-L6-v2")
+        rep["packaged_minilm"] = str(pk) if pk else None
+    except Exception:  # pragma: no cover
+        rep["packaged_minilm"] = None
+    rep["problems"] = problems
+    return rep
+
+
+def _check_torch_and_gpus(rep: dict[str, Any], problems: list[dict[str, str]]) -> None:
     try:
         import torch
-
-        rep["torch"] = torch.__version__
-        rep["cuda"] = torch.version.cuda
-        rep["cuda_available"] = torch.cuda.is_available()
-        gpus = []
-        if torch.cuda.is_available():
-            for i in range(torch.cuda.device_count()):
-                prop = torch.cuda.get_device_properties(i)
-                try:
-                    free, total = torch.cuda.mem_get_info(i)
-                except RuntimeError as e:  # exclusive-process mode with a busy GPU, a MIG slice
-                    free, total = 0, prop.total_memory
-                    problems.append({"what": f"GPU {i} ({prop.name}) cannot be opened here: "
-                                             f"{str(e).splitlines()[0][:160]}",
-                                     "fix": "check nvidia-smi for the process holding it, or pick "
-                                            "another GPU with CUDA_VISIBLE_DEVICES"})
-                gpus.append({"index": i, "name": prop.name, "memory_gb": round(total / 2**30, 1),
-                             "free_gb": round(free / 2**30, 1),
-                             "bf16": bool(prop.major >= 8),
-                             "compute_capability": f"{prop.major}.{prop.minor}"})
-        rep["gpus"] = gpus
-        if not gpus:
-            problems.append({"what": "no CUDA GPU visible: training runs on the CPU (slow)",
-                             "fix": "check nvidia-smi, the driver, CUDA_VISIBLE_DEVICES, and that "
-                                    "torch is a CUDA build (pip install torch --index-url "
-                                    "https://download.pytorch.org/whl/cu128)"})
-        elif not all(g["bf16"] for g in gpus):
-            problems.append({"what": "a GPU without bf16: precision 'auto' uses fp32 there",
-                             "fix": "set training.precision = 'fp16' for speed (with loss scaling)"})
     except ImportError:
         rep["torch"] = None
         problems.append({"what": "torch is not installed", "fix": "pip install 'torch>=2.4'"})
+        return
+    rep["torch"] = torch.__version__
+    rep["cuda"] = torch.version.cuda
+    rep["cuda_available"] = torch.cuda.is_available()
+    gpus = [_gpu(torch, i, problems) for i in range(torch.cuda.device_count())] \
+        if torch.cuda.is_available() else []
+    rep["gpus"] = gpus
+    if not gpus:
+        problems.append({"what": "no CUDA GPU visible: training runs on the CPU (slow)",
+                         "fix": "check nvidia-smi, the driver, CUDA_VISIBLE_DEVICES, and that "
+                                "torch is a CUDA build (pip install torch --index-url "
+                                "https://download.pytorch.org/whl/cu128)"})
+    elif not all(g["bf16"] for g in gpus):
+        problems.append({"what": "a GPU without bf16: precision 'auto' uses fp32 there",
+                         "fix": "set training.precision = 'fp16' for speed (with loss scaling)"})
+
+
+def _gpu(torch: Any, i: int, problems: list[dict[str, str]]) -> dict[str, Any]:
+    prop = torch.cuda.get_device_properties(i)
+    try:
+        free, total = torch.cuda.mem_get_info(i)
+    except RuntimeError as e:  # exclusive-process mode with a busy GPU, a MIG slice
+        free, total = 0, prop.total_memory
+        problems.append({"what": f"GPU {i} ({prop.name}) cannot be opened here: "
+                                 f"{str(e).splitlines()[0][:160]}",
+                         "fix": "check nvidia-smi for the process holding it, or pick "
+                                "another GPU with CUDA_VISIBLE_DEVICES"})
+    return {"index": i, "name": prop.name, "memory_gb": round(total / 2**30, 1),
+            "free_gb": round(free / 2**30, 1), "bf16": bool(prop.major >= 8),
+            "compute_capability": f"{prop.major}.{prop.minor}"}
+
+
+def _check_libraries(rep: dict[str, Any], problems: list[dict[str, str]]) -> None:
     for mod in ("transformers", "datasets", "accelerate", "textual"):
         try:
             rep[mod] = __import__(mod).__version__
         except ImportError:
             rep[mod] = None
             problems.append({"what": f"{mod} is not installed", "fix": f"pip install {mod}"})
+
+
+def _check_disk(rep: dict[str, Any], problems: list[dict[str, str]], runs_dir: Path) -> None:
     target = runs_dir if runs_dir.exists() else Path.cwd()
     usage = shutil.disk_usage(target)
     rep["runs_dir"] = str(runs_dir.resolve())
@@ -70,6 +93,9 @@ def report(runs_dir: Path, check_hub: bool = True) -> dict[str, Any]:
         problems.append({"what": f"only {rep['disk_free_gb']} GB free at {target}",
                          "fix": "free space or set output.runs_dir / --runs-dir to a bigger disk "
                                 "(checkpoints of a 1B model take several GB each)"})
+
+
+def _check_hub(rep: dict[str, Any], problems: list[dict[str, str]], check_hub: bool) -> None:
     offline = hub_offline()
     rep["offline"] = offline
     rep["hf_home"] = os.environ.get("HF_HOME", str(Path.home() / ".cache" / "huggingface"))
@@ -83,15 +109,6 @@ def report(runs_dir: Path, check_hub: bool = True) -> dict[str, Any]:
         problems.append({"what": "the Hugging Face hub is unreachable",
                          "fix": "models must be cached or local: set HF_HUB_OFFLINE=1 and point "
                                 "model.name at a local directory (the packaged MiniLM works)"})
-    try:
-        from tunedeck.core.models import packaged_model_dir
-
-        pk = packaged_model_dir("sentence-transformers/all-MiniLM-L6-v2")
-        rep["packaged_minilm"] = str(pk) if pk else None
-    except Exception:  # pragma: no cover
-        rep["packaged_minilm"] = None
-    rep["problems"] = problems
-    return rep
 
 
 def format_report(rep: dict[str, Any]) -> str:

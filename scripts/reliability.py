@@ -110,7 +110,7 @@ class Workload:
         assert ok, f"an uninterrupted forked run differs from the baseline: {detail}"
 
     def fresh_run(self) -> Path:
-        from tunedeck.core.cli import _load_profile
+        from tunedeck.core.runs.lifecycle import load_profile as _load_profile
         from tunedeck.core.profile import dumps
         from tunedeck.core.runs.rundir import create_run
 

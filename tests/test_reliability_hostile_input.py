@@ -343,7 +343,7 @@ def test_hostile_input_through_a_real_process(case_id, tmp_path):
 
 @pytest.mark.parametrize("variant", ["bom", "crlf", "bom+crlf"])
 def test_bom_and_crlf_are_read_cleanly(tmp_path, variant):
-    from tunedeck.core.cli import _load_profile
+    from tunedeck.core.runs.lifecycle import load_profile as _load_profile
     from tunedeck.core.data import read_splits as prepare
 
     nl = "\r\n" if "crlf" in variant else "\n"
@@ -360,7 +360,7 @@ def test_bom_and_crlf_are_read_cleanly(tmp_path, variant):
 
 def test_mixed_type_label_column_is_text(tmp_path):
     """JSON labels 1 and "1" and "pos": read as the strings they spell, not a crash."""
-    from tunedeck.core.cli import _load_profile
+    from tunedeck.core.runs.lifecycle import load_profile as _load_profile
     from tunedeck.core.data import read_splits as prepare
 
     lines = [json.dumps({"text": t, "label": (1 if i % 3 == 0 else "1" if i % 3 == 1 else "pos")})

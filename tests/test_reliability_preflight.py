@@ -21,7 +21,7 @@ def _gpu(free_gib: float, bf16: bool = True) -> dict:
 
 
 def _profile(tmp_path, sets=(), lm=False):
-    from tunedeck.core.cli import _load_profile
+    from tunedeck.core.runs.lifecycle import load_profile as _load_profile
 
     path = (lm_setup if lm else cls_setup)(tmp_path)
     return _load_profile(str(path), list(sets))
@@ -91,7 +91,7 @@ def test_model_too_big_for_any_batch(tmp_path):
 
 def test_unknown_model_is_reported_not_raised(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    from tunedeck.core.cli import _load_profile
+    from tunedeck.core.runs.lifecycle import load_profile as _load_profile
 
     prof = _load_profile(str(cls_setup(tmp_path)), ["model.name=\"no-such-org/no-such-model-xyz\""])
     prof = prof.model_copy(update={"model": prof.model.model_copy(update={"config": None})})

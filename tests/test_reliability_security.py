@@ -100,7 +100,7 @@ def test_trust_remote_code_is_off_by_default_and_passed_through(tmp_path, monkey
     import transformers
 
     from tunedeck.core import models
-    from tunedeck.core.cli import _load_profile
+    from tunedeck.core.runs.lifecycle import load_profile as _load_profile
     from tunedeck.core.profile.schema import ModelSection
 
     assert ModelSection().trust_remote_code is False
@@ -132,7 +132,7 @@ def test_remote_code_in_a_model_directory_never_runs(tmp_path):
     """A local model directory whose config asks for its own Python code: refused with a clear
     ModelError, and the code is never imported."""
     from tunedeck.core import models
-    from tunedeck.core.cli import _load_profile
+    from tunedeck.core.runs.lifecycle import load_profile as _load_profile
 
     marker = tmp_path / "PWNED"
     mdir = tmp_path / "evil-model"

@@ -57,7 +57,7 @@ def test_sigint_during_evaluation(prof):
 def test_sigterm_during_data_preparation(prof):
     """A detached worker (``python -m tunedeck.core.runs.worker RUN``) signalled while it prepares data:
     stopped, nothing trained, nothing half-written; resume then trains from step 0."""
-    from tunedeck.core.cli import _load_profile
+    from tunedeck.core.runs.lifecycle import load_profile as _load_profile
     from tunedeck.core.profile import dumps
     from tunedeck.core.runs.rundir import create_run
     from tunedeck.core.runs.worker import main as worker_main

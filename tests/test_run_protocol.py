@@ -49,7 +49,7 @@ def test_descriptions():
 
 
 def test_logs_progress_and_dashboard_say_the_same(capsys):
-    from tunedeck.core.cli import _progress_printer
+    from tunedeck.core.cli.run_commands import _progress_printer
     from tunedeck.tui.screens.dashboard import RunView
 
     e = ev("run_stopped", step=12)

@@ -35,7 +35,7 @@ BEFORE_TRAINING = {"prepare", "tokenize", "load", "eval-start"}
 
 
 def _start_worker(tmp: Path, phase: str) -> tuple[Path, int]:
-    from tunedeck.core.cli import _load_profile
+    from tunedeck.core.runs.lifecycle import load_profile as _load_profile
     from tunedeck.core.profile import dumps
     from tunedeck.core.runs.rundir import create_run
     from tunedeck.core.runs.worker import main as worker_main
