@@ -10,18 +10,11 @@ import json
 import time
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from tunedeck.core.errors import RunError
 from tunedeck.core.eval import error_analysis as ea
-
-PREDICTION_SCHEMA = pa.schema([
-    ("source", pa.string()), ("row", pa.int64()), ("text", pa.string()), ("gold", pa.string()),
-    ("predicted", pa.string()), ("probability", pa.float64()), ("gold_probability", pa.float64()),
-    ("probabilities", pa.list_(pa.float64())), ("loss", pa.float64()), ("tokens", pa.int64()),
-])
+from tunedeck.core.eval.predictions import PREDICTION_COLUMNS, write_eval
 
 # index: (gold, predicted, probability of the predicted label)
 CLS_CASES = [("a", "a", 0.95), ("a", "a", 0.55), ("a", "b", 0.90), ("b", "b", 0.85),
@@ -35,16 +28,13 @@ LM_CASES = [(5, 1.0, "the cat sat", "the cat sat"), (8, 3.0, "a b c d", "x y z")
 
 def write_saved_eval(run_path: Path, name: str, task: str, rows: list[dict], label_names=None,
                      created: float | None = None) -> Path:
-    d = Path(run_path) / "evals" / name
-    d.mkdir(parents=True)
-    full = [{k: r.get(k) for k in PREDICTION_SCHEMA.names} for r in rows]
-    pq.write_table(pa.Table.from_pylist(full, schema=PREDICTION_SCHEMA), d / "predictions.parquet")
+    """RUN/evals/<name>/ through the contract's own writer (core/eval/predictions.py)."""
     metrics = {"task": task, "split": "test", "data": None, "checkpoint": "final", "step": None,
                "rows": len(rows), "created": created or time.time()}
     if label_names:
         metrics["label_names"] = label_names
-    (d / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
-    return d
+    columns = {k: [r.get(k) for r in rows] for k in PREDICTION_COLUMNS}
+    return write_eval(Path(run_path), name, metrics, columns)
 
 
 def crafted_cls_rows(source: str = "data/test.csv") -> list[dict]:
@@ -136,11 +126,8 @@ def test_summary_is_json_ready(cls_eval, lm_eval):
 
 
 def test_list_evals_newest_first_and_damaged_files(tmp_path):
-    import os
-
-    write_saved_eval(tmp_path, "old", "classification", crafted_cls_rows(), ["a", "b", "c"])
-    write_saved_eval(tmp_path, "new", "classification", crafted_cls_rows(), ["a", "b", "c"])
-    os.utime(tmp_path / "evals/old/metrics.json", (1, 1))
+    write_saved_eval(tmp_path, "old", "classification", crafted_cls_rows(), ["a", "b", "c"], created=100)
+    write_saved_eval(tmp_path, "new", "classification", crafted_cls_rows(), ["a", "b", "c"], created=200)
     (tmp_path / "evals/.tmp-half").mkdir()  # a half-written eval is not listed
     assert ea.list_evals(tmp_path) == ["new", "old"]
     assert ea.list_evals(tmp_path / "nowhere") == []

@@ -13,7 +13,6 @@ predictions hold generations beside references.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,37 +48,30 @@ class SavedEval:
 
 
 def list_evals(run_path: Path) -> list[str]:
-    """The names of a run's saved evaluations (complete ones: metrics.json present), newest first."""
-    root = Path(run_path) / "evals"
-    if not root.is_dir():
-        return []
-    found = [d for d in root.iterdir()
-             if d.is_dir() and not d.name.startswith(".") and (d / "metrics.json").is_file()]
-    found.sort(key=lambda d: ((d / "metrics.json").stat().st_mtime, d.name), reverse=True)
-    return [d.name for d in found]
+    """The names of a run's saved evaluations, newest first (half-written ones skipped)."""
+    from tunedeck.core.eval.predictions import list_evals as _list
+
+    return [r.name for r in _list(Path(run_path))]
 
 
 def load_eval(run_path: Path, name: str) -> SavedEval:
-    """Read one saved evaluation; a missing or damaged file is a RunError naming it."""
-    import pyarrow.parquet as pq
+    """Read one saved evaluation; a missing or damaged file is a RunError naming it and the fix."""
+    from tunedeck.core.eval.predictions import (METRICS_FILE, PREDICTIONS_FILE, read_eval,
+                                                read_predictions)
 
     d = Path(run_path) / "evals" / name
-    metrics_path, preds_path = d / "metrics.json", d / "predictions.parquet"
+    redo = f"run 'tunedeck eval {Path(run_path).name}' to evaluate the run again"
+    found = read_eval(d)
+    if found is None:
+        raise RunError(f"{d / METRICS_FILE}: missing or unreadable; {redo}")
     try:
-        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+        rows = read_predictions(d).to_pylist()
     except FileNotFoundError:
-        raise RunError(f"{metrics_path}: no such file; run 'tunedeck eval {Path(run_path).name}' "
-                       f"to evaluate the run") from None
-    except (OSError, ValueError) as e:
-        raise RunError(f"{metrics_path}: unreadable ({e}); run 'tunedeck eval' again") from None
-    try:
-        rows = pq.read_table(preds_path).to_pylist()
-    except FileNotFoundError:
-        raise RunError(f"{preds_path}: no such file; run 'tunedeck eval' again") from None
+        raise RunError(f"{d / PREDICTIONS_FILE}: no such file; {redo}") from None
     except Exception as e:  # pyarrow raises ArrowInvalid & co. for a damaged file
-        raise RunError(f"{preds_path}: unreadable ({e}); run 'tunedeck eval' again") from None
+        raise RunError(f"{d / PREDICTIONS_FILE}: unreadable ({e}); {redo}") from None
     examples = [{**{k: r.get(k) for k in EXAMPLE_FIELDS}, "index": i} for i, r in enumerate(rows)]
-    return SavedEval(name, d, metrics if isinstance(metrics, dict) else {}, examples)
+    return SavedEval(name, d, found.metrics, examples)
 
 
 # --- classification ------------------------------------------------------------------------
