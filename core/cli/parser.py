@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from tunedeck.core.cli.analysis_commands import cmd_errors, cmd_samples, cmd_serve_predict
 from tunedeck.core.cli.common import DEFAULT_RUNS_DIR
+from tunedeck.core.cli.compare_commands import cmd_compare
 from tunedeck.core.cli.run_commands import (cmd_logs, cmd_resume, cmd_runs, cmd_start, cmd_stop,
                                             cmd_train)
+from tunedeck.core.cli.eval_commands import cmd_eval
 from tunedeck.core.cli.tool_commands import cmd_doctor, cmd_predict, cmd_profile
 
 RUN_HELP = "a run id, a unique prefix of one, or a run directory ('tunedeck runs' lists them)"
@@ -20,6 +23,7 @@ EPILOG = """examples:
   tunedeck train p.toml --set training.epochs=2        # foreground; last line = run directory
   tunedeck start p.toml && tunedeck                    # detached worker, then watch it in the TUI
   tunedeck runs                                        # every run, its state and best metric
+  tunedeck compare RUN_A RUN_B                         # profile differences, metrics, curves
   tunedeck logs RUN -f                                 # the event log, followed
   tunedeck stop RUN --wait 60; tunedeck resume RUN     # checkpoint and stop; continue later
   tunedeck predict RUN "my card was charged twice"     # uses RUN/model (the final weights)
@@ -37,7 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="cmd", metavar="COMMAND")
     _add_launch_commands(sub)
     _add_watch_commands(sub)
+    _add_compare_command(sub)
     _add_tool_commands(sub)
+    _add_eval_command(sub)
+    _add_analysis_commands(sub)
     _add_tui_commands(sub)
     return ap
 
@@ -101,6 +108,19 @@ def _add_watch_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(fn=cmd_logs)
 
 
+def _add_compare_command(sub: argparse._SubParsersAction) -> None:
+    """compare."""
+    p = _with_runs_dir(sub.add_parser(
+        "compare", help="compare runs: profile differences, metrics side by side, curves",
+        description="Compare two or more runs: the profile keys whose values differ (equal ones "
+                    "are counted), the final and best validation metrics and any 'tunedeck eval' "
+                    "results they share side by side with the best value marked *, and the "
+                    "validation curves (step, value) of each run. Runs are columns A, B, ..."))
+    p.add_argument("runs", nargs="+", metavar="RUN", help=RUN_HELP)
+    p.add_argument("--json", action="store_true", help="the comparison as one JSON object")
+    p.set_defaults(fn=cmd_compare, json_errors=True)
+
+
 def _add_tool_commands(sub: argparse._SubParsersAction) -> None:
     """predict, profile, doctor."""
     p = _with_runs_dir(sub.add_parser(
@@ -129,6 +149,71 @@ def _add_tool_commands(sub: argparse._SubParsersAction) -> None:
     p = _with_runs_dir(sub.add_parser("doctor", help="check the environment (Python, torch/CUDA, GPUs, disk, hub)"))
     p.add_argument("--json", action="store_true", help="the report as JSON")
     p.set_defaults(fn=cmd_doctor)
+
+
+def _add_analysis_commands(sub: argparse._SubParsersAction) -> None:
+    """errors, samples, serve-predict."""
+    p = _with_runs_dir(sub.add_parser(
+        "errors", help="error analysis of a run's saved evaluation ('tunedeck eval' writes one)",
+        description="Read RUN/evals/NAME/ and print, for a classifier, per-class precision/recall/"
+                    "F1, the expected calibration error and the most confidently wrong examples; "
+                    "for a causal LM or seq2seq run, the loss by input length and the worst "
+                    "examples. The TUI shows the same with drill-down (key e)."))
+    p.add_argument("run", help=RUN_HELP)
+    p.add_argument("--eval", metavar="NAME", help="which evaluation (default: the newest)")
+    p.add_argument("--top", type=int, default=10, metavar="K", help="examples per list (default 10)")
+    p.add_argument("--json", action="store_true", help="the whole analysis as one JSON object")
+    p.set_defaults(fn=cmd_errors)
+    p = _with_runs_dir(sub.add_parser(
+        "samples", help="generations of a run's model beside the references (greedy and sampled)",
+        description="Load RUN/model and continue the first N prompts of a split of the run's data "
+                    "(plain text: its first half), printing the reference, the greedy generation "
+                    "and a sampled one (seeded)."))
+    p.add_argument("run", help=RUN_HELP)
+    p.add_argument("--split", default="validation", help="train, validation or test (default validation)")
+    p.add_argument("--n", type=int, default=5, help="how many prompts (default 5)")
+    p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (default 0.8)")
+    p.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass (default 0.95)")
+    p.add_argument("--max-new-tokens", type=int, default=64, help="generation length cap (default 64)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--json", action="store_true", help="one JSON object with a 'samples' list")
+    p.set_defaults(fn=cmd_samples, json_errors=True)
+    p = _with_runs_dir(sub.add_parser(
+        "serve-predict", help="load a run's model once and answer JSON lines (the TUI's try-it box)",
+        description='Load RUN/model, print {"ready": true, ...}, then for each line '
+                    '{"text": ...} on stdin print one line: {"label", "probability", '
+                    '"probabilities"} (classification) or {"generation"}; a bad line gets '
+                    '{"error": ...}. Ends when stdin closes.'))
+    p.add_argument("run", help=RUN_HELP)
+    p.set_defaults(fn=cmd_serve_predict)
+
+
+def _add_eval_command(sub: argparse._SubParsersAction) -> None:
+    """eval."""
+    p = _with_runs_dir(sub.add_parser(
+        "eval", help="evaluate a run's model on its test/validation split or a file",
+        description="Evaluate a checkpoint of RUN on its own test (or validation) split, exactly "
+                    "as training split it, or on a new data file read with the run's profile "
+                    "(columns, cleaning). Writes RUN/evals/NAME/ (metrics.json, "
+                    "predictions.parquet) and prints the metrics."))
+    p.add_argument("run", help=RUN_HELP)
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--data", metavar="FILE", help="a data file with the profile's columns")
+    where.add_argument("--split", choices=["test", "validation"],
+                       help="the run's own split (default: test)")
+    p.add_argument("--checkpoint", default="final", metavar="final|best|step-N",
+                   help="which weights: final (RUN/model, default), best (the best validation "
+                        "evaluation's checkpoint) or step-N (RUN/checkpoints/step-N)")
+    p.add_argument("--name", help="the folder under RUN/evals (default SPLIT-or-FILE-CHECKPOINT, "
+                                  "e.g. test-final)")
+    p.add_argument("--metric", action="append", metavar="NAME",
+                   help="an extra metric besides [evaluation] metrics (rouge, sacrebleu, "
+                        "exact_match, or a hub id online); repeatable")
+    p.add_argument("--errors", type=int, default=0, metavar="N",
+                   help="also print the N worst examples (most confidently wrong, or highest loss)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP.format(
+        fields='"eval_dir", "name", "metrics", "errors"'))
+    p.set_defaults(fn=cmd_eval, json_errors=True)
 
 
 def _add_tui_commands(sub: argparse._SubParsersAction) -> None:
