@@ -224,11 +224,63 @@ class TrainingSection(_Section):
     )
 
 
+class EvaluationSection(_Section):
+    metrics: list[str] = Field(
+        [],
+        description="Extra metrics on generated texts (causal LM, seq2seq) or predicted label "
+        "names (classification): shipped 'rouge', 'sacrebleu', 'exact_match', or a Hugging Face "
+        "hub metric id when online. Checked at 'profile check' and 'start'. With causal LM / "
+        "seq2seq they make the end-of-training test evaluation generate; 'tunedeck eval' "
+        "always does.",
+    )
+    max_new_tokens: int = Field(
+        64, ge=1, le=32_768, description="Tokens generated per example when evaluating causal "
+        "LM / seq2seq models."
+    )
+    temperature: float = Field(
+        0.0, ge=0, le=100.0, description="Sampling temperature for evaluation generations; 0 = "
+        "greedy (deterministic)."
+    )
+    top_p: float = Field(
+        1.0, gt=0, le=1.0, description="Nucleus sampling: keep the smallest set of tokens whose "
+        "probability reaches top_p (with temperature > 0)."
+    )
+    num_samples: int = Field(
+        1, ge=1, le=64, description="Sampled generations per example (with temperature > 0); "
+        "metrics score the first, predictions keep it."
+    )
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics_ok(cls, v: list[str]) -> list[str]:
+        blank = [m for m in v if not m.strip()]
+        if blank:
+            raise ValueError("a metric name is empty; use e.g. ['rouge', 'sacrebleu']")
+        if len(set(v)) != len(v):
+            raise ValueError("a metric is named twice")
+        return v
+
+
 class OutputSection(_Section):
     runs_dir: str = Field(
         "runs", min_length=1, description="Where run directories go (relative to the current "
         "directory). `--runs-dir` or $TUNEDECK_RUNS_DIR, when given, win over it."
     )
+
+
+class CvSection(_Section):
+    folds: int = Field(
+        0, ge=0, le=100, description="k-fold cross-validation: 0 = off; K >= 2 makes `tunedeck cv` "
+        "train K runs on stratified folds of the training rows (the test split stays fixed), "
+        "each validated on its held-out fold. `tunedeck cv --folds K` overrides it.",
+    )
+
+    @field_validator("folds")
+    @classmethod
+    def _folds_ok(cls, v: int) -> int:
+        if v == 1:
+            raise ValueError("1 fold cannot validate anything: use 0 (off) or K >= 2")
+        return v
 
 
 class Profile(_Section):
@@ -245,7 +297,11 @@ class Profile(_Section):
     training: TrainingSection = Field(
         default_factory=TrainingSection, description="Hyperparameters."
     )
+    evaluation: EvaluationSection = Field(
+        default_factory=EvaluationSection,
+        description="Extra metrics and generation settings for evaluation.")
     output: OutputSection = Field(default_factory=OutputSection, description="Where runs go.")
+    cv: CvSection = Field(default_factory=CvSection, description="Cross-validation (tunedeck cv).")
 
     @field_validator("name")
     @classmethod

@@ -40,6 +40,17 @@ class Task:
         """Summed loss over the batch's counted positions (divide by n_targets for the mean)."""
         raise NotImplementedError
 
+    def loss_per_row(self, logits: Any, labels: Any) -> Any:
+        """Each row's summed loss (a tensor of batch size): per-example losses for error
+        analysis; divided by the row's n_targets it is the row's mean token loss."""
+        raise NotImplementedError
+
+    def generation_prompts(self, batch: dict[str, list[Any]], tokenizer: Any,
+                           max_length: int) -> list[list[int]] | None:
+        """Token ids each row's generation starts from (the prompt as training shaped it), or
+        None when the task does not generate (classification, plain-text causal LM)."""
+        return None
+
     def forward_kwargs(self, batch: dict[str, Any]) -> dict[str, Any]:
         return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
 

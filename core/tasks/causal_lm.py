@@ -3,9 +3,9 @@ response only (through the tokenizer's chat template when it has one)."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
+from tunedeck.core.eval.metrics import perplexity
 from tunedeck.core.tasks.base import IGNORE, Task
 
 PROMPT_SEPARATOR = "\n"
@@ -62,17 +62,37 @@ class CausalLMTask(Task):
         return F.cross_entropy(shift_logits.reshape(-1, shift_logits.shape[-1]),
                                shift_labels.reshape(-1), ignore_index=IGNORE, reduction="sum")
 
+    def loss_per_row(self, logits: Any, labels: Any) -> Any:
+        import torch.nn.functional as F
+
+        shift_logits = logits[:, :-1, :].float()
+        shift_labels = labels[:, 1:shift_logits.shape[1] + 1]
+        if shift_labels.shape[1] < shift_logits.shape[1]:
+            shift_logits = shift_logits[:, : shift_labels.shape[1]]
+        losses = F.cross_entropy(shift_logits.reshape(-1, shift_logits.shape[-1]),
+                                 shift_labels.reshape(-1), ignore_index=IGNORE, reduction="none")
+        return losses.view(shift_labels.shape).sum(1)
+
+    def generation_prompts(self, batch: dict[str, list[Any]], tokenizer: Any,
+                           max_length: int) -> list[list[int]] | None:
+        if "prompt" not in batch:
+            return None
+        return [self.prompt_ids(tokenizer, p)[-max_length:] for p in batch["prompt"]]
+
+    def prompt_ids(self, tokenizer: Any, prompt: str) -> list[int]:
+        """The prompt as training fed it (chat template, or prompt + separator)."""
+        if getattr(tokenizer, "chat_template", None):
+            return _ids(tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
+                                                      add_generation_prompt=True, tokenize=True))
+        return tokenizer(prompt + PROMPT_SEPARATOR, add_special_tokens=False)["input_ids"]
+
     def eval_metrics(self, state: dict[str, Any], loss: float) -> dict[str, Any]:
-        return {"eval_loss": loss, "perplexity": math.exp(min(loss, 700.0))}
+        return {"eval_loss": loss, "perplexity": perplexity(loss)}
 
     def predict(self, model: Any, tokenizer: Any, text: str, max_length: int) -> dict[str, Any]:
         import torch
 
-        if getattr(tokenizer, "chat_template", None):
-            ids = _ids(tokenizer.apply_chat_template([{"role": "user", "content": text}],
-                                                     add_generation_prompt=True, tokenize=True))
-        else:
-            ids = tokenizer(text + PROMPT_SEPARATOR, add_special_tokens=False)["input_ids"]
+        ids = self.prompt_ids(tokenizer, text)
         input_ids = torch.tensor([ids[-max_length:]])
         with torch.no_grad():
             out = model.generate(input_ids, attention_mask=torch.ones_like(input_ids),

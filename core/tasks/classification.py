@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from tunedeck.core.metrics import classification_report
+from tunedeck.core.eval.metrics import classification_metrics
 from tunedeck.core.tasks.base import Task
 
 
@@ -35,6 +35,11 @@ class ClassificationTask(Task):
 
         return F.cross_entropy(logits.float(), labels, reduction="sum")
 
+    def loss_per_row(self, logits: Any, labels: Any) -> Any:
+        import torch.nn.functional as F
+
+        return F.cross_entropy(logits.float(), labels, reduction="none")
+
     def eval_accumulate(self, state: dict[str, Any], logits: Any, labels: Any) -> None:
         state.setdefault("preds", []).append(logits.argmax(-1).cpu().numpy())
         state.setdefault("labels", []).append(labels.cpu().numpy())
@@ -43,7 +48,7 @@ class ClassificationTask(Task):
     def eval_metrics(self, state: dict[str, Any], loss: float) -> dict[str, Any]:
         preds = np.concatenate(state.get("preds", [np.zeros(0, dtype=np.int64)]))
         labels = np.concatenate(state.get("labels", [np.zeros(0, dtype=np.int64)]))
-        rep = classification_report(labels, preds, self.label_names or [])
+        rep = classification_metrics(labels, preds, self.label_names or [])
         return {"eval_loss": loss, **rep}
 
     def predict(self, model: Any, tokenizer: Any, text: str, max_length: int) -> dict[str, Any]:

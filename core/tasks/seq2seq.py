@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
+from tunedeck.core.eval.metrics import perplexity
 from tunedeck.core.tasks.base import IGNORE, Task
 
 
@@ -30,8 +30,19 @@ class Seq2SeqTask(Task):
         return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
                                ignore_index=IGNORE, reduction="sum")
 
+    def loss_per_row(self, logits: Any, labels: Any) -> Any:
+        import torch.nn.functional as F
+
+        losses = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                 ignore_index=IGNORE, reduction="none")
+        return losses.view(labels.shape).sum(1)
+
+    def generation_prompts(self, batch: dict[str, list[Any]], tokenizer: Any,
+                           max_length: int) -> list[list[int]] | None:
+        return tokenizer(batch["prompt"], truncation=True, max_length=max_length)["input_ids"]
+
     def eval_metrics(self, state: dict[str, Any], loss: float) -> dict[str, Any]:
-        return {"eval_loss": loss, "perplexity": math.exp(min(loss, 700.0))}
+        return {"eval_loss": loss, "perplexity": perplexity(loss)}
 
     def predict(self, model: Any, tokenizer: Any, text: str, max_length: int) -> dict[str, Any]:
         import torch
