@@ -11,6 +11,7 @@ from tunedeck.core.cli.run_commands import (cmd_logs, cmd_resume, cmd_runs, cmd_
                                             cmd_train)
 from tunedeck.core.cli.eval_commands import cmd_eval
 from tunedeck.core.cli.tool_commands import cmd_doctor, cmd_predict, cmd_profile
+from tunedeck.core.cli.cv_commands import cmd_cv, cmd_resume_any, cmd_stop_any
 
 RUN_HELP = "a run id, a unique prefix of one, or a run directory ('tunedeck runs' lists them)"
 SET_HELP = ("override a profile key for this run, e.g. --set training.epochs=2 (TOML value; "
@@ -86,14 +87,39 @@ def _add_launch_commands(sub: argparse._SubParsersAction) -> None:
     how.add_argument("--foreground", action="store_true", help="train here instead of detaching")
     how.add_argument("--json", action="store_true", help=JSON_HELP.format(
         fields='"run_dir", "run_id", "pid", "from_checkpoint" (null: from step 0)'))
-    p.set_defaults(fn=cmd_resume, json_errors=True)
+    p.set_defaults(fn=cmd_resume_any, json_errors=True)
     p = _with_runs_dir(sub.add_parser("stop", help="ask a run to checkpoint and stop",
                                      description="Ask a running worker to checkpoint at its next "
                                                  "step boundary and stop ('resume' continues it)."))
     p.add_argument("run", help=RUN_HELP)
     p.add_argument("--wait", type=float, default=0, metavar="SECONDS",
                    help="wait up to SECONDS until it stopped and say at which step")
-    p.set_defaults(fn=cmd_stop)
+    p.set_defaults(fn=cmd_stop_any)
+    _add_cv_command(sub)
+
+
+def _add_cv_command(sub: argparse._SubParsersAction) -> None:
+    """cv: k-fold cross-validation by a detached driver."""
+    p = _with_runs_dir(sub.add_parser(
+        "cv", help="k-fold cross-validation: K runs on stratified folds, by a detached driver",
+        description="Draw K stratified folds of the training rows (seeded; the test split stays "
+                    "fixed), then train one normal run per fold, one after another, inside a group "
+                    "directory, each validated on its held-out fold. A detached driver runs them "
+                    "(closing the terminal does not stop it); 'tunedeck stop GROUP' checkpoints "
+                    "and stops it, 'tunedeck cv --resume GROUP' continues. summary.json holds "
+                    "each metric's mean, sample std and per-fold values. The group directory is "
+                    "the last line of stdout."))
+    p.add_argument("profile", nargs="?", help="the profile (TOML) to cross-validate")
+    p.add_argument("--folds", type=int, metavar="K", help="number of folds (default: the "
+                   "profile's cv.folds)")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help=SET_HELP)
+    p.add_argument("--resume", metavar="GROUP", help="continue a stopped or killed group "
+                   "(its id, a unique prefix, or its directory)")
+    p.add_argument("--foreground", action="store_true", help="run the driver here instead of "
+                   "detaching, printing each fold's progress and the summary")
+    p.add_argument("--json", action="store_true", help=JSON_HELP.format(
+        fields='"group_dir", "group_id", "folds", "pid" (with --foreground: "state", "summary")'))
+    p.set_defaults(fn=cmd_cv, json_errors=True)
 
 
 def _add_watch_commands(sub: argparse._SubParsersAction) -> None:
