@@ -125,7 +125,10 @@ def _add_cv_command(sub: argparse._SubParsersAction) -> None:
 def _add_watch_commands(sub: argparse._SubParsersAction) -> None:
     """runs, logs."""
     p = _with_runs_dir(sub.add_parser("runs", help="list runs (id, profile, task, state, step, best, started, duration)"))
-    p.add_argument("--json", action="store_true", help="one JSON list, for scripts")
+    p.add_argument("--json", action="store_true", help="one JSON list, for scripts (a group's "
+                   "runs under \"members\")")
+    p.add_argument("--expand", action="store_true", help="list each group's runs (k-fold "
+                   "folds) under its row")
     p.set_defaults(fn=cmd_runs)
     p = _with_runs_dir(sub.add_parser("logs", help="print a run's event log"))
     p.add_argument("run", help=RUN_HELP)
@@ -155,7 +158,13 @@ def _add_tool_commands(sub: argparse._SubParsersAction) -> None:
                     "training.load_best_model_at_end) and print the label and its probability "
                     "(classification) or a continuation (causal LM, seq2seq)."))
     p.add_argument("run", help=RUN_HELP)
-    p.add_argument("text", help="the input text")
+    p.add_argument("text", nargs="?", help="the input text (or --file)")
+    p.add_argument("--file", metavar="FILE", help="predict every row of FILE (the profile's input "
+                   "column) in batches, with a progress bar on stderr")
+    p.add_argument("--out", metavar="OUT", help="with --file: where to write the input columns + "
+                   "predicted/probability or generation (.csv, .tsv, .jsonl, .parquet)")
+    p.add_argument("--checkpoint", default="final", metavar="final|best|step-N",
+                   help="with --file: which weights (default final: RUN/model)")
     p.add_argument("--json", action="store_true", help="print the prediction as JSON")
     p.set_defaults(fn=cmd_predict)
     p = sub.add_parser("profile", help="write, check or document profiles")

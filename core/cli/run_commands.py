@@ -130,10 +130,9 @@ def cmd_runs(a: argparse.Namespace) -> int:
         return 0
     rows = [("ID", "PROFILE", "TASK", "STATE", "STEP", "BEST", "STARTED", "DURATION")]
     for r in runs:
-        best = f"{r.best_metric} {r.best_value:.4f}" if r.best_value is not None else "-"
-        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started)) if r.started else "-"
-        rows.append((r.id, r.name, r.task, r.state, f"{r.step}/{r.total_steps}", best, started,
-                     format_duration(r.duration)))
+        rows.append(_runs_row(r))
+        if r.kind != "run" and getattr(a, "expand", False):  # a group's folds, indented
+            rows.extend(_runs_row(m, indent="  ") for m in r.members)
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
@@ -141,6 +140,18 @@ def cmd_runs(a: argparse.Namespace) -> int:
         if r.reason and r.state == "failed":
             print(f"note: {r.id}: {r.reason}")
     return 0
+
+
+def _runs_row(r: Any, indent: str = "") -> tuple[str, ...]:
+    """One line of `tunedeck runs`; a group (k-fold) shows folds done and mean ± std."""
+    started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started)) if r.started else "-"
+    best = f"{r.best_metric} {r.best_value:.4f}" if r.best_value is not None else "-"
+    step = f"{r.step}/{r.total_steps}"
+    if r.kind != "run":
+        std = r.extra.get("std")
+        best += f" ± {std:.4f}" if std is not None and r.best_value is not None else ""
+        step = f"{r.kind} {step} folds"
+    return (indent + r.id, r.name, r.task, r.state, step, best, started, format_duration(r.duration))
 
 
 def cmd_logs(a: argparse.Namespace) -> int:

@@ -31,6 +31,8 @@ class RunSummary:
     started: float | None
     duration: float | None
     extra: dict[str, Any] = field(default_factory=dict)
+    kind: str = "run"  # "cv": a k-fold group; step/total_steps count its folds
+    members: list["RunSummary"] = field(default_factory=list)  # a group's runs, in order
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,12 +74,39 @@ def is_run_dir(d: Path) -> bool:
             and (d / "profile.toml").is_file())
 
 
+def summarize_group(group: Any, now: float | None = None) -> RunSummary:
+    """A group directory (drivers.base.GroupDir) as one row: its folds done / folds, the mean
+    of its main metric (std in ``extra``), and its runs as ``members``."""
+    now = time.time() if now is None else now
+    st = group.read_status()
+    info, summary = group.info(), group.summary()
+    state, reason = group.effective_state(now, st)
+    started = st.get("started") or st.get("created")
+    end = now if state in ACTIVE_STATES else (st.get("ended") or st.get("updated"))
+    main = summary.get("main_metric")
+    entry = (summary.get("metrics") or {}).get(main) or {}
+    members = [summarize(m, now) for m in group.members()]
+    return RunSummary(
+        id=group.id, path=str(group.path), name=info.get("name") or group.id,
+        task=info.get("task", "?"), state=state, reason=reason or "",
+        step=int(summary.get("folds_done", 0) or 0), total_steps=int(info.get("folds", 0) or 0),
+        epoch=0.0, best_metric=main, best_value=entry.get("mean"), started=started,
+        duration=(end - started) if (started and end) else None,
+        extra={"std": entry.get("std"), "current": st.get("current")},
+        kind=info.get("kind", "group"), members=members)
+
+
 def list_runs(runs_dir: Path) -> list[RunSummary]:
+    """Runs and groups (one row each; a group's runs are its ``members``), newest first."""
+    from tunedeck.core.runs.drivers.base import GroupDir, is_group_dir
+
     if not runs_dir.is_dir():
         return []
     out = []
     for d in runs_dir.iterdir():
         if is_run_dir(d):
             out.append(summarize(RunDir(d)))
+        elif is_group_dir(d):
+            out.append(summarize_group(GroupDir(d)))
     out.sort(key=lambda r: r.started or 0, reverse=True)
     return out
