@@ -36,6 +36,9 @@ class TunedeckApp(App[int]):
     BINDINGS = [
         Binding("f2", "environment", "Env", priority=True),
         Binding("ctrl+q", "quit", "Quit", priority=True, show=False),
+        # On the dashboard (whose own "e" evaluates now): E opens error analysis, t the try-it box.
+        Binding("E", "errors", "Errors", show=False),
+        Binding("t", "try_it", "Try it", show=False),
     ]
 
     def __init__(self, runs_dir: Path | str = "runs", start_screen: str = "runs", *,
@@ -125,6 +128,37 @@ class TunedeckApp(App[int]):
         from tunedeck.tui.screens.datasets import DatasetsScreen
 
         self.push_screen(DatasetsScreen(path))
+
+    def open_errors(self, run_path: Path) -> None:
+        from tunedeck.tui.screens.errors import ErrorsScreen
+
+        self.push_screen(ErrorsScreen(Path(run_path)))
+
+    def open_try_it(self, run_path: Path) -> None:
+        from tunedeck.tui.screens.try_it import TryItScreen
+
+        self.push_screen(TryItScreen(Path(run_path)))
+
+    def _dashboard_run(self) -> Path | None:
+        """The run of the dashboard on top, if that is what is shown."""
+        from tunedeck.tui.screens.dashboard import DashboardScreen
+
+        return self.screen.run.path if isinstance(self.screen, DashboardScreen) else None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("errors", "try_it"):
+            return self._dashboard_run() is not None
+        return True
+
+    def action_errors(self) -> None:
+        path = self._dashboard_run()
+        if path is not None:
+            self.open_errors(path)
+
+    def action_try_it(self) -> None:
+        path = self._dashboard_run()
+        if path is not None:
+            self.open_try_it(path)
 
     def action_environment(self) -> None:
         from tunedeck.tui.screens.environment import EnvironmentScreen

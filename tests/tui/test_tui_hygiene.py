@@ -21,8 +21,9 @@ ALLOWED_CORE = ("tunedeck.core.runs.rundir", "tunedeck.core.runs.events", "tuned
                 "tunedeck.core.data.formats", "tunedeck.core.data.reader",
                 "tunedeck.core.data.delimited", "tunedeck.core.data.json_reader",
                 "tunedeck.core.data.cleaning", "tunedeck.core.data.split",
+                "tunedeck.core.eval.error_analysis", "tunedeck.core.eval.predictions",
                 "tunedeck.core.data.table_stats")
-ALLOWED_PACKAGES = ("tunedeck.core", "tunedeck.core.runs", "tunedeck.core.data")
+ALLOWED_PACKAGES = ("tunedeck.core", "tunedeck.core.runs", "tunedeck.core.data", "tunedeck.core.eval")
 # The console script parses with the CLI's (torch-free) parser and runs non-TUI commands in
 # process; core.models resolves model paths without importing torch.
 ALLOWED_EXTRA = {"entry.py": ("tunedeck.core.cli",), "data_source.py": ("tunedeck.core.models",)}

@@ -76,6 +76,8 @@ class RunsScreen(BaseScreen):
         Binding("d", "delete", "Delete", tooltip="Delete the selected finished/stopped/failed run (asks first)"),
         Binding("p", "edit_profile", "Edit", tooltip="Open or write a training profile"),
         Binding("b", "browse", "Data", tooltip="Browse a dataset file or folder"),
+        Binding("e", "errors", "Errors", tooltip="Error analysis of the selected run's saved evaluations"),
+        Binding("t", "try_it", "Try", tooltip="Type a text and see the selected run's model answer it"),
         Binding("q", "app.quit", "Quit", tooltip="Leave tunedeck; runs keep going"),
         Binding("home", "first_run", "First", show=False, priority=True),
         Binding("end", "last_run", "Last", show=False, priority=True),
@@ -255,7 +257,7 @@ class RunsScreen(BaseScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         r = self.selected() if self.is_mounted else None
         # A key that cannot apply to the selected run is hidden (not a dead key in the footer).
-        if action in ("open", "clone"):
+        if action in ("open", "clone", "errors", "try_it"):
             return r is not None
         if action == "stop":
             return r is not None and r.summary.state in ACTIVE_STATES
@@ -264,6 +266,16 @@ class RunsScreen(BaseScreen):
         if action == "delete":
             return r is not None and r.summary.state in FINAL_STATES
         return True
+
+    def action_errors(self) -> None:
+        r = self.selected()
+        if r is not None:
+            self.tapp.open_errors(Path(r.summary.path))
+
+    def action_try_it(self) -> None:
+        r = self.selected()
+        if r is not None:
+            self.tapp.open_try_it(Path(r.summary.path))
 
     @on(DataTable.RowSelected)
     def _row_selected(self) -> None:
