@@ -19,8 +19,13 @@ def cmd_predict(a: argparse.Namespace) -> int:
     from tunedeck.core.runs.rundir import find_run
 
     run = find_run(runs_dir_of(a), a.run)
-    if not a.text.strip():
-        raise UserError("predict: the text is empty; pass the text to classify or continue")
+    if a.file:
+        return _predict_file(run, a)
+    if a.out:
+        raise UserError("predict: --out needs --file (the file of inputs to predict)")
+    if a.text is None or not a.text.strip():
+        raise UserError("predict: the text is empty; pass the text to classify or continue, or "
+                        "--file FILE --out OUT for a whole file")
     out = predict(run, a.text)
     if a.json:
         print(json.dumps(out))
@@ -31,6 +36,22 @@ def cmd_predict(a: argparse.Namespace) -> int:
     else:  # stdout stays empty (scripts read it); people are told why
         print("(empty continuation: the model ended its answer at once; it may need more "
               "training)", file=sys.stderr)
+    return 0
+
+
+def _predict_file(run: Any, a: argparse.Namespace) -> int:
+    from tunedeck.core.eval.batch_predict import predict_file
+
+    if a.text is not None:
+        raise UserError("predict: give either a text or --file, not both")
+    if not a.out:
+        raise UserError("predict --file: name the output with --out (e.g. --out preds.csv; "
+                        ".csv, .tsv, .jsonl or .parquet)")
+    n = predict_file(run, Path(a.file), Path(a.out), checkpoint=a.checkpoint)
+    if a.json:
+        print(json.dumps({"rows": n, "out": str(Path(a.out).resolve())}))
+    else:
+        print(f"{n:,} rows predicted: {a.out}")
     return 0
 
 
@@ -61,6 +82,9 @@ def cmd_profile(a: argparse.Namespace) -> int:
         return 0
     if a.profile_cmd == "check":
         prof = load_profile(a.profile, a.set)
+        from tunedeck.core.runs.launch_checks import check_eval_metrics
+
+        check_eval_metrics(prof)
         # Everything asked for is checked before anything is called "ok".
         data_summary = None
         if a.data:

@@ -43,6 +43,7 @@ def check_and_tokenize(prof: Any, log: Callable[[str], None] | None = None,
     from tunedeck.core.engine.inputs import prepare_inputs
     from tunedeck.core.models import build_config, check_model_builds
 
+    check_eval_metrics(prof)
     prepared = prepare_inputs(prof, log=log or (lambda m: None), tokenizer_dir=tokenizer_dir)
     config = build_config(prof, prepared.tokenizer, prepared.task.config_overrides())
     check_model_builds(prof, getattr(transformers, prepared.task.auto_class), config)
@@ -80,6 +81,7 @@ def check_data_before_launch(prof: Any, tokenizer_dir: Path | None = None) -> Da
         # the worker reads the cache this fills.
         prepared = check_and_tokenize(prof, tokenizer_dir=tokenizer_dir)
         return DataCheck(prepared, prepared.data_fingerprint)
+    check_eval_metrics(prof)
     fingerprint = None
     if size <= LOAD_UP_TO_BYTES:
         from tunedeck.core.data import read_splits
@@ -102,3 +104,21 @@ def check_model_config_loads(prof: Any) -> None:
 
         hf_load(AutoConfig, prof.model.name, "config", revision=prof.model.revision,
                 trust_remote_code=prof.model.trust_remote_code)
+
+
+def check_eval_metrics(prof: Any) -> None:
+    """Every ``[evaluation] metrics`` name loads (shipped, or a hub metric online): a UserError
+    naming it now, not after training."""
+    if not prof.evaluation.metrics:
+        return
+    from tunedeck.core.errors import UserError
+    from tunedeck.core.eval.metrics import load_metric
+
+    for name in prof.evaluation.metrics:
+        try:
+            load_metric(name)
+        except UserError as e:
+            raise UserError(f"evaluation.metrics: {e}") from None
+        except Exception as e:  # a hub id that does not exist, a module that fails to import
+            raise UserError(f"evaluation.metrics: metric {name!r} cannot be loaded ({e}); fix "
+                            f"the name (shipped: rouge, sacrebleu, exact_match)") from None

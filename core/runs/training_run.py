@@ -212,11 +212,13 @@ class TrainingRun:
         self._save_model()
         split = "test" if self.inputs.test is not None else "validation"
         metrics = loop.evaluate(split) or {}
+        metrics.update(self._generation_metrics(split))
         report = {"split": split, **metrics, "steps": st.step, "weights_step": weights_step,
                   "tokens_seen": st.tokens_seen, "train_time_s": st.train_time_s,
                   "best": {"metric": self.inputs.task.metric_for_best, "value": st.best_metric,
                            "step": st.best_step}}
         atomic_write_json(run.metrics_path, report)
+        self._write_model_card(report)
         scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
         # The step whose weights were evaluated (the best evaluation's with load_best_model_at_end).
         self.events.emit("eval", split=split, step=weights_step, metrics=scalars)
@@ -224,6 +226,24 @@ class TrainingRun:
                          step=st.step)
         self.status(final_metrics=scalars)
         return "finished", ""
+
+    def _generation_metrics(self, split: str) -> dict[str, Any]:
+        """[evaluation] metrics on generations (causal LM / seq2seq): only when asked for."""
+        from tunedeck.core.eval.run_eval import end_of_training_generation_metrics
+
+        model = self.loop.accelerator.unwrap_model(self.loop.model)
+        return end_of_training_generation_metrics(self.run, self.profile, model,
+                                                  self.inputs.tokenizer, split)
+
+    def _write_model_card(self, report: dict[str, Any]) -> None:
+        from tunedeck.core.eval.model_card import write_model_card
+
+        device = self.loop.device
+        name = str(device) + (f" ({_gpu_name()})" if device.type == "cuda" else "")
+        write_model_card(self.run.model_dir, profile=self.profile,
+                         profile_text=self.run.profile_path.read_text(encoding="utf-8"),
+                         sizes=self.inputs.sizes(), fingerprint=self.inputs.data_fingerprint,
+                         report=report, device=name)
 
     def _save_model(self) -> None:
         """Written aside, then renamed into place: never a half-written model/."""
