@@ -267,12 +267,16 @@ class TunedeckApp(App[int]):
             shutil.rmtree(self._scratch, ignore_errors=True)
 
     def set_profile_hint(self, profile: Any) -> None:
+        """Remember what the dataset screen takes from the profile in use: its column names,
+        split fractions and ``data.encoding`` (a Latin-1 file opens the way training reads it)."""
         d = profile.data
         self._profile_hint = {"text_column": d.text_column, "label_column": d.label_column,
-                              "split": list(d.split) if not (d.validation and d.test) else None}
+                              "split": list(d.split) if not (d.validation and d.test) else None,
+                              "encoding": d.encoding}
 
     def profile_columns(self) -> dict[str, Any]:
-        """Column names and split fractions from the profile in use (for the dataset screen)."""
+        """Column names, split fractions and encoding from the profile in use (for the dataset
+        screen)."""
         if self._profile_hint is None and self.profile_path is not None:
             try:
                 from tunedeck.core.profile.io import load

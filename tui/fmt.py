@@ -6,6 +6,8 @@ import math
 import time
 from typing import Any
 
+from tunedeck.core.runs.protocol import METRIC_SHORT, format_number, format_rate
+
 STATE_STYLE = {
     "starting": "yellow",
     "running": "bold green",
@@ -49,40 +51,9 @@ def clock_time(t: float | None) -> str:
     return time.strftime("%H:%M:%S", time.localtime(t))
 
 
-def num(v: Any, digits: int = 4) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, bool):
-        return str(v)
-    if isinstance(v, int):
-        return f"{v:,}"
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return str(v)
-    if not math.isfinite(f):
-        return str(f)
-    a = abs(f)
-    if a != 0 and (a < 1e-3 or a >= 1e6):
-        return f"{f:.2e}"
-    if a >= 1000:
-        return f"{f:,.0f}"
-    return f"{f:.{digits}g}"
-
-
-def rate(v: Any) -> str:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return "–"
-    if f >= 1e6:
-        return f"{f / 1e6:.2f}M"
-    if f >= 1e3:
-        return f"{f / 1e3:.1f}k"
-    return f"{f:.1f}"
-
-
-METRIC_SHORT = {"accuracy": "acc", "f1_macro": "f1", "eval_loss": "loss", "perplexity": "ppl"}
+# The same words as the CLI's and the event log's (tunedeck.core.runs.protocol, torch-free).
+num = format_number
+rate = format_rate
 
 
 def best(metric: str | None, value: Any) -> str:

@@ -101,11 +101,16 @@ class ListSource:
         return dict(zip(self.columns, self._rows[i])) if 0 <= i < len(self._rows) else {}
 
 
-def quick_head(path: Path, fmt: str, max_rows: int = HEAD_ROWS) -> ListSource | None:
+def quick_head(path: Path, fmt: str, max_rows: int = HEAD_ROWS,
+               encoding: str | None = None) -> ListSource | None:
     """The first rows of a UTF-8 text format (csv, tsv, jsonl, text), or None when that needs
     pyarrow, another encoding, or the start of the file does not parse (the full reader then
-    reports the problem, in training's words). Delimiter and header are training's."""
-    if fmt not in ("csv", "tsv", "jsonl", "text"):
+    reports the problem, in training's words). Delimiter and header are training's.
+
+    ``encoding`` is the profile's ``data.encoding``: when one is declared, the full reader
+    decodes the file exactly as training does (e.g. Latin-1 bytes that happen to be valid
+    UTF-8), so there is no quick head."""
+    if fmt not in ("csv", "tsv", "jsonl", "text") or encoding:
         return None
     try:
         with open(path, "rb") as f:

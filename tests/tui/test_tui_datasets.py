@@ -151,3 +151,33 @@ async def test_leaving_the_browser_deletes_its_copy(runs_dir: Path) -> None:
         await pilot.press("escape")
         await pilot.pause()
         assert not copy.exists()
+
+
+async def test_the_profiles_data_encoding_opens_a_latin1_file_as_training_reads_it(runs_dir: Path) -> None:
+    """The editor's valid profile gives the browser its data.encoding: a Latin-1 file opens
+    (not 'is not UTF-8') with the texts training would see."""
+    from tunedeck.core.profile.io import load
+    from tunedeck.tui.quick_head import quick_head
+    from tunedeck.tui.screens.editor import EditorScreen
+
+    data = Path("l.csv")
+    data.write_bytes("text,label\ncaf\xe9 cr\xe8me,a\nna\xefve,b\n".encode("latin-1"))
+    prof = Path("p.toml")
+    prof.write_text('schema_version = 1\nname = "latin"\n\n[task]\ntype = "classification"\n\n'
+                    '[data]\ntrain = "l.csv"\nencoding = "latin-1"\n')
+    assert load(prof).data.encoding == "latin-1"
+    app = TunedeckApp(runs_dir, profile=str(prof), services=fake_services())
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, EditorScreen) and app.screen.ready
+                       and app.screen.valid_profile is not None)
+        assert app.profile_columns()["encoding"] == "latin-1"
+        app.open_dataset(data)
+        scr = await wait_for(pilot, lambda: isinstance(app.screen, DatasetsScreen) and app.screen.stats is not None
+                             and app.screen)
+        assert scr.opened.table.column("text").to_pylist() == ["café crème", "naïve"]
+        assert scr.query_one(ArrowTable).source.row(0)["text"] == "café crème"
+        assert "2 rows" in str(scr.query_one("#ds-info").render())
+    # Bytes that are valid UTF-8 mean something else in Latin-1: no UTF-8 quick head then.
+    data.write_bytes(b"text,label\n\xc3\xa9t\xc3\xa9,a\n")
+    assert quick_head(data, "csv") is not None
+    assert quick_head(data, "csv", encoding="latin-1") is None

@@ -16,11 +16,9 @@ from textual.widgets import Footer, Header, Input, ProgressBar, Static, TabbedCo
 
 from tunedeck.core.errors import UserError
 from tunedeck.tui.screens.base import BaseScreen
+from tunedeck.tui.screens.datasets_stats import render_stats
 from tunedeck.tui.screens.dialogs import PromptDialog
 from tunedeck.tui.widgets.arrow_table import ArrowTable
-from tunedeck.tui.widgets.plot import bar_lines
-
-DEFAULT_SPLIT = (0.8, 0.1, 0.1)
 
 
 class DatasetsScreen(BaseScreen):
@@ -121,7 +119,7 @@ class DatasetsScreen(BaseScreen):
             fmt = sniff_format(self.path)
         except UserError:
             return False  # the worker reports it
-        head = quick_head(self.path, fmt)
+        head = quick_head(self.path, fmt, encoding=self.tapp.profile_columns().get("encoding"))
         if head is None:
             return False
         self.query_one(ArrowTable).set_source(head)
@@ -308,77 +306,7 @@ class DatasetsScreen(BaseScreen):
         self.query_one("#ds-stats", Static).update(self.render_stats(st, max(40, self.size.width - 4)))
 
     def render_stats(self, st: Any, width: int) -> Text:
-        from tunedeck.tui.data_source import split_preview
-
-        t = Text()
-        t.append(f"{st.num_rows:,} rows", style="bold")
-        t.append(f" · {len(st.columns)} columns")
-        if self.filter_text:
-            t.append(f" · the whole file (the filter {self.filter_text!r} applies to Rows)", style="dim")
-        t.append("\n")
-        for name, typ in st.columns:
-            nulls = st.nulls.get(name, 0)
-            mark = ""
-            if name == st.text_column:
-                mark = "  ← text"
-            elif name == st.label_column:
-                mark = "  ← label"
-            t.append(f"  {name}", style="bold")
-            t.append(f": {typ}" + (f" ({nulls:,} null)" if nulls else "") + mark + "\n", style="dim")
-        t.append("\nMess\n", style="bold underline")
-        t.append(f"  duplicate rows     {st.duplicates:,}\n", style="yellow" if st.duplicates else "")
-        if st.text_column:
-            t.append(f"  empty text         {st.empty_text:,}\n", style="yellow" if st.empty_text else "")
-        if st.label_column:
-            t.append(f"  missing label      {st.missing_label:,}\n", style="yellow" if st.missing_label else "")
-        if st.label_column:
-            t.append(f"\nLabel balance ({st.label_column}, {st.n_labels} labels)\n", style="bold underline")
-            for line in bar_lines(st.labels[:15], width - 2, total=st.num_rows - st.missing_label or None,
-                                  color="green"):
-                t.append("  ")
-                t.append(line)
-                t.append("\n")
-            if st.n_labels > 15:
-                t.append(f"  … and {st.n_labels - 15} more\n", style="dim")
-            if st.labels_merged:
-                t.append(f"  {st.labels_merged} label spelling(s) with stray spaces counted with "
-                         "their trimmed form, as training does\n", style="yellow")
-        if st.length:
-            L = st.length
-            t.append(f"\nText length ({st.text_column}, characters)\n", style="bold underline")
-            t.append(f"  min {L['min']:,}  mean {L['mean']:.0f}  median {L['p50']:,}  p90 {L['p90']:,}  "
-                     f"p99 {L['p99']:,}  max {L['max']:,}\n", style="dim")
-            for line in bar_lines([(f"{lo}–{hi}", c) for lo, hi, c in st.length_hist], width - 2, color="cyan"):
-                t.append("  ")
-                t.append(line)
-                t.append("\n")
-        if st.other_lengths:
-            t.append("\nOther text columns (length in characters)\n", style="bold underline")
-        for name, L in st.other_lengths.items():
-            t.append(f"  {name}: ", style="bold")
-            t.append(f"min {L['min']:,}  mean {L['mean']:.0f}  median {L['p50']:,}  p90 {L['p90']:,}  "
-                     f"max {L['max']:,} characters\n", style="dim")
-        if st.tokens:
-            L = st.tokens
-            t.append(f"\nText length (tokens, first 20,000 rows; {st.tokenizer})\n", style="bold underline")
-            t.append(f"  min {L['min']:,}  mean {L['mean']:.0f}  median {L['p50']:,}  p90 {L['p90']:,}  "
-                     f"p99 {L['p99']:,}  max {L['max']:,}\n", style="dim")
-            for line in bar_lines([(f"{lo}–{hi}", c) for lo, hi, c in st.token_hist], width - 2, color="magenta"):
-                t.append("  ")
-                t.append(line)
-                t.append("\n")
-        elif st.text_column:
-            t.append("\n  t: choose a tokenizer (tokenizer.json or model folder) for token lengths\n", style="dim")
-        prof = self.tapp.profile_columns()
-        fractions = prof.get("split") or DEFAULT_SPLIT
-        usable = st.kept  # training's cleaning and dedup rules, counted by the same code
-        tr, va, te = split_preview(usable, fractions)
-        src = "the profile" if prof.get("split") else "the default"
-        t.append(f"\nSplit preview ({src} fractions {list(fractions)})\n", style="bold underline")
-        t.append(f"  {usable:,} rows after cleaning and dedup → train {tr:,} · validation {va:,} · test {te:,}\n")
-        if st.label_column and st.labels:
-            t.append(f"  stratified by {st.label_column}: each split keeps the balance above\n", style="dim")
-        return t
+        return render_stats(st, width, self.filter_text, self.tapp.profile_columns().get("split"))
 
     # --- actions ---------------------------------------------------------------------------
 

@@ -5,14 +5,14 @@ The form is built from ``tunedeck.core.profile.fields.field_specs()`` (one schem
 fields here). Each field is checked as it is typed (type and bounds, inline under the field),
 and the whole profile is validated by the schema a moment later (cross-field rules show inline
 where they name a field, or in the panel at the top).
+
+The parts: ``editor_values`` (values <-> text), ``editor_fields`` (the form's widgets, built
+from the schema), ``editor_save`` (diff, path rebasing, save and launch); this module holds the
+screen: loading, the form and raw views and their validation.
 """
 
 from __future__ import annotations
 
-import difflib
-import json
-import math
-import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -21,170 +21,23 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import (ContentSwitcher, Footer, Header, Input, Label, Select, Static,
-                             Switch, TextArea)
+from textual.containers import VerticalScroll
+from textual.widgets import ContentSwitcher, Footer, Header, Input, Select, Static, Switch, TextArea
 
 from tunedeck.core.errors import ProfileError
-from tunedeck.core.fsutil import atomic_write_text
-from tunedeck.core.profile.fields import FieldSpec, field_specs, section_descriptions
 from tunedeck.core.profile.edit import update_text
+from tunedeck.core.profile.fields import FieldSpec, field_specs
 from tunedeck.core.profile.io import dumps, loads, validate
 from tunedeck.tui.screens.base import BaseScreen
-from tunedeck.tui.screens.dialogs import ConfirmDialog, DiffDialog, PromptDialog
+from tunedeck.tui.screens.dialogs import ConfirmDialog
+from tunedeck.tui.screens.editor_fields import field_help, form_widgets, get_in, unknown_keys, wid
+from tunedeck.tui.screens.editor_save import SavingMixin
+from tunedeck.tui.screens.editor_values import MISSING, parse_field, value_text
 
-MISSING = object()
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-# --- values <-> text ----------------------------------------------------------------------
-
-def toml_inline(v: Any) -> str:
-    """A TOML inline value (for list and table fields edited in one line)."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        return float_text(v)
-    if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(toml_inline(x) for x in v) + "]"
-    if isinstance(v, dict):
-        items = [(k if _BARE_KEY.match(k) else json.dumps(k, ensure_ascii=False)) + " = " + toml_inline(x)
-                 for k, x in v.items() if x is not None]
-        return "{" + ", ".join(items) + "}"
-    return json.dumps(str(v))
+__all__ = ["EditorScreen", "wid"]
 
 
-def float_text(v: float) -> str:
-    return repr(float(v))
-
-
-def value_text(spec: FieldSpec, v: Any) -> str:
-    if v is None:
-        return ""
-    if spec.kind in ("list", "table"):
-        return toml_inline(v)
-    if spec.kind == "float" and isinstance(v, (int, float)) and not isinstance(v, bool):
-        return float_text(v)
-    return str(v)
-
-
-def bound_error(spec: FieldSpec, x: float) -> str | None:
-    if spec.minimum is not None:
-        if (x <= spec.minimum) if spec.exclusive_min else (x < spec.minimum):
-            return f"must be {'>' if spec.exclusive_min else '≥'} {spec.minimum:g}"
-    if spec.maximum is not None:
-        if (x >= spec.maximum) if spec.exclusive_max else (x > spec.maximum):
-            return f"must be {'<' if spec.exclusive_max else '≤'} {spec.maximum:g}"
-    return None
-
-
-def parse_field(spec: FieldSpec, text: str) -> tuple[Any, str | None]:
-    """(value, error) for what is typed in a field. Empty optional fields are None."""
-    s = text.strip()
-    if s == "":
-        if spec.optional:
-            return None, None
-        if spec.kind == "str":
-            return text, None
-        return MISSING, "required"
-    if spec.kind == "int":
-        try:
-            x = int(s.replace("_", ""))
-        except ValueError:
-            return MISSING, "must be a whole number"
-        return x, bound_error(spec, x)
-    if spec.kind == "float":
-        try:
-            f = float(s.replace("_", ""))
-        except ValueError:
-            return MISSING, "must be a number, e.g. 0.1 or 5e-5"
-        if not math.isfinite(f):
-            return MISSING, "must be a finite number"
-        return f, bound_error(spec, f)
-    if spec.kind in ("list", "table"):
-        try:
-            v = tomllib.loads(f"v = {s}")["v"]
-        except tomllib.TOMLDecodeError as e:
-            example = "[0.8, 0.1, 0.1]" if spec.kind == "list" else '{model_type = "bert", hidden_size = 32}'
-            return MISSING, f"not a TOML {'array' if spec.kind == 'list' else 'inline table'} ({e}); e.g. {example}"
-        if spec.kind == "list" and not isinstance(v, list):
-            return MISSING, "must be a list, e.g. [0.8, 0.1, 0.1]"
-        if spec.kind == "table" and not isinstance(v, dict):
-            return MISSING, 'must be an inline table, e.g. {model_type = "bert"}'
-        return v, None
-    return text, None
-
-
-def wid(spec: FieldSpec) -> str:
-    return "f-" + (spec.section or "top") + "--" + spec.key
-
-
-def get_in(data: dict[str, Any], spec: FieldSpec) -> Any:
-    node: Any = data.get(spec.section, MISSING) if spec.section else data
-    if not isinstance(node, dict):
-        return MISSING
-    return node.get(spec.key, MISSING)
-
-
-def unknown_keys(data: dict[str, Any], specs: list[FieldSpec]) -> list[str]:
-    known_sections = {s.section for s in specs if s.section}
-    known = {s.path for s in specs}
-    out = []
-    for k, v in data.items():
-        if k in known_sections and isinstance(v, dict):
-            out += [f"{k}.{kk}" for kk in v if f"{k}.{kk}" not in known]
-        elif k not in known and k not in known_sections:
-            out.append(k)
-    return out
-
-
-def _bound(x: float) -> str:
-    """16777216 as 16,777,216 (not 1.67772e+07); fractions as written."""
-    return f"{int(x):,}" if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
-
-
-def field_help(s: FieldSpec) -> str:
-    bits = [s.description]
-    rng = []
-    if s.minimum is not None:
-        rng.append(f"{'>' if s.exclusive_min else '≥'} {_bound(s.minimum)}")
-    if s.maximum is not None:
-        rng.append(f"{'<' if s.exclusive_max else '≤'} {_bound(s.maximum)}")
-    if rng:
-        bits.append(f"[{', '.join(rng)}]")
-    if s.choices:
-        bits.append("One of: " + ", ".join(s.choices) + ".")
-    return " ".join(b for b in bits if b)
-
-
-def field_widgets(s: FieldSpec) -> list[Any]:
-    """label | input on one line, then the help (and the error, when there is one).
-
-    Few widgets per field on purpose: the form has ~40 fields and every widget costs styling
-    and layout time on each change."""
-    key = wid(s)[2:]
-    label = Label(s.key + (" (opt.)" if s.optional else ""), classes="field-label", id="lab-" + key)
-    w: Any
-    if s.kind == "bool":
-        w = Switch(False, id=wid(s), animate=False)
-    elif s.kind == "choice":
-        w = Select([(c, c) for c in s.choices], allow_blank=s.optional, id=wid(s), compact=True,
-                   prompt="(default)" if s.optional else "Select")
-    else:
-        ph = {"list": "e.g. [0.8, 0.1, 0.1]",
-              "table": '(empty: use model.name) e.g. {model_type = "bert", hidden_size = 32}'}.get(s.kind, "")
-        if s.optional and not ph:
-            ph = "(empty: default)"
-        w = Input(id=wid(s), compact=True, placeholder=ph, select_on_focus=False)
-    info = Static(Text(field_help(s), style="dim"), classes="field-info", id="info-" + key)
-    return [Horizontal(label, w, classes="field-line"), info]
-
-
-class EditorScreen(BaseScreen):
+class EditorScreen(SavingMixin, BaseScreen):
     BINDINGS = [
         Binding("ctrl+s", "save", "Save", priority=True, tooltip="Write the profile (shows the diff first)"),
         Binding("f3", "save_as", "Save as", priority=True, tooltip="Write the profile to another file"),
@@ -225,16 +78,7 @@ class EditorScreen(BaseScreen):
         yield Static(id="ed-errors")
         with ContentSwitcher(initial="ed-form", id="ed-switcher"):
             with VerticalScroll(id="ed-form"):
-                secdesc = section_descriptions()
-                current = None
-                for section in dict.fromkeys(s.section for s in self.specs):
-                    head = Text(f"[{section}]" if section else "General", style="bold")
-                    if secdesc.get(section):
-                        head.append(f"  {secdesc[section]}", style="dim")
-                    yield Static(head, classes="section-head")
-                    for s in self.specs:
-                        if s.section == section:
-                            yield from field_widgets(s)
+                yield from form_widgets(self.specs)
             yield TextArea("", id="ed-raw", show_line_numbers=True, soft_wrap=False)
         yield Footer(compact=True)
 
@@ -534,149 +378,6 @@ class EditorScreen(BaseScreen):
             self.populate(data)
             self._switch("form")
             self.validate_all()
-
-    def _text_or_complain(self, doing: str = "Not saved") -> str | None:
-        self.validate_all()
-        text = self.current_text()
-        if text is None or self.problem_count():
-            self.notify(f"{doing}: {self.problem_count()} problem(s); see the red messages.", severity="error")
-            return None
-        try:
-            loads(text, source=str(self.path or "profile"))
-        except ProfileError as e:
-            self.general_errors = [str(p) for p in e.problems]
-            self._show_errors()
-            self.notify(f"{doing}: the profile is invalid.", severity="error")
-            return None
-        return text
-
-    def action_save(self) -> None:
-        if self.path is None:
-            self.action_save_as()
-            return
-        self.save_to(self.path)
-
-    def action_save_as(self, then: Any = None) -> None:
-        default = str(self.path) if self.path else (self.suggested or "profile.toml")
-
-        def done(value: str | None) -> None:
-            if value:
-                self.save_to(Path(value).expanduser(), then)
-
-        self.app.push_screen(PromptDialog("Save profile as", value=default, placeholder="path/to/profile.toml"), done)
-
-    def _diff(self, path: Path, text: str) -> tuple[str | None, list[str]]:
-        try:
-            disk = path.read_bytes().decode("utf-8-sig")
-        except FileNotFoundError:
-            disk = None
-        except (OSError, UnicodeDecodeError):
-            disk = ""
-        lines = list(difflib.unified_diff(
-            (disk or "").splitlines(keepends=True), text.splitlines(keepends=True),
-            fromfile=f"{path} (on disk)" if disk is not None else "(new file)",
-            tofile=f"{path} (editor)"))
-        return disk, lines
-
-    def _rebased(self, text: str, path: Path) -> str:
-        """Relative data and local model paths re-expressed for ``path``'s folder, so that a
-        profile saved elsewhere still names the same files (they resolve against its folder)."""
-        import os
-
-        from tunedeck.core.profile.io import resolve_paths
-
-        old_base = (self.path.parent if self.path else Path.cwd()).resolve()
-        new_base = path.expanduser().parent.resolve()
-        if old_base == new_base:
-            return text
-        try:
-            prof = loads(text)
-            where = resolve_paths(prof, old_base)  # the loader's own rule: profile folder, then cwd
-        except ProfileError:
-            return text
-        changed = {}
-        for section, keys in (("data", ("train", "validation", "test")), ("model", ("name", "tokenizer"))):
-            upd = {}
-            for key in keys:
-                val, found = getattr(getattr(prof, section), key), getattr(getattr(where, section), key)
-                if val and found != val and not Path(val).expanduser().is_absolute():
-                    upd[key] = os.path.relpath(found, new_base)
-            if upd:
-                changed[section] = getattr(prof, section).model_copy(update=upd)
-        if not changed:
-            return text
-        # The diff dialog shows the rewritten lines (a toast would sit over its buttons).
-        return update_text(text, prof.model_copy(update=changed))
-
-    def save_to(self, path: Path, then: Any = None, note: str = "") -> None:
-        text = self._text_or_complain()
-        if text is None:
-            return
-        text = self._rebased(text, path)
-        disk, diff = self._diff(path, text)
-        if disk == text:
-            self.path, self.disk_text = path, disk
-            self._after_save(text)
-            self.notify(f"No changes: {path} already holds this profile.")
-            if then:
-                then()
-            return
-
-        def confirmed(yes: bool | None) -> None:
-            if not yes:
-                self.notify("Not saved.")
-                return
-
-            def write() -> bool:
-                atomic_write_text(path, text)
-                return True
-
-            if self.safely(write, "Save profile"):
-                self.path, self.disk_text = path, text
-                self._after_save(text)
-                self.notify(f"Saved {path}.")
-                if then:
-                    then()
-
-        self.app.push_screen(DiffDialog(f"Write {path}?{note}", diff), confirmed)
-
-    def _after_save(self, text: str) -> None:
-        raw = self.query_one("#ed-raw", TextArea)
-        if raw.text != text:
-            raw.load_text(text)
-        self._raw_populated = text
-        if self.mode == "form":
-            self.populate(tomllib.loads(text))
-        self.validate_all()
-
-    def action_diff(self) -> None:
-        text = self.current_text()
-        if text is None:
-            self.notify("The form has problems; fix them to see the diff.", severity="error")
-            return
-        if self.path is None:
-            self.app.push_screen(DiffDialog("Not saved yet: the whole file is new",
-                                            self._diff(Path("profile.toml"), text)[1], confirm=False))
-            return
-        self.app.push_screen(DiffDialog(f"{self.path}: editor vs disk", self._diff(self.path, text)[1], confirm=False))
-
-    def action_launch(self) -> None:
-        text = self._text_or_complain("Not launched")
-        if text is None:
-            return
-        if self.path is None or self.disk_text != text:
-            # The save dialog says why (a toast would sit over its buttons).
-            if self.path is None:
-                self.action_save_as(then=self._launch)
-            else:
-                self.save_to(self.path, then=self._launch,
-                             note=" (a launch runs the file on disk: save first)")
-            return
-        self._launch()
-
-    def _launch(self) -> None:
-        if self.path is not None:
-            self.tapp.launch(self.path)
 
     def action_back(self) -> None:
         if not self.dirty():

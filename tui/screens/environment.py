@@ -26,11 +26,14 @@ KNOWN = ("python", "torch", "cuda", "cuda_available", "gpus", "disk_free_gb", "o
 def render_report(rep: dict[str, Any]) -> Group:
     """The doctor JSON; known keys first and nicely, any other key generically. Two-column
     grids so that long fixes wrap under themselves, not under the labels."""
-    parts: list[Any] = []
+    return Group(*problem_parts(rep), facts_table(rep))
+
+
+def problem_parts(rep: dict[str, Any]) -> list[Any]:
+    """The problems and their fixes (or '✓ no problems found'), then a blank line."""
     problems = rep.get("problems") or []
     if isinstance(problems, list) and problems:
-        parts.append(Text(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} to fix",
-                          style="bold red"))
+        head = Text(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} to fix", style="bold red")
         grid = Table.grid(padding=(0, 1))
         grid.add_column(width=3, justify="right")
         grid.add_column(ratio=1)
@@ -41,57 +44,72 @@ def render_report(rep: dict[str, Any]) -> Group:
                     grid.add_row(Text("→", style="yellow"), Text(str(p["fix"]), style="yellow"))
             else:
                 grid.add_row(Text("✗", style="bold red"), Text(str(p), style="red"))
-        parts += [grid, Text("")]
-    elif "problems" in rep:
-        parts += [Text("✓ no problems found", style="bold green"), Text("")]
+        return [head, grid, Text("")]
+    if "problems" in rep:
+        return [Text("✓ no problems found", style="bold green"), Text("")]
+    return []
 
+
+Row = tuple[str, Any, "bool | None"]
+
+
+def facts_table(rep: dict[str, Any]) -> Table:
+    """Python, torch, CUDA, GPUs, disk, offline, then any key this screen does not know."""
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold", no_wrap=True)
     facts.add_column(ratio=1)
-
-    def row(label: str, value: Any, ok: bool | None = None) -> None:
+    for label, value, ok in fact_rows(rep):
         style = "" if ok is None else ("green" if ok else "red")
         facts.add_row(label, Text(_fmt(value), style=style))
+    return facts
 
+
+def fact_rows(rep: dict[str, Any]) -> list[Row]:
+    """(label, value, ok) for each fact: ok True shows green, False red, None plain."""
+    rows: list[Row] = []
     if "python" in rep:
-        row("Python", rep["python"])
+        rows.append(("Python", rep["python"], None))
     if "torch" in rep:
-        row("torch", rep["torch"] or "not installed", bool(rep["torch"]))
+        rows.append(("torch", rep["torch"] or "not installed", bool(rep["torch"])))
     if "cuda" in rep:
-        avail = rep.get("cuda_available")
-        if rep["cuda"] and avail is False:  # a CUDA build of torch that sees no GPU
-            row("CUDA", f"{rep['cuda']} (torch's build), no GPU visible", False)
-        else:
-            row("CUDA", rep["cuda"] or "not available (a CPU build of torch)", bool(rep["cuda"]))
+        rows.append(_cuda_row(rep))
     if "gpus" in rep:
-        gpus = rep["gpus"] or []
-        if not gpus:
-            row("GPUs", "none found (training runs on the CPU)", False)
-        for i, g in enumerate(gpus):
-            if isinstance(g, dict):
-                bits = [str(g.get("name", "?"))]
-                if g.get("memory_gb") is not None:
-                    bits.append(f"{float(g['memory_gb']):.0f} GB")
-                if "bf16" in g:
-                    bits.append("bf16 ✓" if g["bf16"] else "no bf16 (fp16/fp32)")
-                extra = {k: v for k, v in g.items() if k not in ("name", "memory_gb", "bf16")}
-                bits += [f"{k} {_fmt(v)}" for k, v in extra.items()]
-                row(f"GPU {i}", " · ".join(bits), True)
-            else:
-                row(f"GPU {i}", g)
+        rows += _gpu_rows(rep["gpus"] or [])
     if "disk_free_gb" in rep:
         try:
             free = float(rep["disk_free_gb"])
-            row("Disk free", f"{free:.1f} GB", free >= 5)
+            rows.append(("Disk free", f"{free:.1f} GB", free >= 5))
         except (TypeError, ValueError):
-            row("Disk free", rep["disk_free_gb"])
+            rows.append(("Disk free", rep["disk_free_gb"], None))
     if "offline" in rep:
-        row("Offline", "yes (hub not used)" if rep["offline"] else "no", None)
-    for k, v in rep.items():
-        if k not in KNOWN:
-            row(k.replace("_", " ").capitalize(), v)
-    parts.append(facts)
-    return Group(*parts)
+        rows.append(("Offline", "yes (hub not used)" if rep["offline"] else "no", None))
+    rows += [(k.replace("_", " ").capitalize(), v, None) for k, v in rep.items() if k not in KNOWN]
+    return rows
+
+
+def _cuda_row(rep: dict[str, Any]) -> Row:
+    if rep["cuda"] and rep.get("cuda_available") is False:  # a CUDA build of torch that sees no GPU
+        return ("CUDA", f"{rep['cuda']} (torch's build), no GPU visible", False)
+    return ("CUDA", rep["cuda"] or "not available (a CPU build of torch)", bool(rep["cuda"]))
+
+
+def _gpu_rows(gpus: list[Any]) -> list[Row]:
+    if not gpus:
+        return [("GPUs", "none found (training runs on the CPU)", False)]
+    rows: list[Row] = []
+    for i, g in enumerate(gpus):
+        if not isinstance(g, dict):
+            rows.append((f"GPU {i}", g, None))
+            continue
+        bits = [str(g.get("name", "?"))]
+        if g.get("memory_gb") is not None:
+            bits.append(f"{float(g['memory_gb']):.0f} GB")
+        if "bf16" in g:
+            bits.append("bf16 ✓" if g["bf16"] else "no bf16 (fp16/fp32)")
+        extra = {k: v for k, v in g.items() if k not in ("name", "memory_gb", "bf16")}
+        bits += [f"{k} {_fmt(v)}" for k, v in extra.items()]
+        rows.append((f"GPU {i}", " · ".join(bits), True))
+    return rows
 
 
 def _fmt(v: Any) -> str:

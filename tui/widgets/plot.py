@@ -80,66 +80,87 @@ def fmt_num(v: float | None, width: int = 7) -> str:
     return s[:width]
 
 
+LABEL_W = 7  # the y-axis labels' width
+
+
 def render_plot(series: Sequence[Series], width: int, height: int,
                 ylim: tuple[float, float] | None = None) -> list[Text]:
     """Lines of a braille plot ``width`` cells wide and ``height`` rows high, with a y-axis."""
     pts = [(s, list(zip(s.xs, s.ys))) for s in series if s.xs]
-    label_w = 7
-    pw = max(1, width - label_w - 1)
+    pw = max(1, width - LABEL_W - 1)
     if not pts:
-        lines = [Text(" " * width) for _ in range(height)]
-        if height:
-            msg = "waiting for data"
-            lines[height // 2] = Text((" " * max(0, (width - len(msg)) // 2) + msg)[:width], style="dim")
-        return lines
+        return _waiting_lines(width, height)
     xmin = min(p[0][0] for _, p in pts)
     xmax = max(p[-1][0] for _, p in pts)
-    ys = [y for _, p in pts for _, y in p]
+    lo, hi = _y_range([y for _, p in pts for _, y in p], ylim)
+    grid = [[0] * pw for _ in range(height)]
+    owner: list[list[str | None]] = [[None] * pw for _ in range(height)]
+    for s, p in pts:
+        _draw_series(grid, owner, p, s.color, (xmin, xmax), (lo, hi), (pw * 2, height * 4))
+    return _grid_lines(grid, owner, fmt_num(hi), fmt_num(lo))
+
+
+def _waiting_lines(width: int, height: int) -> list[Text]:
+    lines = [Text(" " * width) for _ in range(height)]
+    if height:
+        msg = "waiting for data"
+        lines[height // 2] = Text((" " * max(0, (width - len(msg)) // 2) + msg)[:width], style="dim")
+    return lines
+
+
+def _y_range(ys: list[float], ylim: tuple[float, float] | None) -> tuple[float, float]:
+    """``ylim``, else the data's range; a flat line gets some room above and below."""
     lo, hi = ylim if ylim else (min(ys), max(ys))
     if hi - lo < 1e-12:
         pad = abs(hi) * 0.05 or 1.0
         lo, hi = lo - pad, hi + pad
-    dots_w, dots_h = pw * 2, height * 4
-    grid = [[0] * pw for _ in range(height)]
-    owner: list[list[str | None]] = [[None] * pw for _ in range(height)]
+    return lo, hi
+
+
+def _draw_series(grid: list[list[int]], owner: list[list[str | None]], p: list[tuple[float, float]],
+                 color: str, xs: tuple[float, float], ys: tuple[float, float], dots: tuple[int, int]) -> None:
+    """Mean y for each dot column (of ``dots`` = width, height in dots), then consecutive
+    columns joined with vertical runs."""
+    xmin, xmax = xs
+    lo, hi = ys
+    dots_w, dots_h = dots
     xspan = (xmax - xmin) or 1.0
+    cols: dict[int, list[float]] = {}
+    for x, y in p:
+        cx = int((x - xmin) / xspan * (dots_w - 1)) if xmax > xmin else 0
+        cols.setdefault(cx, []).append(y)
+    prev: tuple[int, int] | None = None
+    for cx in sorted(cols):
+        y = sum(cols[cx]) / len(cols[cx])
+        cy = int(round((hi - y) / (hi - lo) * (dots_h - 1)))
+        cy = min(dots_h - 1, max(0, cy))
+        if prev is None:
+            _set(grid, owner, cx, cy, color)
+        else:
+            px, py = prev
+            last = py
+            for x in range(px + 1, cx + 1):
+                yi = int(round(py + (cy - py) * (x - px) / (cx - px)))
+                a, b = sorted((last, yi))
+                for yy in range(a, b + 1):
+                    _set(grid, owner, x, yy, color)
+                last = yi
+        prev = (cx, cy)
 
-    for s, p in pts:
-        # Mean y for each dot column, then join consecutive columns with vertical runs.
-        cols: dict[int, list[float]] = {}
-        for x, y in p:
-            cx = int((x - xmin) / xspan * (dots_w - 1)) if xmax > xmin else 0
-            cols.setdefault(cx, []).append(y)
-        prev: tuple[int, int] | None = None
-        for cx in sorted(cols):
-            y = sum(cols[cx]) / len(cols[cx])
-            cy = int(round((hi - y) / (hi - lo) * (dots_h - 1)))
-            cy = min(dots_h - 1, max(0, cy))
-            if prev is None:
-                _set(grid, owner, cx, cy, s.color)
-            else:
-                px, py = prev
-                last = py
-                for x in range(px + 1, cx + 1):
-                    yi = int(round(py + (cy - py) * (x - px) / (cx - px)))
-                    a, b = sorted((last, yi))
-                    for yy in range(a, b + 1):
-                        _set(grid, owner, x, yy, s.color)
-                    last = yi
-            prev = (cx, cy)
 
-    top, bottom = fmt_num(hi), fmt_num(lo)
+def _grid_lines(grid: list[list[int]], owner: list[list[str | None]], top: str, bottom: str) -> list[Text]:
+    """The braille cells, each row behind its y-axis label (top and bottom rows only)."""
+    height = len(grid)
     lines = []
     for r in range(height):
         if r == 0:
-            lab = top.rjust(label_w)
+            lab = top.rjust(LABEL_W)
         elif r == height - 1:
-            lab = bottom.rjust(label_w)
+            lab = bottom.rjust(LABEL_W)
         else:
-            lab = " " * label_w
+            lab = " " * LABEL_W
         t = Text(lab + "┤" if r in (0, height - 1) else lab + "│", style="dim")
-        for c in range(pw):
-            bits = grid[r][c]
+        for c, bits in enumerate(grid[r]):
             if bits:
                 t.append(chr(_BRAILLE + bits), style=owner[r][c] or "")
             else:
