@@ -118,6 +118,11 @@ class TunedeckApp(App[int]):
             return
         self.push_screen(DashboardScreen(Path(run_path)))
 
+    def open_compare(self, run_paths: list[Path]) -> None:
+        from tunedeck.tui.screens.compare import CompareScreen
+
+        self.push_screen(CompareScreen(run_paths))
+
     def open_editor(self, path: Path | None = None, text: str | None = None,
                     suggested: str | None = None) -> None:
         from tunedeck.tui.screens.editor import EditorScreen

@@ -22,7 +22,7 @@ ALLOWED_CORE = ("tunedeck.core.runs.rundir", "tunedeck.core.runs.events", "tuned
                 "tunedeck.core.data.delimited", "tunedeck.core.data.json_reader",
                 "tunedeck.core.data.cleaning", "tunedeck.core.data.split",
                 "tunedeck.core.eval.error_analysis", "tunedeck.core.eval.predictions",
-                "tunedeck.core.data.table_stats")
+                "tunedeck.core.data.table_stats", "tunedeck.core.eval.compare")
 ALLOWED_PACKAGES = ("tunedeck.core", "tunedeck.core.runs", "tunedeck.core.data", "tunedeck.core.eval")
 # The console script parses with the CLI's (torch-free) parser and runs non-TUI commands in
 # process; core.models resolves model paths without importing torch.
@@ -45,6 +45,7 @@ SCRIPT = textwrap.dedent('''
 
     runs = Path("runs")
     run = make_run(runs, "a-20260101-000000-0001", state="finished", events=training_events(20))
+    run2 = make_run(runs, "b-20260101-000000-0002", state="finished", events=training_events(20))
     Path("d.csv").write_text("text,label\\nhello,a\\nworld,b\\n")
 
     async def wait(pilot, cond):
@@ -60,6 +61,8 @@ SCRIPT = textwrap.dedent('''
             await pilot.pause()
             app.open_dashboard(run.path)
             await wait(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.ready)
+            app.open_compare([run.path, run2.path])
+            await wait(pilot, lambda: getattr(app.screen, "comparison", None) is not None)
             app.open_dataset(Path("d.csv"))
             await wait(pilot, lambda: isinstance(app.screen, DatasetsScreen) and app.screen.stats is not None)
             app.open_editor()

@@ -72,6 +72,9 @@ class RunsScreen(BaseScreen):
         Binding("n", "new_run", "New", tooltip="Start a run from a profile file (detached; survives quitting)"),
         Binding("r", "resume", "Resume", tooltip="Resume the selected stopped/failed run from its newest checkpoint"),
         Binding("s", "stop", "Stop", tooltip="Ask the selected run to checkpoint and stop (asks first)"),
+        Binding("space", "toggle_mark", "Mark", tooltip="Mark or unmark the selected run for comparing"),
+        # c compares once two runs are marked, and clones otherwise (the first enabled binding wins).
+        Binding("c", "compare", "Compare", tooltip="Compare the marked runs: profiles, metrics, curves"),
         Binding("c", "clone", "Clone", tooltip="Copy the selected run's profile into the editor"),
         Binding("d", "delete", "Delete", tooltip="Delete the selected finished/stopped/failed run (asks first)"),
         Binding("p", "edit_profile", "Edit", tooltip="Open or write a training profile"),
@@ -91,6 +94,7 @@ class RunsScreen(BaseScreen):
         self._wide: bool | None = None
         self._empty_shown = False
         self._detail_key: tuple[Any, ...] | None = None
+        self.marked: list[str] = []  # run ids marked for comparing, in the order marked
 
     def compose(self) -> ComposeResult:
         yield Header(icon="▣")
@@ -123,7 +127,7 @@ class RunsScreen(BaseScreen):
     def _row_cells(self, r: RunRow, wide: bool) -> tuple[Any, ...]:
         s = r.summary
         step = f"{s.step:,}/{s.total_steps:,}" if s.total_steps else (f"{s.step:,}" if s.step else "–")
-        cells: list[Any] = [Text(s.id), state_text(r.shown_state)]
+        cells: list[Any] = [self._id_cell(s.id), state_text(r.shown_state)]
         if wide:
             cells.append(fmt.task_short(s.task))
         cells.append(Text(step, justify="right"))
@@ -257,7 +261,11 @@ class RunsScreen(BaseScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         r = self.selected() if self.is_mounted else None
         # A key that cannot apply to the selected run is hidden (not a dead key in the footer).
-        if action in ("open", "clone", "errors", "try_it"):
+        if action == "compare":
+            return len(self.marked) >= 2
+        if action == "clone":
+            return r is not None and len(self.marked) < 2
+        if action in ("open", "toggle_mark", "errors", "try_it"):
             return r is not None
         if action == "stop":
             return r is not None and r.summary.state in ACTIVE_STATES
@@ -266,6 +274,39 @@ class RunsScreen(BaseScreen):
         if action == "delete":
             return r is not None and r.summary.state in FINAL_STATES
         return True
+
+    def _id_cell(self, run_id: str) -> Text:
+        if run_id not in self.marked:
+            return Text(run_id)
+        from tunedeck.tui.screens.compare import run_letter
+
+        # The letter the compare screen gives this run (A, B, ... in the order marked).
+        return Text.assemble((f"{run_letter(self.marked.index(run_id))} ", "bold reverse"), run_id)
+
+    def action_toggle_mark(self) -> None:
+        r = self.selected()
+        if r is None:
+            return
+        rid = r.summary.id
+        if rid in self.marked:
+            self.marked.remove(rid)
+        else:
+            self.marked.append(rid)
+        self.apply_rows(self.rows)
+        self.refresh_bindings()
+        table = self.query_one(DataTable)
+        if table.cursor_row is not None and table.cursor_row < table.row_count - 1:
+            table.move_cursor(row=table.cursor_row + 1)  # mark the next one with the next space
+
+    def action_compare(self) -> None:
+        # Folds of a collapsed group are not among the shown rows but stay marked.
+        paths = {x.summary.id: Path(x.summary.path)
+                 for r in self.rows for x in (r, *getattr(r, "children", ()))}
+        self.marked = [m for m in self.marked if m in paths]  # deleted meanwhile
+        if len(self.marked) < 2:
+            self.notify("Mark two or more runs with space first.", severity="warning")
+            return
+        self.tapp.open_compare([paths[m] for m in self.marked])
 
     def action_errors(self) -> None:
         r = self.selected()
