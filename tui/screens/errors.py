@@ -129,9 +129,10 @@ class ErrorsScreen(BaseScreen):
         if ea.is_classification(ev):
             ece = report["calibration"]["ece"]
             acc = ev.metrics.get("accuracy")
-            t.append(f"\naccuracy {acc:.3f}" if isinstance(acc, (int, float)) else "\n")
-            t.append(f" · ECE {ece:.4f}" if ece is not None else "")
-            t.append("   arrows: move over cells · enter: that cell's examples · 1-5: tabs", style="dim")
+            scores = [f"accuracy {acc:.3f}"] if isinstance(acc, (int, float)) else []
+            scores += [f"ECE {ece:.4f}"] if ece is not None else []
+            t.append("\n" + " · ".join(scores))
+            t.append("   arrows+enter: a cell's examples · 1-5: tabs", style="dim")
         return t
 
     def _fill(self, ev: ea.SavedEval, report: dict[str, Any]) -> None:
