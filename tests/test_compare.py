@@ -152,6 +152,26 @@ def test_shared_named_evaluations_are_compared(two_runs, tmp_path):
     assert named[0].notes == ["new_tickets.csv, final, 50 rows"] * 2
 
 
+def test_real_tunedeck_eval_results_are_compared(two_runs, tmp_path, capsys):
+    """`tunedeck eval RUN` on both runs: its test-final evaluation reproduces metrics.json, and
+    compare shows it as its own block."""
+    import shutil
+
+    runs = [RunDir(Path(shutil.copytree(r.path, tmp_path / "runs" / r.id))) for r in two_runs]
+    for run in runs:
+        cli(["eval", str(run.path)], capsys)
+    c = compare_runs(runs)
+    (named,) = [t for t in c.tables if t.title.startswith("eval ")]
+    assert named.title == "eval test-final"
+    assert named.notes == ["test, final, 24 rows"] * 2
+    final = {r.metric: r for r in c.tables[0].rows}
+    for row in named.rows:
+        assert row.values == pytest.approx(final[row.metric].values, abs=1e-6)
+        assert row.best == final[row.metric].best
+    out = cli(["compare", str(runs[0].path), str(runs[1].path)], capsys)
+    assert "eval test-final metrics (* best)" in out
+
+
 def test_user_errors_exit_2_with_one_message(two_runs, capsys):
     fast, slow = two_runs
     rd = str(fast.path.parent)
