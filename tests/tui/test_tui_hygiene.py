@@ -17,13 +17,15 @@ ALLOWED_CORE = ("tunedeck.core.runs.rundir", "tunedeck.core.runs.events", "tuned
                 "tunedeck.core.runs.protocol", "tunedeck.core.runs.listing",
                 "tunedeck.core.runs.lifecycle", "tunedeck.core.runs.launch",
                 "tunedeck.core.runs.launch_checks",
+                "tunedeck.core.runs.drivers.base", "tunedeck.core.runs.drivers.cv_summary",
                 "tunedeck.core.fsutil", "tunedeck.core.profile",
                 "tunedeck.core.data.formats", "tunedeck.core.data.reader",
                 "tunedeck.core.data.delimited", "tunedeck.core.data.json_reader",
                 "tunedeck.core.data.cleaning", "tunedeck.core.data.split",
                 "tunedeck.core.eval.error_analysis", "tunedeck.core.eval.predictions",
                 "tunedeck.core.data.table_stats", "tunedeck.core.eval.compare")
-ALLOWED_PACKAGES = ("tunedeck.core", "tunedeck.core.runs", "tunedeck.core.data", "tunedeck.core.eval")
+ALLOWED_PACKAGES = ("tunedeck.core", "tunedeck.core.runs", "tunedeck.core.data", "tunedeck.core.eval",
+                    "tunedeck.core.runs.drivers")
 # The console script parses with the CLI's (torch-free) parser and runs non-TUI commands in
 # process; core.models resolves model paths without importing torch.
 ALLOWED_EXTRA = {"entry.py": ("tunedeck.core.cli",), "data_source.py": ("tunedeck.core.models",)}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,8 @@ from textual.binding import Binding
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Footer, Header, Static
 
-from tunedeck.core.runs.listing import RunSummary, is_run_dir, summarize
+from tunedeck.core.runs.drivers.base import GroupDir, is_group_dir, stop_group
+from tunedeck.core.runs.listing import RunSummary, is_run_dir, summarize, summarize_group
 from tunedeck.core.runs.protocol import ACTIVE_STATES, FINAL_STATES, can_resume
 from tunedeck.core.runs.rundir import RunDir
 from tunedeck.tui import fmt
@@ -25,10 +26,28 @@ from tunedeck.tui.screens.dialogs import ConfirmDialog, PromptDialog
 class RunRow:
     summary: RunSummary
     stale: bool  # status.json says running, but the worker is gone or hung
+    children: list["RunRow"] = field(default_factory=list)  # a group's runs (k-fold folds)
+    parent: str | None = None  # a group's run: the group's path
 
     @property
     def shown_state(self) -> str:
         return "stale" if self.stale else self.summary.state
+
+    @property
+    def is_group(self) -> bool:
+        return self.summary.kind != "run"
+
+
+def group_row(group: GroupDir, now: float) -> RunRow:
+    """A group (k-fold) as one row, its runs as children (shown when it is expanded)."""
+    raw = group.read_status().get("state")
+    s = summarize_group(group, now)
+    children = []
+    for m in s.members:
+        m_raw = RunDir(Path(m.path)).read_status().get("state")
+        children.append(RunRow(m, m_raw in ACTIVE_STATES and m.state not in ACTIVE_STATES,
+                               parent=s.path))
+    return RunRow(s, raw in ACTIVE_STATES and s.state not in ACTIVE_STATES, children)
 
 
 def scan_runs(runs_dir: Path, now: float) -> list[RunRow]:
@@ -43,6 +62,9 @@ def scan_runs(runs_dir: Path, now: float) -> list[RunRow]:
         return []
     for d in entries:
         try:
+            if is_group_dir(d):
+                rows.append(group_row(GroupDir(d), now))
+                continue
             if not is_run_dir(d):
                 continue
             run = RunDir(d)
@@ -66,6 +88,33 @@ def state_text(state: str) -> Text:
     return Text(f"{fmt.STATE_ICON.get(state, '?')} {state}", style=fmt.STATE_STYLE.get(state, ""))
 
 
+def group_detail(r: RunRow, width: int) -> Text:
+    """Two lines for a k-fold group: state and folds, then each metric's mean ± std (sample,
+    ddof=1) over the finished folds, with the main metric's per-fold values."""
+    s = r.summary
+    summary = GroupDir(Path(s.path)).summary()
+    t = Text()
+    t.append(s.id, style="bold")
+    t.append(f"  {s.kind} · {s.step}/{s.total_steps} folds done · ", style="dim")
+    t.append("stale" if r.stale else s.state, style=fmt.STATE_STYLE.get(s.state, ""))
+    if s.reason:
+        t.append(f": {s.reason}", style="red" if s.state == "failed" else "")
+    t.append("\n")
+    metrics = summary.get("metrics") or {}
+    main = summary.get("main_metric")
+    shown = [k for k in (main, "f1_macro", "eval_loss", "perplexity") if k in metrics]
+    for k in dict.fromkeys(shown):
+        e = metrics[k]
+        std = "" if e.get("std") is None else f" ± {fmt.num(e['std'])}"
+        t.append(f"{fmt.METRIC_SHORT.get(k, k)} {fmt.num(e['mean'])}{std}  ")
+    if main in metrics:
+        values = " ".join("–" if v is None else fmt.num(v) for v in metrics[main]["values"])
+        t.append(f"(folds: {values})", style="dim")
+    if not metrics:
+        t.append("no fold finished yet; → or enter shows the folds", style="dim")
+    return t
+
+
 class RunsScreen(BaseScreen):
     BINDINGS = [
         Binding("enter", "open", "Open", priority=True, tooltip="Open the dashboard of the selected run"),
@@ -82,13 +131,16 @@ class RunsScreen(BaseScreen):
         Binding("e", "errors", "Errors", tooltip="Error analysis of the selected run's saved evaluations"),
         Binding("t", "try_it", "Try", tooltip="Type a text and see the selected run's model answer it"),
         Binding("q", "app.quit", "Quit", tooltip="Leave tunedeck; runs keep going"),
+        Binding("right", "expand", "Expand", show=False, priority=True),
+        Binding("left", "collapse", "Collapse", show=False, priority=True),
         Binding("home", "first_run", "First", show=False, priority=True),
         Binding("end", "last_run", "Last", show=False, priority=True),
     ]
 
     def __init__(self) -> None:
         super().__init__(id="runs-screen")
-        self.rows: list[RunRow] = []
+        self.rows: list[RunRow] = []  # as shown: expanded groups followed by their runs
+        self.expanded: set[str] = set()  # paths of the groups shown open
         self._shown: list[tuple[Any, ...]] = []
         self._shown_ids: list[str] = []
         self._wide: bool | None = None
@@ -127,13 +179,22 @@ class RunsScreen(BaseScreen):
     def _row_cells(self, r: RunRow, wide: bool) -> tuple[Any, ...]:
         s = r.summary
         step = f"{s.step:,}/{s.total_steps:,}" if s.total_steps else (f"{s.step:,}" if s.step else "–")
-        cells: list[Any] = [self._id_cell(s.id), state_text(r.shown_state)]
+        name = self._id_cell(s.id)
+        if r.is_group:
+            step = f"{s.step}/{s.total_steps} folds"
+            name = Text(("▾ " if s.path in self.expanded else "▸ ") + s.id, style="bold")
+        elif r.parent is not None:
+            name = Text("   ") + self._id_cell(s.id)
+        cells: list[Any] = [name, state_text(r.shown_state)]
         if wide:
             cells.append(fmt.task_short(s.task))
         cells.append(Text(step, justify="right"))
         if wide:
             cells.append(Text(f"{s.epoch:.2f}" if s.epoch else "–", justify="right"))
-        cells.append(fmt.best(s.best_metric, s.best_value))
+        best = fmt.best(s.best_metric, s.best_value)
+        if r.is_group and s.best_value is not None and s.extra.get("std") is not None:
+            best += f"±{s.extra['std']:.3f}"  # 3 decimals: the row must fit 80 columns
+        cells.append(best)
         if wide:
             cells.append(fmt.when(s.started))
         cells.append(Text(fmt.duration(s.duration), justify="right"))
@@ -144,17 +205,29 @@ class RunsScreen(BaseScreen):
             return ["Run", "State", "Task", "Step", "Epoch", "Best", "Started", "Time"]
         return ["Run", "State", "Step", "Best", "Time"]
 
+    def shown_rows(self, rows: list[RunRow]) -> list[RunRow]:
+        """Runs and groups, each expanded group followed by its runs."""
+        out = []
+        for r in rows:
+            if r.parent is not None:
+                continue  # re-added under its group (``rows`` may be the shown list)
+            out.append(r)
+            if r.is_group and r.summary.path in self.expanded:
+                out.extend(r.children)
+        return out
+
     def apply_rows(self, rows: list[RunRow]) -> None:
         if not self.is_mounted:
             return
+        rows = self.shown_rows(rows)
         table = self.query_one(DataTable)
         wide = self.size.width >= 110
         current = self.selected()
-        cur_id = current.summary.id if current else None
+        cur_id = current.summary.path if current else None  # fold-1 is in every group: path
         self.rows = rows
         cells = [self._row_cells(r, wide) for r in rows]
         key = [tuple(str(c) for c in row) for row in cells]
-        ids = [r.summary.id for r in rows]
+        ids = [r.summary.path for r in rows]
         if wide != self._wide:
             self._wide = wide
             table.clear(columns=True)
@@ -171,7 +244,7 @@ class RunsScreen(BaseScreen):
             else:
                 table.clear()
                 for r, row in zip(rows, cells):
-                    table.add_row(*row, key=r.summary.id)
+                    table.add_row(*row, key=r.summary.path)
                 if cur_id in ids:
                     table.move_cursor(row=ids.index(cur_id), animate=False)
             self._shown, self._shown_ids = key, ids
@@ -220,6 +293,9 @@ class RunsScreen(BaseScreen):
         if r is None:
             detail.update("")
             return
+        if r.is_group:
+            detail.update(group_detail(r, self.size.width))
+            return
         s = r.summary
         t = Text()
         t.append(s.id, style="bold")
@@ -261,6 +337,9 @@ class RunsScreen(BaseScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         r = self.selected() if self.is_mounted else None
         # A key that cannot apply to the selected run is hidden (not a dead key in the footer).
+        if r is not None and r.is_group and action in ("clone", "delete", "toggle_mark",
+                                                       "errors", "try_it"):
+            return False  # a group is not a run: these apply to its folds (expand it)
         if action == "compare":
             return len(self.marked) >= 2
         if action == "clone":
@@ -324,13 +403,38 @@ class RunsScreen(BaseScreen):
 
     def action_open(self) -> None:
         r = self.selected()
-        if r is not None:
+        if r is not None and r.is_group:
+            self._set_expanded(r, r.summary.path not in self.expanded)
+        elif r is not None:
             self.tapp.open_dashboard(Path(r.summary.path))
+
+    def action_expand(self) -> None:
+        r = self.selected()
+        if r is not None and r.is_group:
+            self._set_expanded(r, True)
+
+    def action_collapse(self) -> None:
+        r = self.selected()
+        group = r if r is not None and r.is_group else next(
+            (g for g in self.rows if r is not None and g.summary.path == r.parent), None)
+        if group is not None:
+            self._set_expanded(group, False)
+
+    def _set_expanded(self, group: RunRow, on: bool) -> None:
+        path = group.summary.path
+        (self.expanded.add if on else self.expanded.discard)(path)
+        self.apply_rows(self.rows)
+        table = self.query_one(DataTable)
+        at = [r.summary.path for r in self.rows].index(path)
+        table.move_cursor(row=at, animate=False)  # collapsing from a fold lands on its group
 
     def action_stop(self) -> None:
         r = self.selected()
         if r is None or r.summary.state not in ACTIVE_STATES:
             self.notify("That run is not running.", severity="warning")
+            return
+        if r.is_group:
+            self._stop_group(GroupDir(Path(r.summary.path)))
             return
         run = RunDir(Path(r.summary.path))
 
@@ -353,7 +457,19 @@ class RunsScreen(BaseScreen):
             self.notify("That run is still running.", severity="warning")
             return
         self.notify(f"Resuming {r.summary.id} …")
-        self.tapp.resume_run(r.summary.id, Path(r.summary.path))
+        # A group resumes through `tunedeck resume GROUP` (= cv --resume): its list, not a dashboard.
+        self.tapp.resume_run(r.summary.id, Path(r.summary.path), open_dashboard=not r.is_group)
+
+    def _stop_group(self, group: GroupDir) -> None:
+        def done(yes: bool | None) -> None:
+            # As `tunedeck stop GROUP`: the driver starts no further fold, the current one
+            # checkpoints and stops.
+            if yes and self.safely(lambda: stop_group(group), "Stop group") is not None:
+                self.notify(f"Asked {group.id} to checkpoint its fold and stop.")
+
+        self.app.push_screen(ConfirmDialog(
+            f"Stop {group.id}?", "The current fold saves a checkpoint and the driver exits; "
+            "resume the group later with r.", yes="Stop", danger=True), done)
 
     def action_clone(self) -> None:
         r = self.selected()

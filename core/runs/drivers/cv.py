@@ -38,7 +38,9 @@ class CvStart:
     pid: int | None  # None: not detached (the caller runs the driver with run_cv)
 
     def to_json(self) -> dict[str, Any]:
-        return {"group_dir": str(self.group_dir), "group_id": self.group_id,
+        # run_dir too: callers of `tunedeck resume --json` (the TUI) read that key.
+        return {"group_dir": str(self.group_dir), "run_dir": str(self.group_dir),
+                "group_id": self.group_id,
                 "folds": self.folds, "pid": self.pid}
 
 
