@@ -121,7 +121,7 @@ class RunsScreen(BaseScreen):
         Binding("n", "new_run", "New", tooltip="Start a run from a profile file (detached; survives quitting)"),
         Binding("r", "resume", "Resume", tooltip="Resume the selected stopped/failed run from its newest checkpoint"),
         Binding("s", "stop", "Stop", tooltip="Ask the selected run to checkpoint and stop (asks first)"),
-        Binding("space", "toggle_mark", "Mark", tooltip="Mark or unmark the selected run for comparing"),
+        Binding("space", "toggle_mark", "Mark", key_display="␣", tooltip="Mark or unmark the selected run for comparing"),
         # c compares once two runs are marked, and clones otherwise (the first enabled binding wins).
         Binding("c", "compare", "Compare", tooltip="Compare the marked runs: profiles, metrics, curves"),
         Binding("c", "clone", "Clone", tooltip="Copy the selected run's profile into the editor"),
