@@ -131,6 +131,19 @@ def read_splits(profile: Profile) -> SplitData:
     )
 
 
+def rows_like_training(profile: Profile, src: LoadedTable, role: str,
+                       inputs_only: bool = False) -> pa.Table:
+    """Another file (evaluation, prediction) in the standard columns + "row", mapped by the
+    profile's columns and cleaned the way training reads its files. With ``inputs_only`` only
+    the input column is required and no row is dropped (predict answers every row)."""
+    wanted = _wanted_columns(profile)
+    if inputs_only:
+        first = next(iter(wanted))
+        wanted = {first: wanted[first]}
+    part = _standardise(src, role, wanted, profile.task.type)
+    return part.table if inputs_only else _clean(part, profile).table
+
+
 def _carve(parts: dict[str, _Part], carved: list[str], profile: Profile
            ) -> dict[str, pa.Table | None]:
     """Each split's table: a given file's, or its share of train (``split.assign_splits``)."""

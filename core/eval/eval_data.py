@@ -59,24 +59,18 @@ def file_rows(profile: Any, path: Path, label_names: list[str] | None,
               with_targets: bool = True) -> EvalRows:
     """``path`` read, mapped and cleaned like training data; labels as the run's class ids.
     Without targets (predict) only the input column is needed and no row is dropped."""
-    from tunedeck.core.data import splits_reader as S
     from tunedeck.core.data.reader import read_source
+    from tunedeck.core.data.splits_reader import rows_like_training
 
     if not Path(path).exists():
         raise UserError(f"--data {path}: no such file; check the path")
     src = read_source(path, profile.data.format, key=None, encoding=profile.data.encoding)
-    wanted = S._wanted_columns(profile)  # the profile's column mapping, as training reads it
+    table = rows_like_training(profile, src, "eval", inputs_only=not with_targets)
     if not with_targets:
-        first = next(iter(wanted))
-        wanted = {first: wanted[first]}
-    part = S._standardise(src, "eval", wanted, profile.task.type)
-    if with_targets:
-        part = S._clean(part, profile)
-    else:
-        part.table = _normalised(part.table, profile.data.clean)
+        table = _normalised(table, profile.data.clean)
     if with_targets and label_names is not None:
-        part.table = _encode_labels(part.table, src, label_names)
-    return EvalRows(part.table, str(path), None)
+        table = _encode_labels(table, src, label_names)
+    return EvalRows(table, str(path), None)
 
 
 def _normalised(table: pa.Table, clean: bool) -> pa.Table:
