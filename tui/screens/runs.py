@@ -121,7 +121,7 @@ class RunsScreen(BaseScreen):
         Binding("n", "new_run", "New", tooltip="Start a run from a profile file (detached; survives quitting)"),
         Binding("r", "resume", "Resume", tooltip="Resume the selected stopped/failed run from its newest checkpoint"),
         Binding("s", "stop", "Stop", tooltip="Ask the selected run to checkpoint and stop (asks first)"),
-        Binding("space", "toggle_mark", "Mark", key_display="␣", tooltip="Mark or unmark the selected run for comparing"),
+        Binding("space", "toggle_mark", "Mark", key_display="␣", show=False, tooltip="Mark or unmark the selected run for comparing"),
         # c compares once two runs are marked, and clones otherwise (the first enabled binding wins).
         Binding("c", "compare", "Compare", tooltip="Compare the marked runs: profiles, metrics, curves"),
         Binding("c", "clone", "Clone", tooltip="Copy the selected run's profile into the editor"),
@@ -129,7 +129,7 @@ class RunsScreen(BaseScreen):
         Binding("p", "edit_profile", "Edit", tooltip="Open or write a training profile"),
         Binding("b", "browse", "Data", tooltip="Browse a dataset file or folder"),
         Binding("e", "errors", "Errors", tooltip="Error analysis of the selected run's saved evaluations"),
-        Binding("t", "try_it", "Try", tooltip="Type a text and see the selected run's model answer it"),
+        Binding("t", "try_it", "Try", show=False, tooltip="Type a text and see the selected run's model answer it"),
         Binding("q", "app.quit", "Quit", tooltip="Leave tunedeck; runs keep going"),
         Binding("right", "expand", "Expand", show=False, priority=True),
         Binding("left", "collapse", "Collapse", show=False, priority=True),
