@@ -161,8 +161,11 @@ def short_value(v: Any) -> str:
 
 def metrics_tables(c: Comparison, width: int) -> Table:
     """All metric blocks (final, best validation, named evaluations), as many side by side as
-    the width holds (final and best fit next to each other at 80 columns for two runs)."""
-    block_w = 14 + 11 * len(c.runs)  # the metric column, then ~11 a run
+    the width holds without cutting a number."""
+    # The widest metric name (+ its arrow), then "0.1234 ★" and cell padding a run: blocks
+    # that do not fit side by side are stacked (cut numbers would hide which run is better).
+    name_w = max([len(r.metric) + 2 for t in c.tables for r in t.rows] or [10])
+    block_w = name_w + 2 + 10 * len(c.runs) + 3
     per_row = max(1, min(len(c.tables), (width - 2) // block_w))
     grid = Table.grid(padding=(0, 3))
     for _ in range(per_row):
