@@ -70,13 +70,13 @@ def test_samples_settings_and_split_errors(lm_run, capsys):
 
 def test_serve_lines_answers_and_survives_bad_lines(lm_run):
     from tunedeck.core.cli.analysis_commands import serve_lines
-    from tunedeck.core.eval.generations import load_run_model
+    from tunedeck.core.eval.run_model import load_run_model
     from tunedeck.core.runs.rundir import RunDir
 
-    loaded = load_run_model(RunDir(lm_run))
+    rm = load_run_model(RunDir(lm_run))
     out = io.StringIO()
-    serve_lines(loaded, io.StringIO('{"text": "add 2 and 3"}\nnot json\n{"txt": 1}\n\n'
-                                    '{"text": "add 2 and 3"}\n'), out)
+    serve_lines(rm, io.StringIO('{"text": "add 2 and 3"}\nnot json\n{"txt": 1}\n\n'
+                                '{"text": "add 2 and 3"}\n'), out)
     replies = [json.loads(line) for line in out.getvalue().splitlines()]
     assert len(replies) == 4
     assert isinstance(replies[0]["generation"], str)
@@ -95,6 +95,9 @@ def test_serve_predict_subprocess_classifier(tmp_path, cls_csv, capsys):
     assert set(reply["probabilities"]) == {"neg", "pos"}
     assert reply["label"] in ("neg", "pos")
     assert sum(reply["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+    # the same answer as `tunedeck predict RUN TEXT` (one loader, one answering function)
+    single = json.loads(run_inproc(["predict", str(run_dir), "great love", "--json"], capsys).out)
+    assert single == reply
     # errors: a classifier has no samples; a run without saved evaluations says what to run
     err = run_inproc(["samples", str(run_dir)], capsys, code=2).err
     assert "is a classifier" in err

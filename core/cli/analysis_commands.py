@@ -58,7 +58,8 @@ def _example_line(e: dict[str, Any], what: str) -> str:
 
 
 def cmd_samples(a: argparse.Namespace) -> int:
-    from tunedeck.core.eval.generations import SampleSettings, load_run_model, sample_generations
+    from tunedeck.core.eval.run_model import load_run_model
+    from tunedeck.core.eval.samples import SampleSettings, sample_generations
     from tunedeck.core.runs.rundir import find_run
 
     run = find_run(runs_dir_of(a), a.run)
@@ -83,23 +84,25 @@ def cmd_samples(a: argparse.Namespace) -> int:
 
 def cmd_serve_predict(a: argparse.Namespace) -> int:
     """Load the model once, then answer one JSON line per JSON line read, until stdin closes."""
-    from tunedeck.core.eval.generations import load_run_model
+    from tunedeck.core.eval.run_model import load_run_model
     from tunedeck.core.runs.rundir import find_run
 
     out = sys.stdout
     with stdout_for_json(True):  # only answers go to stdout; library chatter to stderr
         try:
-            loaded = load_run_model(find_run(runs_dir_of(a), a.run))
+            rm = load_run_model(find_run(runs_dir_of(a), a.run))
         except UserError as e:
             _reply(out, {"error": str(e), "fatal": True})
             return 2
-        _reply(out, {"ready": True, "run_id": loaded.run.id, "task": loaded.task.type})
-        serve_lines(loaded, sys.stdin, out)
+        _reply(out, {"ready": True, "run_id": rm.run.id, "task": rm.task.type})
+        serve_lines(rm, sys.stdin, out)
     return 0
 
 
-def serve_lines(loaded: Any, lines: TextIO, out: TextIO) -> None:
-    from tunedeck.core.eval.generations import answer
+def serve_lines(rm: Any, lines: TextIO, out: TextIO) -> None:
+    """One reply line per request line: ``predict.answer`` ({"continuation"} sent as
+    {"generation"}), or {"error"}."""
+    from tunedeck.core.predict import answer
 
     for line in lines:
         if not line.strip():
@@ -109,7 +112,9 @@ def serve_lines(loaded: Any, lines: TextIO, out: TextIO) -> None:
             text = req.get("text") if isinstance(req, dict) else None
             if not isinstance(text, str) or not text.strip():
                 raise ValueError('each line must be a JSON object with a non-empty "text"')
-            reply = answer(loaded, text)
+            reply = answer(rm, text)
+            if "continuation" in reply:
+                reply = {"generation": reply["continuation"]}
         except ValueError as e:
             reply = {"error": str(e)}
         except Exception as e:  # the helper stays up: one bad input is one error line

@@ -155,8 +155,9 @@ def _add_tool_commands(sub: argparse._SubParsersAction) -> None:
     p = _with_runs_dir(sub.add_parser(
         "predict", help="run the final model of a run on a text",
         description="Load RUN/model (the last step's weights, or the best evaluation's with "
-                    "training.load_best_model_at_end) and print the label and its probability "
-                    "(classification) or a continuation (causal LM, seq2seq)."))
+                    "training.load_best_model_at_end; --checkpoint picks others) and print the "
+                    "label and its probability (classification) or a continuation (causal LM, "
+                    "seq2seq)."))
     p.add_argument("run", help=RUN_HELP)
     p.add_argument("text", nargs="?", help="the input text (or --file)")
     p.add_argument("--file", metavar="FILE", help="predict every row of FILE (the profile's input "
@@ -164,7 +165,7 @@ def _add_tool_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="OUT", help="with --file: where to write the input columns + "
                    "predicted/probability or generation (.csv, .tsv, .jsonl, .parquet)")
     p.add_argument("--checkpoint", default="final", metavar="final|best|step-N",
-                   help="with --file: which weights (default final: RUN/model)")
+                   help="which weights (default final: RUN/model)")
     p.add_argument("--json", action="store_true", help="print the prediction as JSON")
     p.set_defaults(fn=cmd_predict)
     p = sub.add_parser("profile", help="write, check or document profiles")

@@ -26,7 +26,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
     if a.text is None or not a.text.strip():
         raise UserError("predict: the text is empty; pass the text to classify or continue, or "
                         "--file FILE --out OUT for a whole file")
-    out = predict(run, a.text)
+    out = predict(run, a.text, a.checkpoint)
     if a.json:
         print(json.dumps(out))
     elif "label" in out:

@@ -75,7 +75,7 @@ def predict_file(run: Any, in_path: Path, out_path: Path, checkpoint: str = "fin
 
 def _predict_rows(rm: Any, rows: Any, progress: Callable[[int], None]) -> dict[str, pa.Array]:
     from tunedeck.core.eval.eval_data import tokenize_rows
-    from tunedeck.core.eval.generate import generate_texts
+    from tunedeck.core.eval.batch_generation import generate_texts
     from tunedeck.core.eval.run_eval import eval_batch_size, forward_pass
 
     column = rows.table.column_names[0]

@@ -137,7 +137,7 @@ def _classification(rm: RunModel, rows: EvalRows, scores: dict[str, np.ndarray],
 def _generative(rm: RunModel, rows: EvalRows, loss: float, metric_names: Sequence[str],
                 progress: Progress) -> tuple[dict[str, Any], dict[str, list]]:
     """Loss/perplexity; with prompt/response rows, generations and the metrics asked for."""
-    from tunedeck.core.eval.generate import generate_texts
+    from tunedeck.core.eval.batch_generation import generate_texts
     from tunedeck.core.eval.metrics import generation_metrics
 
     metrics = rm.task.eval_metrics({}, loss)

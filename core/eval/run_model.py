@@ -1,5 +1,6 @@
-"""A run's model at a chosen checkpoint, ready to evaluate or predict: shared by ``tunedeck eval``
-(``run_eval``), ``tunedeck predict --file`` (``batch_predict``) and single-text ``predict``.
+"""A run's model at a chosen checkpoint, ready to evaluate or predict: the one loader of
+``tunedeck eval`` (``run_eval``), ``tunedeck predict --file`` (``batch_predict``), single-text
+``predict`` and ``serve-predict`` (``tunedeck.core.predict``) and ``tunedeck samples``.
 
 ``final`` is RUN/model (what training wrote at its end); ``step-N`` is RUN/checkpoints/step-N
 (its safetensors weights put into the run's architecture); ``best`` is the checkpoint of the

@@ -93,7 +93,7 @@ class CausalLMTask(Task):
         import torch
 
         ids = self.prompt_ids(tokenizer, text)
-        input_ids = torch.tensor([ids[-max_length:]])
+        input_ids = torch.tensor([ids[-max_length:]], device=model.device)
         with torch.no_grad():
             out = model.generate(input_ids, attention_mask=torch.ones_like(input_ids),
                                  max_new_tokens=48, do_sample=False,

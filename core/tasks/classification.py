@@ -55,8 +55,9 @@ class ClassificationTask(Task):
         import torch
 
         enc = tokenizer([text], truncation=True, max_length=max_length, return_tensors="pt")
+        inputs = {k: v.to(model.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
         with torch.no_grad():
-            logits = model(**{k: v for k, v in enc.items() if k in ("input_ids", "attention_mask")}).logits
+            logits = model(**inputs).logits
         probs = logits.float().softmax(-1)[0]
         i = int(probs.argmax())
         id2label = getattr(model.config, "id2label", {}) or {}

@@ -49,5 +49,5 @@ class Seq2SeqTask(Task):
 
         enc = tokenizer([text], truncation=True, max_length=max_length, return_tensors="pt")
         with torch.no_grad():
-            out = model.generate(**enc, max_new_tokens=48, do_sample=False)
+            out = model.generate(**enc.to(model.device), max_new_tokens=48, do_sample=False)
         return {"continuation": tokenizer.decode(out[0], skip_special_tokens=True)}
