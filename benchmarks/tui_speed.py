@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import pty
+import re
 import select
 import statistics
 import subprocess
@@ -125,7 +126,9 @@ def browse_in_terminal(path: Path, cwd: Path, presses: int = 30) -> dict:
         while time.perf_counter() - t0 < 60:
             b, _, _ = drain(master, 0.02, 0.5)
             buf += b
-            if b" rows" in _strip_ansi(buf):
+            # "first 1,000 rows …" / "1,000,000 rows": a count, so the empty table's "(no rows)"
+            # (the screen's first paint, before any data) does not count as first rows.
+            if re.search(rb"\d rows", _strip_ansi(buf)):
                 out["first_rows_s"] = time.perf_counter() - t0
                 break
         drain(master, 2.0, 120)  # loading and statistics finish, the screen goes quiet

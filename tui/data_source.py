@@ -18,7 +18,6 @@ when the user asks for token lengths.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from tunedeck.core.data.table_stats import (LABEL_NAMES, TEXT_NAMES, Stats,  # n
                                             compute_stats, guess_columns, is_text_type, length_summary,
                                             type_name)
 from tunedeck.core.errors import DataError
+from tunedeck.tui.fmt import cell_text, full_text  # noqa: F401  (re-exported; pyarrow-free)
 from tunedeck.tui.quick_head import _arrow_files, dataset_splits, sniff_format
 
 BLOCK = 1 << 20  # bytes per parsed block: ~10k rows of short text, parsed in a few ms
@@ -273,8 +273,11 @@ class Loader:
         total = max(1, pf.metadata.num_rows)
         if total > 2000:
             # A small first read so the first rows show before a whole batch is decoded.
-            self.head = pa.Table.from_batches([next(pf.iter_batches(batch_size=1000))])
-            yield pa.RecordBatch.from_pylist([], schema=self.head.schema), 0.0
+            first = next(pf.iter_batches(batch_size=1000))
+            self.head = pa.Table.from_batches([first])
+            # No rows, the file's schema: a zero-copy slice (RecordBatch.from_pylist would
+            # import pandas, ~150 ms, before the first rows could show).
+            yield first.slice(0, 0), 0.0
         seen = 0
         for b in pf.iter_batches(batch_size=TEXT_BATCH):
             seen += b.num_rows
@@ -397,29 +400,6 @@ def filter_rows(table: pa.Table, needle: str, columns: list[str] | None = None,
     return pa.concat_arrays([a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a for a in out])
 
 
-def cell_text(v: Any) -> str:
-    """One line for a table cell."""
-    if v is None:
-        return "∅"
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    if isinstance(v, (list, dict)):
-        v = json.dumps(v, ensure_ascii=False, default=str)
-    s = str(v)
-    if "\n" in s or "\t" in s or "\r" in s:
-        s = s.replace("\r\n", "⏎").replace("\n", "⏎").replace("\r", "⏎").replace("\t", " ")
-    return s
-
-
-def full_text(v: Any) -> str:
-    if v is None:
-        return "∅ (null)"
-    if isinstance(v, (list, dict)):
-        return json.dumps(v, ensure_ascii=False, indent=2, default=str)
-    return str(v)
-
-
 __all__ = ["FORMATS", "Loader", "Opened", "Stats", "TableSource", "cell_text", "compute_stats",
            "dataset_splits", "filter_rows", "full_text", "guess_columns", "sniff_format",
            "split_preview", "token_lengths"]
-

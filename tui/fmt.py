@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from typing import Any
@@ -64,3 +65,27 @@ def best(metric: str | None, value: Any) -> str:
 
 def task_short(task: str) -> str:
     return {"classification": "classify"}.get(task, task)
+
+
+# --- data cells (the dataset browser: imported while the quick head paints, before pyarrow) ---
+
+def cell_text(v: Any) -> str:
+    """One line for a table cell."""
+    if v is None:
+        return "∅"
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, (list, dict)):
+        v = json.dumps(v, ensure_ascii=False, default=str)
+    s = str(v)
+    if "\n" in s or "\t" in s or "\r" in s:
+        s = s.replace("\r\n", "⏎").replace("\n", "⏎").replace("\r", "⏎").replace("\t", " ")
+    return s
+
+
+def full_text(v: Any) -> str:
+    if v is None:
+        return "∅ (null)"
+    if isinstance(v, (list, dict)):
+        return json.dumps(v, ensure_ascii=False, indent=2, default=str)
+    return str(v)

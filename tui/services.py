@@ -16,10 +16,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from tunedeck.core.errors import RunError, UserError
-from tunedeck.core.runs import lifecycle
+
+if TYPE_CHECKING:
+    from tunedeck.core.runs import lifecycle
+    from tunedeck.core.runs.rundir import RunDir
 
 CLI_TIMEOUT_S = 180
 
@@ -108,6 +111,23 @@ def cli_doctor() -> dict[str, Any]:
     raise UserError(_fail_message(args, proc))
 
 
+# --- stop and delete: tunedeck.core.runs.lifecycle, imported at first use ---------------
+# (it pulls in the launch and run-directory modules, ~10 ms that start-up does not need)
+
+def stop_run(run: RunDir, wait_s: float = 0.0, poll_s: float = 0.2) -> lifecycle.StopResult:
+    """``tunedeck.core.runs.lifecycle.stop_run`` (control request + signal, as ``tunedeck stop``)."""
+    from tunedeck.core.runs.lifecycle import stop_run as _stop_run
+
+    return _stop_run(run, wait_s, poll_s)
+
+
+def delete_run(run: RunDir, runs_dir: Path | None = None) -> lifecycle.DeleteResult:
+    """``tunedeck.core.runs.lifecycle.delete_run`` (refuses a live run, then removes it)."""
+    from tunedeck.core.runs.lifecycle import delete_run as _delete_run
+
+    return _delete_run(run, runs_dir)
+
+
 # --- machine stats ------------------------------------------------------------------------
 
 class SysInfo:
@@ -181,8 +201,8 @@ class Services:
     doctor: Callable[[], dict[str, Any]] = cli_doctor
     start_run: Callable[[Path, Path], Path] = cli_start
     resume_run: Callable[[str, Path], Path] = cli_resume
-    stop_run: Callable[..., lifecycle.StopResult] = lifecycle.stop_run
-    delete_run: Callable[..., lifecycle.DeleteResult] = lifecycle.delete_run
+    stop_run: Callable[..., lifecycle.StopResult] = stop_run
+    delete_run: Callable[..., lifecycle.DeleteResult] = delete_run
     events_poll_s: float = 0.25
     runs_poll_s: float = 1.0
     sys_poll_s: float = 2.0

@@ -241,7 +241,7 @@ class DatasetsScreen(BaseScreen):
 
     @on(ArrowTable.CursorMoved)
     def _cursor_moved(self, event: ArrowTable.CursorMoved) -> None:
-        from tunedeck.tui.data_source import full_text
+        from tunedeck.tui.fmt import full_text
 
         src = event.table.source
         box = self.query_one("#ds-detail", Static)

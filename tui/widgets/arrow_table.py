@@ -20,6 +20,8 @@ from textual.strip import Strip
 
 from rich.cells import cell_len
 
+from tunedeck.tui.fmt import cell_text
+
 
 class RowSource(Protocol):
     @property
@@ -124,8 +126,6 @@ class ArrowTable(ScrollView, can_focus=True):
         self.post_message(self.CursorMoved(self, self.cursor_row))
 
     def _measure(self) -> None:
-        from tunedeck.tui.data_source import cell_text
-
         assert self.source is not None
         sample = self.source.rows(0, 200)
         names = self.source.column_names
@@ -178,8 +178,6 @@ class ArrowTable(ScrollView, can_focus=True):
         return max(1, self.scrollable_content_region.height - 1)
 
     def render_line(self, y: int) -> Strip:
-        from tunedeck.tui.data_source import cell_text
-
         width = self.scrollable_content_region.width
         if self.source is None or not self.widths:
             return Strip.blank(width, self.rich_style)
