@@ -90,24 +90,33 @@ def cmd_stop_any(a: argparse.Namespace) -> int:
     if not res.requested:
         print(f"group {group.id} is not running ({res.state})")
         return 0
+    what, cmd = (("trials", "search") if group.info().get("kind") == "search"
+                 else ("folds", "cv"))
     if not a.wait:
-        print(f"stop requested for group {group.id}: its current fold checkpoints and stops")
+        print(f"stop requested for group {group.id}: its current {what[:-1]} checkpoints and "
+              "stops")
         return 0
     if res.still_active:
         print(f"group {group.id} is still {res.state} after {a.wait:g} s")
         return 1
-    print(f"group {group.id} {res.state} with {res.step}/{res.total_steps} folds done; "
-          f"'tunedeck cv --resume {group.id}' continues it")
+    print(f"group {group.id} {res.state} with {res.step}/{res.total_steps} {what} done; "
+          f"'tunedeck {cmd} --resume {group.id}' continues it")
     return 0
 
 
 def cmd_resume_any(a: argparse.Namespace) -> int:
     """`tunedeck resume GROUP` is `tunedeck cv --resume GROUP`."""
     from tunedeck.core.cli.run_commands import cmd_resume
-    from tunedeck.core.runs.drivers.base import looks_like_group
+    from tunedeck.core.runs.drivers.base import find_group, looks_like_group
 
     if not looks_like_group(runs_dir_of(a), a.run):
         return cmd_resume(a)
+    if find_group(runs_dir_of(a), a.run).info().get("kind") == "search":
+        from tunedeck.core.cli.search_commands import cmd_search
+
+        args = argparse.Namespace(**vars(a))
+        args.target, args.resume, args.space, args.set = [], a.run, None, None
+        return cmd_search(args)
     cv_args = argparse.Namespace(**vars(a))
     cv_args.profile, cv_args.resume, cv_args.folds, cv_args.set = None, a.run, None, None
     return cmd_cv(cv_args)

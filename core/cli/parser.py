@@ -12,6 +12,7 @@ from tunedeck.core.cli.run_commands import (cmd_logs, cmd_resume, cmd_runs, cmd_
 from tunedeck.core.cli.eval_commands import cmd_eval
 from tunedeck.core.cli.tool_commands import cmd_doctor, cmd_predict, cmd_profile
 from tunedeck.core.cli.cv_commands import cmd_cv, cmd_resume_any, cmd_stop_any
+from tunedeck.core.cli.search_commands import cmd_search
 
 RUN_HELP = "a run id, a unique prefix of one, or a run directory ('tunedeck runs' lists them)"
 SET_HELP = ("override a profile key for this run, e.g. --set training.epochs=2 (TOML value; "
@@ -96,6 +97,30 @@ def _add_launch_commands(sub: argparse._SubParsersAction) -> None:
                    help="wait up to SECONDS until it stopped and say at which step")
     p.set_defaults(fn=cmd_stop_any)
     _add_cv_command(sub)
+    _add_search_command(sub)
+
+
+def _add_search_command(sub: argparse._SubParsersAction) -> None:
+    """search: hyperparameter search (Optuna) by a detached driver."""
+    p = _with_runs_dir(sub.add_parser(
+        "search", help="hyperparameter search (grid, random, bayes) by a detached driver",
+        description="'search PROFILE' tries the profile's [search] space (or --space FILE) "
+                    "with Optuna: trials are normal runs inside a study directory, one after "
+                    "another, pruned at an evaluation when unpromising. 'tunedeck stop STUDY' "
+                    "stops it, 'search --resume STUDY' continues, 'search show STUDY' lists the "
+                    "trials best first with parameter importances, 'search best STUDY > "
+                    "best.toml' writes the best trial's profile (comments kept). The study "
+                    "directory is the last line of stdout."))
+    p.add_argument("target", nargs="*", metavar="PROFILE | show STUDY | best STUDY")
+    p.add_argument("--space", metavar="FILE", help="TOML file with the search space (replaces "
+                   "the profile's [search.space])")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help=SET_HELP)
+    p.add_argument("--resume", metavar="STUDY", help="continue a stopped or killed study")
+    p.add_argument("--foreground", action="store_true", help="run the driver here instead of "
+                   "detaching, printing each trial's progress and the results")
+    p.add_argument("--json", action="store_true", help=JSON_HELP.format(
+        fields='"group_dir", "group_id", "trials", "pid" (show/--foreground: the trials)'))
+    p.set_defaults(fn=cmd_search, json_errors=True)
 
 
 def _add_cv_command(sub: argparse._SubParsersAction) -> None:

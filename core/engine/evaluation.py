@@ -12,7 +12,7 @@ from typing import Any
 
 from tunedeck.core.engine import batching as B
 from tunedeck.core.engine.precision import free_device_memory
-from tunedeck.core.engine.state import OutOfMemory, StopRequested
+from tunedeck.core.engine.state import OutOfMemory, Pruned, StopRequested
 
 
 class Evaluation:
@@ -95,6 +95,9 @@ class Evaluation:
         self._record_best(metrics)
         self.status(best={"metric": self.p.task.metric_for_best, "value": st.best_metric,
                           "step": st.best_step}, eval_loss=metrics["eval_loss"])
+        on_eval = getattr(self, "on_eval", None)
+        if on_eval is not None and on_eval(st.step, metrics):
+            raise Pruned(f"pruned after the evaluation at step {st.step}")
         return metrics
 
     def _record_best(self, metrics: dict[str, Any]) -> None:

@@ -40,7 +40,8 @@ class TrainingLoop(OptimizerStep, Evaluation, TrainingCheckpoints):
     def __init__(self, inputs: TrainingInputs, run: RunDir, events: EventWriter,
                  should_stop: Callable[[], bool] = lambda: False,
                  status: Callable[..., None] = lambda **kw: None,
-                 hooks: FaultHooks | None = None):
+                 hooks: FaultHooks | None = None,
+                 on_eval: Callable[[int, dict[str, Any]], bool] | None = None):
         import torch
         from accelerate import Accelerator
 
@@ -52,6 +53,8 @@ class TrainingLoop(OptimizerStep, Evaluation, TrainingCheckpoints):
         self.should_stop = should_stop
         self.status = status
         self.hooks = hooks if hooks is not None else FaultHooks.from_env()
+        # Told every validation evaluation (step, metrics); True ends the run: Pruned.
+        self.on_eval = on_eval
         self.precision = resolve_precision(self.t.precision)
         mp = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[self.precision]
         self.accelerator = Accelerator(mixed_precision=mp, cpu=not torch.cuda.is_available())
@@ -73,7 +76,8 @@ class TrainingLoop(OptimizerStep, Evaluation, TrainingCheckpoints):
 
     def train(self) -> str:
         """Run to the end; returns 'finished' (early stopping counts as finished). A stop raises
-        StopTraining after a checkpoint, or StopRequested when nothing was trained yet."""
+        StopTraining after a checkpoint, or StopRequested when nothing was trained yet; a
+        search's pruner (``on_eval``) raises Pruned right after an evaluation."""
         st = self.state
         stopping_early = self._begin()
         while not stopping_early and st.step < st.total_steps:

@@ -24,6 +24,10 @@ class Diverged(Exception):
     pass
 
 
+class Pruned(Exception):
+    """A search trial's pruner ended the run after a validation evaluation (``on_eval``)."""
+
+
 class OutOfMemory(UserError):
     """Out of device memory even at one row per micro-batch (or one row per eval batch)."""
 

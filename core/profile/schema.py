@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tunedeck.core.profile.search_schema import SearchSection
+
 SCHEMA_VERSION = 1
 
 TaskType = Literal["classification", "causal-lm", "seq2seq"]
@@ -302,6 +304,8 @@ class Profile(_Section):
         description="Extra metrics and generation settings for evaluation.")
     output: OutputSection = Field(default_factory=OutputSection, description="Where runs go.")
     cv: CvSection = Field(default_factory=CvSection, description="Cross-validation (tunedeck cv).")
+    search: SearchSection = Field(default_factory=SearchSection,
+                                  description="Hyperparameter search (tunedeck search).")
 
     @field_validator("name")
     @classmethod

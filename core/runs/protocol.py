@@ -24,21 +24,24 @@ EVENT_TYPES = (
     "run_failed",
     "run_stopped",
     "run_diverged",
+    "run_pruned",
 )
 
 # A worker is (or may be) at work in these states; readers must still check liveness
 # (RunDir.effective_state): status.json says "running" after a SIGKILL too.
 ACTIVE_STATES = ("starting", "running")
 # The worker has ended. A state added here needs its end event in END_EVENT_STATES.
-FINAL_STATES = ("finished", "failed", "stopped", "diverged")
-# Final states that `resume` refuses: the run did all it was asked to.
-COMPLETED_STATES = ("finished",)
+FINAL_STATES = ("finished", "failed", "stopped", "diverged", "pruned")
+# Final states that `resume` refuses: the run did all it was asked to (a search trial its
+# study's pruner ended is done too: resuming it would spend the budget pruning saved).
+COMPLETED_STATES = ("finished", "pruned")
 # The event that ends a worker's life, and the state it leaves the run in.
 END_EVENT_STATES = {
     "run_finished": "finished",
     "run_failed": "failed",
     "run_stopped": "stopped",
     "run_diverged": "diverged",
+    "run_pruned": "pruned",
 }
 # Events that begin a worker's life: an end event before the newest of these is history.
 BEGIN_EVENTS = ("run_started", "run_resumed")
@@ -188,6 +191,9 @@ def describe_event(ev: EventLike) -> str | None:
     if t == "run_diverged":
         return (f"run diverged at step {_int(d.get('step')):,}: "
                 f"{d.get('message', 'loss diverged')}")
+    if t == "run_pruned":
+        return (f"run pruned at step {_int(d.get('step')):,}: "
+                f"{d.get('message', 'the search pruned this trial')}")
     return None
 
 

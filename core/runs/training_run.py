@@ -46,13 +46,15 @@ def check_same_data(run: RunDir, fingerprint: str) -> None:
 
 class TrainingRun:
     def __init__(self, run: RunDir, resume: bool, inputs: Any, events: EventWriter,
-                 status: Callable[..., None], stop: Any, hooks: Any = None):
+                 status: Callable[..., None], stop: Any, hooks: Any = None,
+                 on_eval: Callable[[int, dict[str, Any]], bool] | None = None):
         from tunedeck.core.engine.faults import FaultHooks
 
         self.run, self.resume, self.inputs, self.events = run, resume, inputs, events
         self.status = status  # the heartbeat's update
         self.stop = stop  # worker.StopFlag: callable, and whether a signal raises StopRequested
         self.hooks = hooks if hooks is not None else FaultHooks.from_env()
+        self.on_eval = on_eval  # a search trial's pruner: True after an evaluation ends the run
         self.reached = int(run.read_status().get("step") or 0)  # where a previous worker got to
         self.loop: Any = None
 
@@ -100,7 +102,7 @@ class TrainingRun:
         model = build_model(self.inputs)
         self._phase("building the optimizer")
         self.loop = TrainingLoop(self.inputs, self.run, self.events, should_stop=self.stop,
-                                 status=self.status, hooks=self.hooks)
+                                 status=self.status, hooks=self.hooks, on_eval=self.on_eval)
         self.loop.build(model)
         if not self.resume:
             log_memory_estimate(profile, model, self.events)
@@ -178,7 +180,7 @@ class TrainingRun:
 
     def train(self) -> tuple[str, str] | None:
         """The loop; (state, message) when it ended early, None when it ran to its end."""
-        from tunedeck.core.engine.state import Diverged, StopTraining
+        from tunedeck.core.engine.state import Diverged, Pruned, StopTraining
 
         self._phase("training")
         # From here a signal only sets the flag: the loop checkpoints at the next step boundary
@@ -195,6 +197,10 @@ class TrainingRun:
         except Diverged as e:
             self.events.emit("run_diverged", step=st.step, message=str(e))
             return "diverged", str(e)
+        except Pruned as e:
+            self.status(step=st.step)
+            self.events.emit("run_pruned", step=st.step, message=str(e))
+            return "pruned", str(e)
         return None
 
     # --- finalize ---------------------------------------------------------------------------

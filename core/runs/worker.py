@@ -153,8 +153,10 @@ def restore_signals(previous: dict[int, Any]) -> None:
 
 
 def run_worker(run: RunDir, resume: bool = False, prepared: Any = None,
-               echo: Callable[[Event], None] | None = None) -> str:
-    """Train ``run`` to an end state; returns it (finished/stopped/failed/diverged)."""
+               echo: Callable[[Event], None] | None = None,
+               on_eval: Callable[[int, dict[str, Any]], bool] | None = None) -> str:
+    """Train ``run`` to an end state; returns it (finished/stopped/failed/diverged, or pruned
+    when ``on_eval``, told each validation evaluation, answered True)."""
     lock = RunLock(run)
     lock.acquire()  # two workers never write one run directory: the second stops here
     flag = StopFlag()
@@ -163,7 +165,7 @@ def run_worker(run: RunDir, resume: bool = False, prepared: Any = None,
     try:
         flag.interrupting(bool(previous))  # until the loop starts (TrainingRun.train)
         watcher.start()
-        return _run_locked(run, resume, prepared, echo, flag)
+        return _run_locked(run, resume, prepared, echo, flag, on_eval)
     finally:
         flag.interrupting(False)
         watcher.stop()
@@ -172,7 +174,7 @@ def run_worker(run: RunDir, resume: bool = False, prepared: Any = None,
 
 
 def _run_locked(run: RunDir, resume: bool, prepared: Any, echo: Callable[[Event], None] | None,
-                flag: StopFlag) -> str:
+                flag: StopFlag, on_eval: Callable[..., bool] | None = None) -> str:
     events = EventWriter(run.events_path, echo=echo)
     hb = Heartbeat(run)
     st0 = run.read_status()
@@ -181,7 +183,8 @@ def _run_locked(run: RunDir, resume: bool, prepared: Any, echo: Callable[[Event]
         hb.write(pid=os.getpid(), host=socket.gethostname(), state="running",
                  started=st0.get("started") or time.time(), ended=None, message="")
         hb.start()
-        state, message = TrainingRun(run, resume, prepared, events, hb.update, flag).execute()
+        state, message = TrainingRun(run, resume, prepared, events, hb.update, flag,
+                                     on_eval=on_eval).execute()
     except UserError as e:
         state, message = "failed", str(e)
         _emit(events, "run_failed", error=message)

@@ -1,0 +1,249 @@
+"""Hyperparameter search: ``tunedeck search PROFILE`` and ``tunedeck search --resume STUDY``.
+
+`start_search` checks the space against the schema (search_space), writes the study directory
+(base profile, the original profile text, group.json) under a temp name and renames it into
+place, then starts the driver detached (``python -m tunedeck.core.runs.drivers.search STUDY``)
+or runs it here. The driver asks Optuna for trials (ask/tell) while the study has fewer than
+``trials`` (every driver sharing its storage counted), and trains each as a normal run directory
+``STUDY/trial-N`` in its own process by ``worker.run_worker``, which tells the study each
+validation evaluation (trial.report) and ends ``pruned`` when the pruner says so. A killed
+driver leaves its trial RUNNING in the study: the resumed driver continues that run from its
+newest checkpoint and tells the same trial, so no trial is counted twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from tunedeck.core.errors import ProfileError, RunError
+from tunedeck.core.fsutil import atomic_write_json, atomic_write_text
+from tunedeck.core.runs.drivers.base import (DriverContext, GroupDir, launch, prepare_resume,
+                                             run_driver)
+from tunedeck.core.runs.drivers.search_space import (apply_params, check_space, direction_of,
+                                                     planned_trials, read_space_file)
+from tunedeck.core.runs.rundir import RunDir, new_run_id
+
+DRIVER_MODULE = "tunedeck.core.runs.drivers.search"
+
+
+@dataclass(frozen=True)
+class SearchStart:
+    group_dir: Path
+    group_id: str
+    trials: int
+    pid: int | None  # None: not detached (the caller runs the driver with run_search)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"group_dir": str(self.group_dir), "run_dir": str(self.group_dir),
+                "group_id": self.group_id, "trials": self.trials, "pid": self.pid}
+
+
+def with_space_file(prof: Any, space_file: str | None) -> Any:
+    """The profile with ``--space FILE`` as its search.space (validated by the schema)."""
+    if not space_file:
+        return prof
+    from tunedeck.core.profile.schema import Profile
+
+    data = prof.model_dump()
+    data["search"]["space"] = read_space_file(space_file)
+    try:
+        return Profile.model_validate(data)
+    except Exception as e:  # pydantic's ValidationError: the space is not a table
+        raise ProfileError(f"not a search space: {e}", path=str(space_file)) from None
+
+
+def create_study_group(prof: Any, original_text: str) -> GroupDir:
+    """The study directory, written aside and renamed into place (never half a study in a
+    listing). Nothing is written when the space is bad (ProfileError, exit 2)."""
+    from tunedeck.core.profile import dumps
+
+    dims = check_space(prof)
+    s = prof.search
+    runs_dir = Path(prof.output.runs_dir).resolve()
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    gid = new_run_id(f"{prof.name}-search")
+    storage = s.storage
+    if storage and "://" not in storage:
+        storage = str(Path(storage).expanduser().resolve())  # a journal file shared by drivers
+    info = {"kind": "search", "name": prof.name, "task": prof.task.type,
+            "trials": planned_trials(prof, dims), "strategy": s.strategy, "metric": s.metric,
+            "direction": direction_of(prof), "pruner": s.pruner, "storage": storage,
+            "study_name": s.study_name or f"{prof.name}-search",
+            "seed": prof.training.seed if s.seed is None else s.seed,
+            "space": [d.to_json() for d in dims], "created": time.time()}
+    tmp = runs_dir / f".{gid}.creating"
+    try:
+        tmp.mkdir()
+        atomic_write_text(tmp / "base_profile.toml", dumps(prof))
+        atomic_write_text(tmp / "original_profile.toml", original_text)
+        atomic_write_json(tmp / "group.json", info)
+        GroupDir(tmp).write_status(state="starting", heartbeat=time.time(), created=time.time(),
+                                   kind="search", name=prof.name, task=prof.task.type, step=0,
+                                   total_steps=info["trials"])
+        os.rename(tmp, runs_dir / gid)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return GroupDir(runs_dir / gid)
+
+
+def start_search(prof: Any, original_text: str, detach: bool = True) -> SearchStart:
+    """Check the profile like `start` and the space against the schema, write the study
+    directory, start its driver (detached)."""
+    from tunedeck.core.runs.lifecycle import check_start
+
+    check_space(prof)  # a bad space is exit 2 before the data is read
+    check_start(prof)
+    group = create_study_group(prof, original_text)
+    pid = launch(group, DRIVER_MODULE) if detach else None
+    return SearchStart(group.path, group.id, int(group.info()["trials"]), pid)
+
+
+def resume_search(group: GroupDir, detach: bool = True) -> SearchStart:
+    """Continue a stopped or killed study: done trials kept, an interrupted one resumed."""
+    info = group.info()
+    if info.get("kind") != "search":
+        raise RunError(f"{group.path}: not a search study (group.json kind is "
+                       f"{info.get('kind')!r})")
+    prepare_resume(group)
+    pid = launch(group, DRIVER_MODULE, resume=True) if detach else None
+    return SearchStart(group.path, group.id, int(info["trials"]), pid)
+
+
+# --- the driver --------------------------------------------------------------------------
+
+def run_search(group: GroupDir, echo: Callable[[Any], None] | None = None) -> str:
+    """The driver: trials until the study has its count; returns the study's end state."""
+    return run_driver(group, lambda ctx: _run_trials(ctx, echo))
+
+
+def _run_trials(ctx: DriverContext, echo: Callable[[Any], None] | None) -> tuple[str, str]:
+    from tunedeck.core.profile import load
+    from tunedeck.core.runs.drivers.search_study import (ask_within_budget, budget_lock,
+                                                         make_sampler, open_study)
+
+    group, info = ctx.group, ctx.group.info()
+    base = load(group.profile_path)
+    dims = check_space(base)
+    study = open_study(group.path, info, create=True)
+    hint = f"'tunedeck search --resume {group.id}' continues it"
+    for trial in _interrupted_trials(study, group):
+        if _run_trial(ctx, study, trial, base, dims, echo) == "stopped":
+            return "stopped", f"stopped in trial {trial.number}; {hint}"
+    while True:
+        ctx.status(step=_done_here(group), total_steps=info["trials"])
+        if ctx.stop_asked():
+            return "stopped", f"stopped between trials; {hint}"
+        with budget_lock(group.path, info):
+            # A fresh sampler seeded by the trial count: the same study draws the same values
+            # in the same order whether or not its driver was killed and resumed on the way.
+            n = len(study.get_trials(deepcopy=False))
+            study.sampler = make_sampler(info["strategy"], int(info["seed"]), dims, n)
+            trial = ask_within_budget(study, int(info["trials"]), group.id)
+        if trial is None:
+            break
+        if _run_trial(ctx, study, trial, base, dims, echo) == "stopped":
+            return "stopped", f"stopped in trial {trial.number}; {hint}"
+    ctx.status(step=_done_here(group), current=None)
+    return "finished", ""
+
+
+def _interrupted_trials(study: Any, group: GroupDir) -> list[Any]:
+    """This study directory's trials a killed or stopped driver left RUNNING."""
+    import optuna
+
+    return [optuna.trial.Trial(study, t._trial_id) for t in study.get_trials(deepcopy=False)
+            if t.state == optuna.trial.TrialState.RUNNING
+            and t.user_attrs.get("group") == group.id]
+
+
+def _done_here(group: GroupDir) -> int:
+    from tunedeck.core.runs.protocol import is_final
+
+    return sum(1 for m in group.members() if is_final(m.read_status().get("state")))
+
+
+def suggest(trial: Any, dims: list[Any], strategy: str) -> dict[str, Any]:
+    out = {}
+    for d in dims:
+        if d.choices is not None or strategy == "grid":
+            out[d.key] = trial.suggest_categorical(d.key, d.grid_values() if d.choices is None
+                                                   else list(d.choices))
+        elif d.is_int:
+            out[d.key] = trial.suggest_int(d.key, int(d.low), int(d.high),
+                                           step=int(d.step or 1), log=d.log)
+        else:
+            out[d.key] = trial.suggest_float(d.key, float(d.low), float(d.high), step=d.step,
+                                             log=d.log)
+    return out
+
+
+def _run_trial(ctx: DriverContext, study: Any, trial: Any, base: Any, dims: list[Any],
+               echo: Callable[[Any], None] | None) -> str:
+    """One trial to an end: its run trained (or resumed), then told to the study. Returns the
+    run's end state ('stopped' leaves the trial RUNNING for --resume)."""
+    import optuna
+
+    from tunedeck.core.runs.drivers.search_trial import train_trial
+
+    group, info = ctx.group, ctx.group.info()
+    run = RunDir(group.path / f"trial-{trial.number}")
+    ctx.status(current=run.path.name)
+    try:
+        params = suggest(trial, dims, info["strategy"])
+        prof = apply_params(base, params, where=f"trial {trial.number}")
+    except ProfileError as e:  # a combination the schema refuses: recorded, the study goes on
+        trial.set_user_attr("message", str(e))
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        return "failed"
+    trial.set_user_attr("run_dir", str(run.path))
+    print(f"trial {trial.number}: {params} -> {run.path}", flush=True)
+    state = train_trial(run, prof, trial, info["metric"], echo)
+    if state == "stopped":
+        return state
+    _tell(study, trial, state, run, info)
+    return state
+
+
+def _tell(study: Any, trial: Any, state: str, run: RunDir, info: dict[str, Any]) -> None:
+    import optuna
+
+    values = list(study._storage.get_trial(trial._trial_id).intermediate_values.values())
+    # GridSampler's after_trial calls study.stop() on the last grid point, which only works
+    # inside study.optimize: tell through a sampler whose after_trial does nothing.
+    study.sampler = optuna.samplers.RandomSampler()
+    if state == "pruned":
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    elif state == "finished" and values:
+        best = min(values) if info["direction"] == "minimize" else max(values)
+        study.tell(trial, best)
+    else:
+        message = run.read_status().get("message") or (
+            "no validation evaluation to score" if state == "finished" else state)
+        trial.set_user_attr("message", f"{state}: {message}")
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog=f"python -m {DRIVER_MODULE}")
+    ap.add_argument("group_dir")
+    ap.add_argument("--resume", action="store_true", help="(the driver always continues)")
+    a = ap.parse_args(argv)
+    try:
+        state = run_search(GroupDir(Path(a.group_dir).resolve()))
+    except RunError as e:  # another driver holds the study directory
+        print(f"tunedeck search driver {os.getpid()}: {e}; this one exits", file=sys.stderr,
+              flush=True)
+        return 2
+    return 0 if state in ("finished", "stopped") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
