@@ -48,6 +48,10 @@ BEGIN_EVENTS = ("run_started", "run_resumed")
 
 CONTROL_ACTIONS = ("stop", "checkpoint", "evaluate")
 METRIC_SHORT = {"accuracy": "acc", "f1_macro": "f1", "eval_loss": "loss", "perplexity": "ppl"}
+# Kept in metrics.json and the results panel, left out of one-line event descriptions (an eval
+# line with all of them no longer fits a terminal).
+LINE_OMITS = frozenset({"precision_macro", "precision_weighted", "recall_macro", "recall_weighted",
+                        "f1_weighted"})
 
 
 def is_active(state: str | None) -> bool:
@@ -139,7 +143,7 @@ def _metrics_text(metrics: Any) -> str:
     if not isinstance(metrics, dict):
         return ""
     return "  ".join(f"{METRIC_SHORT.get(k, k)} {format_number(v)}" for k, v in metrics.items()
-                     if isinstance(v, (int, float)))
+                     if isinstance(v, (int, float)) and k not in LINE_OMITS)
 
 
 def _started_text(d: dict[str, Any]) -> str:
