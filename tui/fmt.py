@@ -16,11 +16,12 @@ STATE_STYLE = {
     "stopped": "yellow",
     "failed": "bold red",
     "diverged": "bold red",
+    "pruned": "magenta",
     "stale": "bold red",
 }
 STATE_ICON = {
     "starting": "◌", "running": "●", "finished": "✓", "stopped": "■", "failed": "✗",
-    "diverged": "✗", "stale": "!",
+    "diverged": "✗", "pruned": "✂", "stale": "!",
 }
 
 

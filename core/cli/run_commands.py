@@ -150,7 +150,7 @@ def _runs_row(r: Any, indent: str = "") -> tuple[str, ...]:
     if r.kind != "run":
         std = r.extra.get("std")
         best += f" ± {std:.4f}" if std is not None and r.best_value is not None else ""
-        step = f"{r.kind} {step} folds"
+        step = f"{r.kind} {step} {'trials' if r.kind == 'search' else 'folds'}"
     return (indent + r.id, r.name, r.task, r.state, step, best, started, format_duration(r.duration))
 
 

@@ -86,6 +86,11 @@ def summarize_group(group: Any, now: float | None = None) -> RunSummary:
     main = summary.get("main_metric")
     entry = (summary.get("metrics") or {}).get(main) or {}
     members = [summarize(m, now) for m in group.members()]
+    if info.get("kind") == "search":  # trials ended / asked for, the best trial's value
+        best = st.get("best") or {}
+        main, entry = info.get("metric"), {"mean": best.get("value")}
+        summary = {"folds_done": st.get("step"), **summary}
+        info = {**info, "folds": info.get("trials")}
     return RunSummary(
         id=group.id, path=str(group.path), name=info.get("name") or group.id,
         task=info.get("task", "?"), state=state, reason=reason or "",

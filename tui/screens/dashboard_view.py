@@ -22,7 +22,8 @@ METRIC_ORDER = ("accuracy", "f1_macro", "perplexity", "f1", "rouge", "bleu")
 # How the event log shows each event (the words come from protocol.describe_event).
 LINE_STYLE = {"step": "dim", "eval": "magenta", "run_started": "bold green",
               "run_resumed": "bold green", "checkpoint": "cyan", "run_finished": "bold cyan",
-              "run_failed": "bold red", "run_stopped": "bold yellow", "run_diverged": "bold red"}
+              "run_failed": "bold red", "run_stopped": "bold yellow", "run_diverged": "bold red",
+              "run_pruned": "magenta"}
 LOG_LEVEL_STYLE = {"error": "red", "warning": "yellow", "warn": "yellow"}
 LINE_HINT = {"run_failed": " (w: worker.log)", "run_stopped": "; r resumes it"}
 

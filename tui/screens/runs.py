@@ -88,6 +88,10 @@ def state_text(state: str) -> Text:
     return Text(f"{fmt.STATE_ICON.get(state, '?')} {state}", style=fmt.STATE_STYLE.get(state, ""))
 
 
+def group_unit(s: Any) -> str:
+    return "trials" if s.kind == "search" else "folds"
+
+
 def group_detail(r: RunRow, width: int) -> Text:
     """Two lines for a k-fold group: state and folds, then each metric's mean ± std (sample,
     ddof=1) over the finished folds, with the main metric's per-fold values."""
@@ -95,11 +99,18 @@ def group_detail(r: RunRow, width: int) -> Text:
     summary = GroupDir(Path(s.path)).summary()
     t = Text()
     t.append(s.id, style="bold")
-    t.append(f"  {s.kind} · {s.step}/{s.total_steps} folds done · ", style="dim")
+    t.append(f"  {s.kind} · {s.step}/{s.total_steps} {group_unit(s)} done · ", style="dim")
     t.append("stale" if r.stale else s.state, style=fmt.STATE_STYLE.get(s.state, ""))
     if s.reason:
         t.append(f": {s.reason}", style="red" if s.state == "failed" else "")
     t.append("\n")
+    if s.kind == "search":
+        best = (f"best {fmt.METRIC_SHORT.get(s.best_metric, s.best_metric)} "
+                f"{fmt.num(s.best_value)}  " if s.best_value is not None else "no trial done yet  ")
+        t.append(best)
+        t.append(f"'tunedeck search show {s.id}' lists the trials; → or enter shows them",
+                 style="dim")
+        return t
     metrics = summary.get("metrics") or {}
     main = summary.get("main_metric")
     shown = [k for k in (main, "f1_macro", "eval_loss", "perplexity") if k in metrics]
@@ -181,7 +192,7 @@ class RunsScreen(BaseScreen):
         step = f"{s.step:,}/{s.total_steps:,}" if s.total_steps else (f"{s.step:,}" if s.step else "–")
         name = self._id_cell(s.id)
         if r.is_group:
-            step = f"{s.step}/{s.total_steps} folds"
+            step = f"{s.step}/{s.total_steps} {group_unit(s)}"
             name = Text(("▾ " if s.path in self.expanded else "▸ ") + s.id, style="bold")
         elif r.parent is not None:
             name = Text("   ") + self._id_cell(s.id)

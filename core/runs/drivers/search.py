@@ -209,6 +209,11 @@ def _run_trial(ctx: DriverContext, study: Any, trial: Any, base: Any, dims: list
     if state == "stopped":
         return state
     _tell(study, trial, state, run, info)
+    try:
+        best = study.best_trial
+        ctx.status(best={"metric": info["metric"], "value": best.value, "trial": best.number})
+    except ValueError:  # no complete trial yet
+        pass
     return state
 
 
