@@ -126,7 +126,9 @@ def test_median_pruner_stops_a_learning_rate_that_cannot_learn(tmp_path):
         assert st["state"] == "pruned" and st["step"] < st["total_steps"]
         assert t["last_step"] < st["total_steps"]  # before its last evaluation
     runs = cli(["runs", "--expand", "--runs-dir", str(tmp_path / "runs")], tmp_path).stdout
-    assert "pruned" in runs
+    assert "search 6/6 trials" in runs and "eval_loss" in runs  # the study, its best value
+    assert sum(" pruned " in line for line in runs.splitlines()) == len(
+        [t for t in trials if t["state"] == "pruned"])  # its trials, expanded under it
 
 
 def _wait(pred, timeout=240.0):
@@ -196,3 +198,26 @@ def test_more_grid_points_than_trials_needs_saying_so(tmp_path):
     space.write_text('training.learning_rate = [1e-3]\ntraining.batch_size = [0]\n')
     proc = cli(["search", str(prof), "--space", str(space)], tmp_path, check=False)
     assert proc.returncode == 2 and "search.space.training.batch_size" in proc.stderr
+
+
+def test_two_drivers_sharing_one_storage_run_each_trial_once(tmp_path):
+    db = tmp_path / "shared.db"
+    space = ('[search]\nstrategy = "random"\ntrials = 4\npruner = "none"\nseed = 3\n'
+             f'storage = "sqlite:///{db}"\nstudy_name = "shared"\n\n[search.space]\n'
+             '"training.learning_rate" = {low = 1e-4, high = 1e-2, log = true}\n')
+    prof = setup_profile(tmp_path, space, max_steps=4, eval_every_steps=2)
+    groups = [Path(json.loads(cli(["search", str(prof), "--json"], tmp_path).stdout)["group_dir"])
+              for _ in range(2)]
+
+    def ended(g: Path) -> bool:
+        return json.loads((g / "status.json").read_text()).get("state") in ("finished", "failed")
+    _wait(lambda: all(ended(g) for g in groups))
+    assert [json.loads((g / "status.json").read_text())["state"] for g in groups] == \
+        ["finished", "finished"]
+    import optuna
+
+    study = optuna.load_study(study_name="shared", storage=f"sqlite:///{db}")
+    trials = study.get_trials()
+    assert len(trials) == 4 and all(t.state.name == "COMPLETE" for t in trials)
+    run_dirs = sorted(str(d) for g in groups for d in g.glob("trial-*"))
+    assert sorted(t.user_attrs["run_dir"] for t in trials) == run_dirs  # each trial, one run

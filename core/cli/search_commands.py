@@ -57,7 +57,8 @@ def _report(started, a: argparse.Namespace) -> int:
         return 0
     from tunedeck.core.cli.run_commands import _progress_printer
 
-    state = run_search(group, echo=None if a.json else _progress_printer)
+    with stdout_for_json(a.json):  # the trials' progress lines must not end up in the JSON
+        state = run_search(group, echo=None if a.json else _progress_printer)
     if a.json:
         print(json.dumps({"group_dir": str(group.path), "group_id": group.id, "state": state,
                           **_results(group)}))

@@ -102,8 +102,18 @@ def start_search(prof: Any, original_text: str, detach: bool = True) -> SearchSt
     check_space(prof)  # a bad space is exit 2 before the data is read
     check_start(prof)
     group = create_study_group(prof, original_text)
+    _create_study(group)
     pid = launch(group, DRIVER_MODULE) if detach else None
     return SearchStart(group.path, group.id, int(group.info()["trials"]), pid)
+
+
+def _create_study(group: GroupDir) -> Any:
+    """The study in its storage (joined when drivers share one). Under the budget lock: two
+    drivers starting at once never race to create the same study or SQLite schema."""
+    from tunedeck.core.runs.drivers.search_study import budget_lock, open_study
+
+    with budget_lock(group.path, group.info()):
+        return open_study(group.path, group.info(), create=True)
 
 
 def resume_search(group: GroupDir, detach: bool = True) -> SearchStart:
@@ -127,12 +137,12 @@ def run_search(group: GroupDir, echo: Callable[[Any], None] | None = None) -> st
 def _run_trials(ctx: DriverContext, echo: Callable[[Any], None] | None) -> tuple[str, str]:
     from tunedeck.core.profile import load
     from tunedeck.core.runs.drivers.search_study import (ask_within_budget, budget_lock,
-                                                         make_sampler, open_study)
+                                                         make_sampler)
 
     group, info = ctx.group, ctx.group.info()
     base = load(group.profile_path)
     dims = check_space(base)
-    study = open_study(group.path, info, create=True)
+    study = _create_study(group)
     hint = f"'tunedeck search --resume {group.id}' continues it"
     for trial in _interrupted_trials(study, group):
         if _run_trial(ctx, study, trial, base, dims, echo) == "stopped":
