@@ -123,6 +123,11 @@ class TunedeckApp(App[int]):
 
         self.push_screen(CompareScreen(run_paths))
 
+    def open_study(self, group_path: Path) -> None:
+        from tunedeck.tui.screens.study import StudyScreen
+
+        self.push_screen(StudyScreen(Path(group_path)))
+
     def open_editor(self, path: Path | None = None, text: str | None = None,
                     suggested: str | None = None) -> None:
         from tunedeck.tui.screens.editor import EditorScreen

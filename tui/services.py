@@ -111,6 +111,19 @@ def cli_doctor() -> dict[str, Any]:
     raise UserError(_fail_message(args, proc))
 
 
+def cli_search_show(group_path: Path) -> dict[str, Any]:
+    """A study's trials, best first, and importances (``tunedeck search show STUDY --json``):
+    the study lives in Optuna's storage, and Optuna stays out of the TUI process."""
+    args = ["search", "show", str(Path(group_path).resolve()), "--json"]
+    return _json_result(run_cli(args, timeout=60), args)
+
+
+def cli_search_best(group_path: Path) -> dict[str, Any]:
+    """The best trial's number, params and profile text (``tunedeck search best --json``)."""
+    args = ["search", "best", str(Path(group_path).resolve()), "--json"]
+    return _json_result(run_cli(args, timeout=60), args)
+
+
 # --- stop and delete: tunedeck.core.runs.lifecycle, imported at first use ---------------
 # (it pulls in the launch and run-directory modules, ~10 ms that start-up does not need)
 
@@ -203,6 +216,9 @@ class Services:
     resume_run: Callable[[str, Path], Path] = cli_resume
     stop_run: Callable[..., lifecycle.StopResult] = stop_run
     delete_run: Callable[..., lifecycle.DeleteResult] = delete_run
+    search_show: Callable[[Path], dict[str, Any]] = cli_search_show
+    search_best: Callable[[Path], dict[str, Any]] = cli_search_best
     events_poll_s: float = 0.25
     runs_poll_s: float = 1.0
     sys_poll_s: float = 2.0
+    study_poll_s: float = 3.0

@@ -46,7 +46,7 @@ async def test_study_row_shows_trials_and_best_and_expands_to_its_trials(runs_di
         assert "▸ tiny-search" in text and "3/3 trials" in text
         detail = str(app.screen.query_one("#run-detail").render())
         assert "search · 3/3 trials done · finished" in detail and "best loss 0.25" in detail
-        await pilot.press("enter")
+        await pilot.press("right")  # enter opens the study screen (test_tui_study.py)
         await wait_for(pilot, lambda: len(app.screen.rows) == 4)
         assert [r.summary.id for r in app.screen.rows] == [SID, "trial-0", "trial-1", "trial-2"]
         assert "✂ pruned" in screen_text(app)

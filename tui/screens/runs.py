@@ -142,6 +142,7 @@ class RunsScreen(BaseScreen):
         Binding("e", "errors", "Errors", tooltip="Error analysis of the selected run's saved evaluations"),
         Binding("t", "try_it", "Try", show=False, tooltip="Type a text and see the selected run's model answer it"),
         Binding("q", "app.quit", "Quit", tooltip="Leave tunedeck; runs keep going"),
+        Binding("o", "open_study", "Study", show=False, tooltip="Open the selected search study: trials, curves, best profile"),
         Binding("right", "expand", "Expand", show=False, priority=True),
         Binding("left", "collapse", "Collapse", show=False, priority=True),
         Binding("home", "first_run", "First", show=False, priority=True),
@@ -414,10 +415,19 @@ class RunsScreen(BaseScreen):
 
     def action_open(self) -> None:
         r = self.selected()
-        if r is not None and r.is_group:
+        if r is not None and r.summary.kind == "search":
+            self.action_open_study()  # right/left expand a study to its trials
+        elif r is not None and r.is_group:
             self._set_expanded(r, r.summary.path not in self.expanded)
         elif r is not None:
             self.tapp.open_dashboard(Path(r.summary.path))
+
+    def action_open_study(self) -> None:
+        r = self.selected()
+        if r is not None and r.summary.kind != "search" and r.parent is not None:
+            r = next((g for g in self.rows if g.summary.path == r.parent), None)  # a trial
+        if r is not None and r.summary.kind == "search":
+            self.tapp.open_study(Path(r.summary.path))
 
     def action_expand(self) -> None:
         r = self.selected()
