@@ -221,3 +221,27 @@ def test_two_drivers_sharing_one_storage_run_each_trial_once(tmp_path):
     assert len(trials) == 4 and all(t.state.name == "COMPLETE" for t in trials)
     run_dirs = sorted(str(d) for g in groups for d in g.glob("trial-*"))
     assert sorted(t.user_attrs["run_dir"] for t in trials) == run_dirs  # each trial, one run
+
+
+def test_a_failing_trial_is_recorded_with_its_message_and_the_study_goes_on(tmp_path):
+    # The trial with max_steps 6 hits a disk-full error at step 4 (a real OSError in its
+    # training loop); the trials with 2 or 3 steps never reach that step and complete.
+    space = ('[search]\nstrategy = "grid"\npruner = "none"\nseed = 1\n\n[search.space]\n'
+             '"training.max_steps" = [6, 2, 3]\n')
+    prof = setup_profile(tmp_path, space, eval_every_steps=1)
+    out = cli(["search", str(prof), "--foreground", "--json"], tmp_path,
+              env_extra={"TUNEDECK_TEST_HOOKS": "step:4=ENOSPC"}).stdout
+    res = json.loads(out.strip().splitlines()[-1])
+    trials = by_number(res)
+    assert res["state"] == "finished" and len(trials) == 3
+    failed = [t for t in trials.values() if t["state"] == "fail"]
+    assert [t["params"]["training.max_steps"] for t in failed] == [6]
+    assert "No space left" in failed[0]["message"] and failed[0]["value"] is None
+    st = json.loads((Path(failed[0]["run_dir"]) / "status.json").read_text())
+    assert st["state"] == "failed"
+    done = [t for t in trials.values() if t["state"] == "complete"]
+    assert sorted(t["params"]["training.max_steps"] for t in done) == [2, 3]
+    assert failed[0]["number"] < max(t["number"] for t in done)  # trials ran after it
+    shown = json.loads(cli(["search", "show", res["group_dir"], "--json"], tmp_path).stdout)
+    assert any(t["state"] == "fail" and "No space left" in t["message"]
+               for t in shown["trials"])
