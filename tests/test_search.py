@@ -245,3 +245,25 @@ def test_a_failing_trial_is_recorded_with_its_message_and_the_study_goes_on(tmp_
     shown = json.loads(cli(["search", "show", res["group_dir"], "--json"], tmp_path).stdout)
     assert any(t["state"] == "fail" and "No space left" in t["message"]
                for t in shown["trials"])
+
+
+def test_hyperband_pruner_stops_a_learning_rate_that_cannot_learn(tmp_path):
+    # Kept small (6 trials of 32 steps): Hyperband splits trials into brackets (4 here, from
+    # max_resource 32 and reduction factor 3) and a trial competes only within its bracket, so
+    # only some bad trials meet a better one at their first rung; one pruned is what we ask.
+    space = ('[search]\nstrategy = "grid"\npruner = "hyperband"\n\n[search.space]\n'
+             '"training.learning_rate" = [2e-2, 1e-9]\n'
+             '"training.weight_decay" = [0.0, 0.01, 0.02]\n')
+    prof = setup_profile(tmp_path, space, epochs=4, warmup_ratio=0.0)
+    trials = search_json(prof, tmp_path)["trials"]
+    assert len(trials) == 6
+    bad = [t for t in trials if t["params"]["training.learning_rate"] == 1e-9]
+    good = [t for t in trials if t["params"]["training.learning_rate"] == 2e-2
+            and t["state"] == "complete"]
+    assert good and max(t["value"] for t in good) < min(t["value"] for t in bad)
+    bad_pruned = [t for t in bad if t["state"] == "pruned"]
+    assert len(bad_pruned) >= 1, trials
+    for t in bad_pruned:
+        st = json.loads((Path(t["run_dir"]) / "status.json").read_text())
+        assert st["state"] == "pruned" and st["step"] < st["total_steps"]
+        assert t["last_step"] < st["total_steps"]  # before its last evaluation
