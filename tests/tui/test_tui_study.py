@@ -109,6 +109,10 @@ async def test_study_screen_shows_trials_best_curves_and_opens_the_best_profile(
                        and app.screen.ready, timeout=60)
         screen = app.screen
         assert screen.result is not None, screen_text(app)
+        # The table and header paint after `ready`; on a loaded machine a one-shot read can
+        # come before that paint (seen in CI), so wait for what the screen must come to show.
+        await wait_for(pilot, lambda: "✂ pruned" in (t := screen_text(app))
+                       and "best eval_loss (minimize): 0.4" in t, timeout=30)
         text = screen_text(app)
         table = screen.query_one("#study-trials")
         assert table.row_count == 4
