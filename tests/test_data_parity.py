@@ -163,12 +163,13 @@ def test_refused_by_both_with_the_same_message(corpus, name, tmp_path, capsys) -
 def test_quick_head_agrees_with_the_full_read(corpus) -> None:
     """The stdlib first rows painted before pyarrow loads are the same rows, same columns."""
     from tunedeck.core.data import read_source
-    from tunedeck.tui.quick_head import quick_head, sniff_format
+    from tunedeck.core.data.head import source_format
+    from tunedeck.tui.quick_head import quick_head
 
     for name in ("semi.csv", "pipe.csv", "tab.tsv", "noheader.csv", "bom.csv", "quoted.csv",
                  "SMSLike"):
         path, _ = corpus[name]
-        head = quick_head(path, sniff_format(path))
+        head = quick_head(path, source_format(path))
         src = read_source(path)
         assert head is not None and head.column_names == src.table.column_names, name
         want = [tuple(r.values()) for r in src.table.to_pylist()]

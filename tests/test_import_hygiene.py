@@ -48,7 +48,7 @@ def test_torch_free_core_modules():
         "import sys\n"
         "import tunedeck.core.runs.rundir, tunedeck.core.runs.events, tunedeck.core.profile, tunedeck.core.profile.fields, tunedeck.core.errors, tunedeck.core.fsutil\n"
         "import tunedeck.core.runs.protocol, tunedeck.core.runs.listing, tunedeck.core.runs.lifecycle, tunedeck.core.runs.launch_checks, tunedeck.core.cli\n"
-        "import tunedeck.core.data.formats, tunedeck.core.data.reader, tunedeck.core.data.cleaning, tunedeck.core.data.split, tunedeck.core.data.table_stats\n"
+        "import tunedeck.core.data.formats, tunedeck.core.data.head, tunedeck.core.data.reader, tunedeck.core.data.cleaning, tunedeck.core.data.split, tunedeck.core.data.table_stats\n"
         "bad = [m for m in ('torch', 'transformers', 'datasets', 'accelerate') if m in sys.modules]\n"
         "print(bad); sys.exit(1 if bad else 0)\n"
     )

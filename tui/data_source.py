@@ -36,7 +36,7 @@ from tunedeck.core.data.table_stats import (LABEL_NAMES, TEXT_NAMES, Stats,  # n
                                             type_name)
 from tunedeck.core.errors import DataError
 from tunedeck.tui.fmt import cell_text, full_text  # noqa: F401  (re-exported; pyarrow-free)
-from tunedeck.tui.quick_head import _arrow_files, dataset_splits, sniff_format
+from tunedeck.core.data.head import arrow_files, dataset_splits, source_format
 
 BLOCK = 1 << 20  # bytes per parsed block: ~10k rows of short text, parsed in a few ms
 TEXT_BATCH = 65536
@@ -126,7 +126,7 @@ class Loader:
                  split: str | None = None, encoding: str | None = None):
         self.path = Path(path).expanduser()
         self.scratch = Path(scratch)
-        self.format = fmt or sniff_format(self.path)
+        self.format = fmt or source_format(self.path)
         if self.format not in FORMATS:
             raise DataError(f"{self.path}: unknown format {self.format!r}; one of {', '.join(FORMATS)}")
         self.encoding = encoding
@@ -170,7 +170,7 @@ class Loader:
                     "train" if "train" in self.splits else self.splits[0])
                 self.split = name
                 path = path / name
-            files = _arrow_files(path)
+            files = arrow_files(path)
             if not files:
                 raise DataError(f"{path}: no .arrow files in this save_to_disk folder")
         else:
@@ -401,5 +401,5 @@ def filter_rows(table: pa.Table, needle: str, columns: list[str] | None = None,
 
 
 __all__ = ["FORMATS", "Loader", "Opened", "Stats", "TableSource", "cell_text", "compute_stats",
-           "dataset_splits", "filter_rows", "full_text", "guess_columns", "sniff_format",
+           "dataset_splits", "filter_rows", "full_text", "guess_columns", "source_format",
            "split_preview", "token_lengths"]

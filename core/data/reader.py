@@ -30,7 +30,8 @@ import pyarrow.parquet as pq
 from tunedeck.core.data.delimited import read_delimited
 from tunedeck.core.data.formats import (FORMATS, SNIFF_BYTES, UTF8_BOM, bad_encoding_error,
                                         declared_encoding, format_from_name, refuse_unsupported,
-                                        sniff_bytes, not_utf8_error)
+                                        not_utf8_error)
+from tunedeck.core.data.head import sniffed_format
 from tunedeck.core.data.json_reader import read_json, read_jsonl
 from tunedeck.core.errors import DataError
 
@@ -144,16 +145,6 @@ def stat_source(p: Path, fmt: str, key: str | None, fix: str) -> os.stat_result:
     elif st.st_size == 0:
         raise DataError(f"{p}: is empty (0 bytes); {fix}")
     return st
-
-
-def sniffed_format(p: Path, head: bytes) -> str:
-    """The format of a file whose name says nothing, from its first bytes."""
-    sniffed = sniff_bytes(head)
-    if sniffed is None:
-        raise DataError(f"{p}: unknown format (binary content, no known extension); convert "
-                        f"it to csv, jsonl or parquet, or set data.format to one of "
-                        f"{', '.join(FORMATS)}")
-    return sniffed
 
 
 # --- text checks --------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import pytest
 
 from tunedeck.core.errors import DataError
 from tunedeck.tui.data_source import (Loader, TableSource, compute_stats, filter_rows, guess_columns,
-                             sniff_format, split_preview)
+                             source_format, split_preview)
 
 SMS = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "sms_spam" / "SMSSpamCollection"
 
@@ -33,7 +33,7 @@ def write_sms_like(p: Path) -> Path:
 
 def test_tsv_without_extension_is_sniffed(tmp_path: Path) -> None:
     p = write_sms_like(tmp_path / "SMSLike")
-    assert sniff_format(p) == "tsv"
+    assert source_format(p) == "tsv"
     o = load(p)
     assert o.format == "tsv"
     assert o.table.column_names == ["Label", "SMS"]
@@ -109,7 +109,7 @@ def test_save_to_disk_folder_is_mapped_in_place(tmp_path: Path) -> None:
     (d / "dataset_info.json").write_text("{}")
     (d / "state.json").write_text(json.dumps({"_data_files": [
         {"filename": "data-00000-of-00002.arrow"}, {"filename": "data-00001-of-00002.arrow"}]}))
-    assert sniff_format(d) == "arrow"
+    assert source_format(d) == "arrow"
     o = load(d)
     assert o.num_rows == len(ROWS) and o.table.column("text").to_pylist() == t.column("text").to_pylist()
 

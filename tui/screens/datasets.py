@@ -113,10 +113,11 @@ class DatasetsScreen(BaseScreen):
 
     def _quick_head(self) -> bool:
         """Show the first rows at once (standard library), before pyarrow has even loaded."""
-        from tunedeck.tui.quick_head import quick_head, sniff_format
+        from tunedeck.core.data.head import source_format
+        from tunedeck.tui.quick_head import quick_head
 
         try:
-            fmt = sniff_format(self.path)
+            fmt = source_format(self.path)
         except UserError:
             return False  # the worker reports it
         head = quick_head(self.path, fmt, encoding=self.tapp.profile_columns().get("encoding"))
