@@ -42,7 +42,7 @@ def _report(started, a: argparse.Namespace) -> int:
     flag = runs_dir_flag(group)
     verb = "resumed" if a.resume else "started"
     if started.pid is not None:
-        print(f"{verb} {started.folds}-fold cross-validation in driver pid {started.pid}; "
+        print(f"{verb} {started.count}-fold cross-validation in driver pid {started.pid}; "
               f"'tunedeck runs --expand{flag}' shows its folds, 'tunedeck stop {group.id}{flag}' "
               "stops it")
         print(group.path)

@@ -7,8 +7,7 @@ import argparse
 from tunedeck.core.cli.analysis_commands import cmd_errors, cmd_samples, cmd_serve_predict
 from tunedeck.core.cli.common import DEFAULT_RUNS_DIR
 from tunedeck.core.cli.compare_commands import cmd_compare
-from tunedeck.core.cli.run_commands import (cmd_logs, cmd_resume, cmd_runs, cmd_start, cmd_stop,
-                                            cmd_train)
+from tunedeck.core.cli.run_commands import cmd_logs, cmd_runs, cmd_start, cmd_train
 from tunedeck.core.cli.eval_commands import cmd_eval
 from tunedeck.core.cli.tool_commands import cmd_doctor, cmd_predict, cmd_profile
 from tunedeck.core.cli.cv_commands import cmd_cv, cmd_resume_any, cmd_stop_any

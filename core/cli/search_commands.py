@@ -50,7 +50,7 @@ def _report(started, a: argparse.Namespace) -> int:
     group = GroupDir(started.group_dir)
     flag = runs_dir_flag(group)
     if started.pid is not None:
-        print(f"{'resumed' if a.resume else 'started'} a search of {started.trials} trials in "
+        print(f"{'resumed' if a.resume else 'started'} a search of {started.count} trials in "
               f"driver pid {started.pid}; 'tunedeck search show {group.id}{flag}' shows its "
               f"trials, 'tunedeck stop {group.id}{flag}' stops it")
         print(group.path)

@@ -126,6 +126,24 @@ def start_driver(group: GroupDir, module: str, resume: bool = False) -> int:
     return proc.pid
 
 
+
+@dataclass(frozen=True)
+class GroupStart:
+    """A started or resumed group: its directory, how many runs it holds (``count``: folds or
+    trials, named ``unit`` in JSON) and the driver's pid (None: the caller runs the driver)."""
+
+    group_dir: Path
+    group_id: str
+    unit: str
+    count: int
+    pid: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        # run_dir too: callers of `tunedeck resume --json` (the TUI) read that key.
+        return {"group_dir": str(self.group_dir), "run_dir": str(self.group_dir),
+                "group_id": self.group_id, self.unit: self.count, "pid": self.pid}
+
+
 def launch(group: GroupDir, module: str, resume: bool = False) -> int:
     """Start the detached driver and return once it holds driver.lock (lifecycle's wait)."""
     from tunedeck.core.runs.lifecycle import wait_for_worker

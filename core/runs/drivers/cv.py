@@ -16,32 +16,17 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from tunedeck.core.errors import ProfileError, RunError
 from tunedeck.core.fsutil import atomic_write_json, atomic_write_text
-from tunedeck.core.runs.drivers.base import (DriverContext, GroupDir, launch, prepare_resume,
+from tunedeck.core.runs.drivers.base import (GroupStart, DriverContext, GroupDir, launch, prepare_resume,
                                              run_driver)
 from tunedeck.core.runs.drivers.cv_summary import fold_run, write_summary
 from tunedeck.core.runs.rundir import RunDir, new_run_id
 
 DRIVER_MODULE = "tunedeck.core.runs.drivers.cv"
-
-
-@dataclass(frozen=True)
-class CvStart:
-    group_dir: Path
-    group_id: str
-    folds: int
-    pid: int | None  # None: not detached (the caller runs the driver with run_cv)
-
-    def to_json(self) -> dict[str, Any]:
-        # run_dir too: callers of `tunedeck resume --json` (the TUI) read that key.
-        return {"group_dir": str(self.group_dir), "run_dir": str(self.group_dir),
-                "group_id": self.group_id,
-                "folds": self.folds, "pid": self.pid}
 
 
 def folds_for(prof: Any, folds: int | None) -> int:
@@ -90,7 +75,7 @@ def create_group(prof: Any, k: int) -> GroupDir:
     return GroupDir(runs_dir / gid)
 
 
-def start_cv(prof: Any, folds: int | None = None, detach: bool = True) -> CvStart:
+def start_cv(prof: Any, folds: int | None = None, detach: bool = True) -> GroupStart:
     """Check the profile like `start`, write the group, start its driver (detached)."""
     from tunedeck.core.runs.lifecycle import check_start
 
@@ -98,10 +83,10 @@ def start_cv(prof: Any, folds: int | None = None, detach: bool = True) -> CvStar
     check_start(prof)
     group = create_group(prof, k)
     pid = launch(group, DRIVER_MODULE) if detach else None
-    return CvStart(group.path, group.id, k, pid)
+    return GroupStart(group.path, group.id, "folds", k, pid)
 
 
-def resume_cv(group: GroupDir, detach: bool = True) -> CvStart:
+def resume_cv(group: GroupDir, detach: bool = True) -> GroupStart:
     """Continue a stopped or killed group: finished folds are kept, an interrupted fold resumes
     from its newest checkpoint, the rest run."""
     k = int(group.info().get("folds") or 0)
@@ -109,7 +94,7 @@ def resume_cv(group: GroupDir, detach: bool = True) -> CvStart:
         raise RunError(f"{group.path}: not a k-fold group (group.json has no 'folds')")
     prepare_resume(group)
     pid = launch(group, DRIVER_MODULE, resume=True) if detach else None
-    return CvStart(group.path, group.id, k, pid)
+    return GroupStart(group.path, group.id, "folds", k, pid)
 
 
 # --- the driver --------------------------------------------------------------------------

@@ -18,31 +18,18 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from tunedeck.core.errors import ProfileError, RunError
 from tunedeck.core.fsutil import atomic_write_json, atomic_write_text
-from tunedeck.core.runs.drivers.base import (DriverContext, GroupDir, launch, prepare_resume,
+from tunedeck.core.runs.drivers.base import (GroupStart, DriverContext, GroupDir, launch, prepare_resume,
                                              run_driver)
 from tunedeck.core.runs.drivers.search_space import (apply_params, check_space, direction_of,
                                                      planned_trials, read_space_file)
 from tunedeck.core.runs.rundir import RunDir, new_run_id
 
 DRIVER_MODULE = "tunedeck.core.runs.drivers.search"
-
-
-@dataclass(frozen=True)
-class SearchStart:
-    group_dir: Path
-    group_id: str
-    trials: int
-    pid: int | None  # None: not detached (the caller runs the driver with run_search)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"group_dir": str(self.group_dir), "run_dir": str(self.group_dir),
-                "group_id": self.group_id, "trials": self.trials, "pid": self.pid}
 
 
 def with_space_file(prof: Any, space_file: str | None) -> Any:
@@ -94,7 +81,7 @@ def create_study_group(prof: Any, original_text: str) -> GroupDir:
     return GroupDir(runs_dir / gid)
 
 
-def start_search(prof: Any, original_text: str, detach: bool = True) -> SearchStart:
+def start_search(prof: Any, original_text: str, detach: bool = True) -> GroupStart:
     """Check the profile like `start` and the space against the schema, write the study
     directory, start its driver (detached)."""
     from tunedeck.core.runs.lifecycle import check_start
@@ -104,7 +91,7 @@ def start_search(prof: Any, original_text: str, detach: bool = True) -> SearchSt
     group = create_study_group(prof, original_text)
     _create_study(group)
     pid = launch(group, DRIVER_MODULE) if detach else None
-    return SearchStart(group.path, group.id, int(group.info()["trials"]), pid)
+    return GroupStart(group.path, group.id, "trials", int(group.info()["trials"]), pid)
 
 
 def _create_study(group: GroupDir) -> Any:
@@ -116,7 +103,7 @@ def _create_study(group: GroupDir) -> Any:
         return open_study(group.path, group.info(), create=True)
 
 
-def resume_search(group: GroupDir, detach: bool = True) -> SearchStart:
+def resume_search(group: GroupDir, detach: bool = True) -> GroupStart:
     """Continue a stopped or killed study: done trials kept, an interrupted one resumed."""
     info = group.info()
     if info.get("kind") != "search":
@@ -124,7 +111,7 @@ def resume_search(group: GroupDir, detach: bool = True) -> SearchStart:
                        f"{info.get('kind')!r})")
     prepare_resume(group)
     pid = launch(group, DRIVER_MODULE, resume=True) if detach else None
-    return SearchStart(group.path, group.id, int(info["trials"]), pid)
+    return GroupStart(group.path, group.id, "trials", int(info["trials"]), pid)
 
 
 # --- the driver --------------------------------------------------------------------------
