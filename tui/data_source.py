@@ -31,7 +31,7 @@ from tunedeck.core.data.delimited import StreamFailed, stream_delimited
 from tunedeck.core.data.formats import FORMATS, SNIFF_BYTES, UTF8_BOM, declared_encoding
 from tunedeck.core.data.reader import read_source
 from tunedeck.core.data.split import split_sizes
-from tunedeck.core.data.table_stats import (LABEL_NAMES, TEXT_NAMES, Stats,  # noqa: F401
+from tunedeck.core.data.table_stats import (Stats,  # noqa: F401 - the browser's names for them
                                             compute_stats, guess_columns, is_text_type, length_summary,
                                             type_name)
 from tunedeck.core.errors import DataError

@@ -25,7 +25,8 @@ def _progress_printer(ev: Any) -> None:
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    from tunedeck.core.runs.lifecycle import check_and_tokenize, new_run_dir, profile_for_new_run
+    from tunedeck.core.runs.launch_checks import check_and_tokenize
+    from tunedeck.core.runs.lifecycle import new_run_dir, profile_for_new_run
 
     prof = profile_for_new_run(a.profile, a.set, getattr(a, "runs_dir", None))
     print("preparing data ...", flush=True)

@@ -24,9 +24,7 @@ from typing import Any
 
 from tunedeck.core.errors import RunError
 from tunedeck.core.runs.launch import start_detached
-from tunedeck.core.runs.launch_checks import (  # noqa: F401 - re-exported for callers
-    LOAD_UP_TO_BYTES, TOKENIZE_UP_TO_BYTES, DataCheck, check_and_tokenize,
-    check_data_before_launch)
+from tunedeck.core.runs.launch_checks import DataCheck, check_data_before_launch
 from tunedeck.core.runs.protocol import COMPLETED_STATES, is_active
 from tunedeck.core.runs.rundir import RunDir, create_run
 
@@ -155,7 +153,7 @@ def check_resume_data(run: RunDir) -> DataCheck:
     here with the run's own tokenizer, and must be the data the run started with."""
     from tunedeck.core.errors import DataError
     from tunedeck.core.profile import load
-    from tunedeck.core.runs.worker import check_same_data
+    from tunedeck.core.runs.training_run import check_same_data
 
     prof = load(run.profile_path)
     try:

@@ -24,8 +24,7 @@ from tunedeck.core.engine.state import StopRequested
 from tunedeck.core.errors import RunError, UserError
 from tunedeck.core.runs.events import Event, EventWriter
 from tunedeck.core.runs.rundir import HEARTBEAT_S, RunDir, RunLock
-from tunedeck.core.runs.training_run import (  # noqa: F401 - check_same_data: lifecycle uses it
-    TrainingRun, check_same_data, seed_everything)
+from tunedeck.core.runs.training_run import TrainingRun
 
 
 class Heartbeat:

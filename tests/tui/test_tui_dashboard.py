@@ -60,7 +60,7 @@ async def test_control_keys_reach_the_worker(runs_dir: Path) -> None:
             await pilot.press("k", "e")
             await wait_for(pilot, lambda: worker.requests[:2] == ["checkpoint", "evaluate"])
             await pilot.press("s")
-            assert isinstance(app.screen, ConfirmDialog)
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
             await pilot.press("y")
             await wait_for(pilot, lambda: dash.state == "stopped", timeout=30)
             assert services.stop_run.calls == [run.id]  # lifecycle.stop_run: request + signal
