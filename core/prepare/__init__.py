@@ -1,0 +1,1 @@
+"""Dataset preparation: clean, split, convert, augment, annotate (each writes a new dataset)."""
