@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tunedeck.core.profile.lora_schema import LoraSection, QuantizationSection
 from tunedeck.core.profile.search_schema import SearchSection
 
 SCHEMA_VERSION = 1
@@ -224,6 +225,9 @@ class TrainingSection(_Section):
     compile: bool = Field(
         False, description="torch.compile the model (pays on GPUs with long runs)."
     )
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute each layer's activations in the backward pass instead "
+        "of keeping them: much less activation memory for about a third more compute.")
 
 
 class EvaluationSection(_Section):
@@ -306,6 +310,9 @@ class Profile(_Section):
     cv: CvSection = Field(default_factory=CvSection, description="Cross-validation (tunedeck cv).")
     search: SearchSection = Field(default_factory=SearchSection,
                                   description="Hyperparameter search (tunedeck search).")
+    lora: LoraSection = Field(default_factory=LoraSection, description="LoRA adapters (PEFT).")
+    quantization: QuantizationSection = Field(
+        default_factory=QuantizationSection, description="QLoRA: a 4/8-bit frozen base model.")
 
     @field_validator("name")
     @classmethod
@@ -325,4 +332,7 @@ class Profile(_Section):
             raise ValueError(f"{which} is needed too: set both prompt_column and response_column")
         if t == "seq2seq" and d.prompt_column is None:
             raise ValueError("task.type 'seq2seq' needs data.prompt_column and data.response_column")
+        if self.quantization.bits and not self.lora.enabled:
+            raise ValueError("quantization.bits needs lora.enabled = true (quantized weights "
+                             "stay frozen: only adapters can train on them)")
         return self
