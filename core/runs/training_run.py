@@ -74,6 +74,7 @@ class TrainingRun:
     # --- setup ------------------------------------------------------------------------------
 
     def setup(self) -> None:
+        from tunedeck.core.engine.adapters import prepare_for_training
         from tunedeck.core.engine.inputs import build_model, prepare_inputs
         from tunedeck.core.engine.loop import TrainingLoop
         from tunedeck.core.profile import load
@@ -100,6 +101,7 @@ class TrainingRun:
         # data was prepared by the CLI and a resume without a checkpoint build the same model.
         seed_everything(profile.training.seed)
         model = build_model(self.inputs)
+        model = prepare_for_training(model, profile, self.run.path, self._log)  # LoRA, GC
         self._phase("building the optimizer")
         self.loop = TrainingLoop(self.inputs, self.run, self.events, should_stop=self.stop,
                                  status=self.status, hooks=self.hooks, on_eval=self.on_eval)
@@ -167,10 +169,14 @@ class TrainingRun:
         return None
 
     def _emit_run_started(self, device: str) -> None:
+        from tunedeck.core.engine.adapters import parameter_counts
+
         p, loop, inputs = self.profile, self.loop, self.inputs
         self.events.emit("run_started", profile=p.name, task=p.task.type,
                          model=p.model.name if p.model.config is None else "config",
-                         model_params=loop.n_params, dataset_sizes=inputs.sizes(),
+                         model_params=loop.n_params,
+                         trainable_params=parameter_counts(loop.raw_model)[0],
+                         dataset_sizes=inputs.sizes(),
                          label_names=inputs.label_names, device=device,
                          precision=loop.precision, total_steps=loop.state.total_steps,
                          data_stats=inputs.data_stats, tokenize_cache_hit=inputs.cache_hit,
