@@ -107,8 +107,6 @@ def save_checkpoint(ckpt_root: Path, step: int, model: Any, optimizer: Any, sche
         if boundary is not None:
             boundary(label)
 
-    from safetensors.torch import save_model
-
     ckpt_root.mkdir(parents=True, exist_ok=True)
     final = ckpt_root / f"step-{step}"
     tmp = ckpt_root / f".tmp-step-{step}-{os.getpid()}"
@@ -117,7 +115,7 @@ def save_checkpoint(ckpt_root: Path, step: int, model: Any, optimizer: Any, sche
     tmp.mkdir()
     try:
         _boundary("start")
-        save_model(model, str(tmp / "model.safetensors"))
+        _save_weights(model, tmp / "model.safetensors")
         _boundary("model")
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         _boundary("optimizer")
@@ -244,14 +242,39 @@ def load_train_state(path: Path) -> dict[str, Any]:
     return json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
 
 
+def _save_weights(model: Any, path: Path) -> None:
+    """The model's weights; of a LoRA (PEFT) model only the trainable ones -- adapters and
+    modules_to_save -- since the frozen base is the run's (RUN/base or the hub model)."""
+    from safetensors.torch import save_file, save_model
+
+    from tunedeck.core.engine.adapters import is_adapter_model
+
+    if is_adapter_model(model):
+        save_file({n: p.detach().contiguous() for n, p in model.named_parameters()
+                   if p.requires_grad}, str(path))
+    else:
+        save_model(model, str(path))
+
+
 def load_weights(path: Path, model: Any) -> None:
     """A checkpoint's model weights into ``model`` (safetensors: no code runs)."""
-    from safetensors.torch import load_model
+    from safetensors.torch import load_file, load_model
 
+    from tunedeck.core.engine.adapters import is_adapter_model
+
+    file = path / "model.safetensors"
     try:
-        load_model(model, str(path / "model.safetensors"))
+        if not is_adapter_model(model):
+            load_model(model, str(file))
+            return
+        state = load_file(str(file))
     except Exception as e:  # safetensors raises its own error types for corrupt headers
-        raise CheckpointError(f"{path / 'model.safetensors'}: cannot load ({e})") from None
+        raise CheckpointError(f"{file}: cannot load ({e})") from None
+    lacking = [n for n, p in model.named_parameters() if p.requires_grad and n not in state]
+    _, unexpected = model.load_state_dict(state, strict=False)
+    if lacking or unexpected:
+        raise CheckpointError(f"{file}: not this run's LoRA adapter weights ({len(lacking)} "
+                              f"missing, {len(unexpected)} unexpected)")
 
 
 def load_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any) -> dict[str, Any]:
