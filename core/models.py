@@ -282,6 +282,9 @@ def load_model(profile: Profile, auto_cls: Any, config: Any) -> Any:
     # dtype="auto": a bf16 hub model would otherwise train in bf16 and lose small updates, and
     # an fp16 one could not be unscaled); autocast gives the bf16/fp16 speed.
     kwargs: dict[str, Any] = {"config": config, "dtype": torch.float32}
+    from tunedeck.core.engine.adapters import quantization_kwargs
+
+    kwargs.update(quantization_kwargs(profile))  # QLoRA: a 4/8-bit frozen base on the GPU
     if m.config is not None:
         try:
             return auto_cls.from_config(config, attn_implementation="sdpa")
