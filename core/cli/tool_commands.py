@@ -82,9 +82,10 @@ def cmd_profile(a: argparse.Namespace) -> int:
         return 0
     if a.profile_cmd == "check":
         prof = load_profile(a.profile, a.set)
-        from tunedeck.core.runs.launch_checks import check_eval_metrics
+        from tunedeck.core.runs.launch_checks import check_eval_metrics, check_quantization
 
         check_eval_metrics(prof)
+        check_quantization(prof)
         # Everything asked for is checked before anything is called "ok".
         data_summary = None
         if a.data:

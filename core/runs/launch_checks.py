@@ -44,6 +44,7 @@ def check_and_tokenize(prof: Any, log: Callable[[str], None] | None = None,
     from tunedeck.core.models import build_config, check_model_builds
 
     check_eval_metrics(prof)
+    check_quantization(prof)
     prepared = prepare_inputs(prof, log=log or (lambda m: None), tokenizer_dir=tokenizer_dir)
     config = build_config(prof, prepared.tokenizer, prepared.task.config_overrides())
     check_model_builds(prof, getattr(transformers, prepared.task.auto_class), config)
@@ -82,6 +83,7 @@ def check_data_before_launch(prof: Any, tokenizer_dir: Path | None = None) -> Da
         prepared = check_and_tokenize(prof, tokenizer_dir=tokenizer_dir)
         return DataCheck(prepared, prepared.data_fingerprint)
     check_eval_metrics(prof)
+    check_quantization(prof)
     fingerprint = None
     if size <= LOAD_UP_TO_BYTES:
         from tunedeck.core.data import read_splits
@@ -104,6 +106,13 @@ def check_model_config_loads(prof: Any) -> None:
 
         hf_load(AutoConfig, prof.model.name, "config", revision=prof.model.revision,
                 trust_remote_code=prof.model.trust_remote_code)
+
+
+def check_quantization(prof: Any) -> None:
+    """[quantization] bits needs CUDA and bitsandbytes: a ProfileError before any run exists."""
+    from tunedeck.core.engine.adapters import check_quantization as check
+
+    check(prof)
 
 
 def check_eval_metrics(prof: Any) -> None:
