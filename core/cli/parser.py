@@ -9,6 +9,7 @@ from tunedeck.core.cli.common import DEFAULT_RUNS_DIR
 from tunedeck.core.cli.compare_commands import cmd_compare
 from tunedeck.core.cli.run_commands import cmd_logs, cmd_runs, cmd_start, cmd_train
 from tunedeck.core.cli.eval_commands import cmd_eval
+from tunedeck.core.cli.export_commands import add_export_command
 from tunedeck.core.cli.tool_commands import cmd_doctor, cmd_predict, cmd_profile
 from tunedeck.core.cli.cv_commands import cmd_cv, cmd_resume_any, cmd_stop_any
 from tunedeck.core.cli.search_commands import cmd_search
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compare_command(sub)
     _add_tool_commands(sub)
     _add_eval_command(sub)
+    add_export_command(sub, _with_runs_dir, RUN_HELP)
     _add_analysis_commands(sub)
     _add_tui_commands(sub)
     return ap

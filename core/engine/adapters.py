@@ -20,11 +20,13 @@ Torch-free at import (the launch checks import it): torch, peft and transformers
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
+import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from tunedeck.core.errors import ModelError, ProfileError
 
@@ -52,6 +54,10 @@ def check_quantization(profile: Any) -> None:
     bits = profile.quantization.bits
     if not bits:
         return
+    if profile.model.config is not None:
+        raise ProfileError(f"quantization.bits = {bits}: quantization loads pretrained weights; "
+                           "a model built from [model.config] has none. Name a pretrained "
+                           "model (model.name) or set quantization.bits = 0")
     import torch
 
     missing = []
@@ -125,15 +131,29 @@ def wrap_with_lora(model: Any, profile: Any) -> Any:
                    and getattr(model, n, None) is not None] or None
     else:
         to_save = list(lora.modules_to_save)
+    from transformers.pytorch_utils import Conv1D
+
+    # GPT-2-style Conv1D layers store their weight transposed; PEFT must be told (it warns and
+    # fixes it per layer otherwise).
+    conv1d = any(isinstance(m, Conv1D) for m in model.modules())
     cfg = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                     target_modules=targets, modules_to_save=to_save,
+                     target_modules=targets, modules_to_save=to_save, fan_in_fan_out=conv1d,
                      task_type=PEFT_TASK_TYPES[task])
     try:
-        return get_peft_model(model, cfg)
+        with _quiet():
+            return get_peft_model(model, cfg)
     except ValueError as e:  # a target module name the architecture does not have
         names = sorted({n.rsplit(".", 1)[-1] for n, _ in model.named_modules() if n})
         raise ModelError(f"lora.target_modules: {e}; module names of this model include "
                          f"{', '.join(names[:40])}") from None
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """transformers' deprecation notes that PEFT's own calls trigger (not the user's to fix)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
 
 
 def parameter_counts(model: Any) -> tuple[int, int]:
@@ -203,3 +223,45 @@ def _load_base_weights(model: Any, base: Path) -> None:
         raise ModelError(f"{base}: the saved base does not match this profile's model "
                          f"({len(untied)} missing, {len(unexpected)} unexpected weights); "
                          f"start a new run")
+
+
+def load_adapter_model(run_dir: Path, profile: Any, task: Any, tokenizer: Any,
+                       ckpt_path: Path | None) -> Any:
+    """A LoRA run's model: its frozen base with the adapter of ``model/`` (``ckpt_path`` None)
+    or with a checkpoint's trainable weights."""
+    base = load_base_model(Path(run_dir), profile, task, tokenizer)
+    if ckpt_path is None:
+        from peft import PeftModel
+
+        with _quiet():
+            return PeftModel.from_pretrained(base, str(Path(run_dir) / "model"))
+    from tunedeck.core.engine import checkpoint as C
+
+    model = wrap_with_lora(base, profile)
+    C.load_weights(ckpt_path, model)
+    return model
+
+
+def load_base_model(run_dir: Path, profile: Any, task: Any, tokenizer: Any) -> Any:
+    """RUN/base when the run saved one, else the profile's pretrained model (the base the
+    adapter was trained on: the run's profile names it)."""
+    import torch
+    import transformers
+
+    auto_cls = getattr(transformers, task.auto_class)
+    base = run_dir / BASE_DIR
+    if (base / "config.json").is_file():
+        return auto_cls.from_pretrained(str(base), dtype=torch.float32)
+    if profile.model.config is not None:
+        raise ModelError(f"{base}: missing; this LoRA run's base was built from [model.config] "
+                         f"and saved there at its start. Without it the adapter has no base")
+    from tunedeck.core.models import build_config, load_model
+
+    config = build_config(profile, tokenizer, task.config_overrides())
+    return load_model(profile, auto_cls, config)
+
+
+def merged(model: Any) -> Any:
+    """Full weights: the adapter folded into the base (``merge_and_unload``); a model without
+    an adapter as it is."""
+    return model.merge_and_unload() if is_adapter_model(model) else model

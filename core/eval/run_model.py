@@ -3,7 +3,8 @@
 ``predict`` and ``serve-predict`` (``tunedeck.core.predict``) and ``tunedeck samples``.
 
 ``final`` is RUN/model (what training wrote at its end); ``step-N`` is RUN/checkpoints/step-N
-(its safetensors weights put into the run's architecture); ``best`` is the checkpoint of the
+(its safetensors weights put into the run's architecture; of a LoRA run, its adapter on the
+run's frozen base); ``best`` is the checkpoint of the
 best validation evaluation that the run recorded (status.json ``best``, the same as the
 ``BEST`` column of ``tunedeck runs``).
 """
@@ -78,7 +79,9 @@ def resolve_checkpoint(run: RunDir, checkpoint: str) -> tuple[str, Path | None, 
 
 
 def _has_final(run: RunDir) -> bool:
-    return (run.model_dir / "config.json").is_file()
+    """RUN/model holds full weights (config.json) or a LoRA adapter (adapter_config.json)."""
+    return (run.model_dir / "config.json").is_file() or (run.model_dir /
+                                                         "adapter_config.json").is_file()
 
 
 def load_run_model(run: RunDir, checkpoint: str = "final") -> RunModel:
@@ -143,6 +146,10 @@ def _load_weights(run: RunDir, profile: Any, task: Any, tokenizer: Any,
 
     from tunedeck.core.engine import checkpoint as C
 
+    if profile.lora.enabled:  # its frozen base (RUN/base or the named model) + the adapter
+        from tunedeck.core.engine.adapters import load_adapter_model
+
+        return load_adapter_model(run.path, profile, task, tokenizer, ckpt_path)
     auto_cls = getattr(transformers, task.auto_class)
     if _has_final(run):
         model = auto_cls.from_pretrained(str(run.model_dir), dtype=torch.float32)
