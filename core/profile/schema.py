@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tunedeck.core.profile.distributed_schema import DistributedSection
 from tunedeck.core.profile.lora_schema import LoraSection, QuantizationSection
 from tunedeck.core.profile.search_schema import SearchSection
 
@@ -310,6 +311,9 @@ class Profile(_Section):
     cv: CvSection = Field(default_factory=CvSection, description="Cross-validation (tunedeck cv).")
     search: SearchSection = Field(default_factory=SearchSection,
                                   description="Hyperparameter search (tunedeck search).")
+    distributed: DistributedSection = Field(
+        default_factory=DistributedSection,
+        description="Processes and machines to train on (DDP through torchrun; docs/distributed.md).")
     lora: LoraSection = Field(default_factory=LoraSection, description="LoRA adapters (PEFT).")
     quantization: QuantizationSection = Field(
         default_factory=QuantizationSection, description="QLoRA: a 4/8-bit frozen base model.")
