@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_command(sub, _with_runs_dir, RUN_HELP)
     _add_analysis_commands(sub)
     _add_tui_commands(sub)
+    _add_data_commands(sub)
     return ap
 
 
@@ -276,6 +277,13 @@ def _add_eval_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help=JSON_HELP.format(
         fields='"eval_dir", "name", "metrics", "errors"'))
     p.set_defaults(fn=cmd_eval, json_errors=True)
+
+
+def _add_data_commands(sub: argparse._SubParsersAction) -> None:
+    """data clean|split|convert|augment|stats|leakage|pull (options in data_commands)."""
+    from tunedeck.core.cli.data_commands import add_data_parser
+
+    add_data_parser(sub)
 
 
 def _add_tui_commands(sub: argparse._SubParsersAction) -> None:
