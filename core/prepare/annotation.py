@@ -27,6 +27,10 @@ STATE_VERSION = 1
 JSON_FORMATS = ("json", "jsonl")
 
 
+class NoLabelsError(DataError):
+    """Neither the file nor the caller names any label (the screen then asks for them)."""
+
+
 def work_paths(source: Path, fmt: str) -> tuple[Path, Path]:
     """(labels file, state file) beside ``source``."""
     ext = ".jsonl" if fmt in JSON_FORMATS else ".csv"
@@ -326,7 +330,7 @@ def open_annotation(source: str | Path, *, text_column: str | None = None,
         session.rows = sample_rows(loaded.table.num_rows, sample, seed)
     session.labels = _merge_labels(session.labels, labels or [], file_labels(loaded.table, label))
     if not session.labels:
-        raise DataError(f"{path}: no labels to choose from (column {label!r} holds none); give the "
+        raise NoLabelsError(f"{path}: no labels to choose from (column {label!r} holds none); give the "
                         "labels, comma-separated (e.g. spam,ham)")
     return session
 

@@ -23,9 +23,10 @@ ALLOWED_CORE = ("tunedeck.core.runs.rundir", "tunedeck.core.runs.events", "tuned
                 "tunedeck.core.data.delimited", "tunedeck.core.data.json_reader",
                 "tunedeck.core.data.cleaning", "tunedeck.core.data.split",
                 "tunedeck.core.eval.error_analysis", "tunedeck.core.eval.predictions",
-                "tunedeck.core.data.table_stats", "tunedeck.core.eval.compare")
+                "tunedeck.core.data.table_stats", "tunedeck.core.eval.compare",
+                "tunedeck.core.prepare.annotation")
 ALLOWED_PACKAGES = ("tunedeck.core", "tunedeck.core.runs", "tunedeck.core.data", "tunedeck.core.eval",
-                    "tunedeck.core.runs.drivers")
+                    "tunedeck.core.runs.drivers", "tunedeck.core.prepare")
 # The console script parses with the CLI's (torch-free) parser and runs non-TUI commands in
 # process; core.models resolves model paths without importing torch.
 ALLOWED_EXTRA = {"entry.py": ("tunedeck.core.cli",), "data_source.py": ("tunedeck.core.models",)}
@@ -67,6 +68,9 @@ SCRIPT = textwrap.dedent('''
             await wait(pilot, lambda: getattr(app.screen, "comparison", None) is not None)
             app.open_dataset(Path("d.csv"))
             await wait(pilot, lambda: isinstance(app.screen, DatasetsScreen) and app.screen.stats is not None)
+            await pilot.press("a")  # the annotation screen reads the file in process
+            await wait(pilot, lambda: getattr(app.screen, "session", None) is not None)
+            await pilot.press("escape")
             app.open_editor()
             await wait(pilot, lambda: isinstance(app.screen, EditorScreen) and app.screen.ready)
             await pilot.press("ctrl+t")

@@ -31,6 +31,7 @@ class DatasetsScreen(BaseScreen):
         Binding("o", "open", "Open", tooltip="Open another data file or folder"),
         Binding("t", "tokenizer", "Tokenizer", tooltip="Token lengths with a tokenizer.json or model folder"),
         Binding("x", "next_split", "Split", show=False),
+        Binding("a", "annotate", "Label", tooltip="Label rows by keyboard (saves NAME.labels.csv beside the file)"),
     ]
 
     def __init__(self, path: Path | None = None, split: str | None = None):
@@ -420,6 +421,11 @@ class DatasetsScreen(BaseScreen):
 
         self.app.push_screen(PromptDialog("Tokenizer for token lengths (tokenizer.json or a model folder)",
                                           picker=True, dirs_ok=True), done)
+
+    def action_annotate(self) -> None:
+        from tunedeck.tui.screens.annotate import annotate_from_browser
+
+        annotate_from_browser(self)
 
     def _close(self) -> None:
         if self.opened is not None:

@@ -50,6 +50,8 @@ class ErrorsScreen(BaseScreen):
         Binding("3", "tab(2)", "Tab 3", show=False),
         Binding("4", "tab(3)", "Tab 4", show=False),
         Binding("5", "tab(4)", "Tab 5", show=False),
+        Binding("l", "fix_label", "Fix label",
+                tooltip="Label the selected example again, in its data file (the annotation screen)"),
         Binding("escape", "back", "Back"),
     ]
 
@@ -60,6 +62,7 @@ class ErrorsScreen(BaseScreen):
         self.current: ea.SavedEval | None = None
         self.cell: tuple[str, str] | None = None
         self.cell_rows: list[dict[str, Any]] = []
+        self.examples_by_table: dict[str, list[dict[str, Any]]] = {}  # table id -> its rows' examples
 
     def compose(self) -> ComposeResult:
         yield Header(icon="▣")
@@ -174,6 +177,7 @@ class ErrorsScreen(BaseScreen):
 
     def _examples_into(self, tab: str, rows: list[dict[str, Any]], what: str) -> None:
         table = self._table(f"{tab}-table", ["p", what, "where", "text"])
+        self.examples_by_table[table.id or ""] = rows
         self.query_one(f"#tab-{tab}", TabPane).mount(table)
         for e in rows:
             label = e["gold"] if what == "label" else f"{e['gold']} → {e['predicted']}"
@@ -212,6 +216,7 @@ class ErrorsScreen(BaseScreen):
             return
         self.cell = (event.gold, event.predicted)
         self.cell_rows = ea.cell_examples(self.current, event.gold, event.predicted)
+        self.examples_by_table["cell-examples"] = self.cell_rows
         title = self.query_one("#cell-title", Static)
         title.update(Text.assemble(("gold ", "dim"), (event.gold, "bold"), (" predicted ", "dim"),
                                    (event.predicted, "bold"), f": {len(self.cell_rows):,} examples"))
@@ -237,6 +242,11 @@ class ErrorsScreen(BaseScreen):
             i = self.eval_names.index(self.current.name)
             self.ready = False
             self._load(self.eval_names[(i + 1) % len(self.eval_names)])
+
+    def action_fix_label(self) -> None:
+        from tunedeck.tui.screens.annotate import fix_label_from_errors
+
+        fix_label_from_errors(self)
 
     def action_back(self) -> None:
         self.app.pop_screen()

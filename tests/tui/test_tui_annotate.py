@@ -1,0 +1,146 @@
+"""The annotation screen, by keys: label with number keys, undo, skip, the unlabelled filter,
+quit and come back to the same row with the labels kept (the original untouched), labels asked
+for when the file has none, and "fix label" from error analysis landing on the example's row."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+from tui_fakes import fake_services, make_run
+from tui_helpers import screen_text, wait_for
+
+from test_error_analysis import write_saved_eval
+from tunedeck.tui.app import TunedeckApp
+from tunedeck.tui.screens.annotate import AnnotateScreen
+from tunedeck.tui.screens.datasets import DatasetsScreen
+from tunedeck.tui.screens.dialogs import PromptDialog
+from tunedeck.tui.screens.errors import ErrorsScreen
+from tunedeck.tui.screens.runs import RunsScreen
+
+pytestmark = pytest.mark.anyio
+SHOTS = os.environ.get("TUNEDECK_SHOTS")  # a folder: save the screens as SVG to look at them
+
+
+def sha256(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def write_messages(p: Path) -> Path:
+    rows = [("Free entry in a weekly competition to win FA Cup final tickets", ""),
+            ("Ok lar... joking wif u oni", ""), ("Are we still on for lunch today?", "ham"),
+            ("WINNER!! You have been selected to receive a prize", ""), ("See you at 8", ""),
+            ("Call now to claim your reward", "")]
+    with p.open("w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["text", "label"])
+        w.writerows(rows)
+    return p
+
+
+async def open_browser_then_label(app, pilot) -> AnnotateScreen:
+    await wait_for(pilot, lambda: isinstance(app.screen, DatasetsScreen) and app.screen.opened is not None)
+    await pilot.press("a")
+    await wait_for(pilot, lambda: isinstance(app.screen, AnnotateScreen) and app.screen.ready)
+    return app.screen
+
+
+async def test_label_undo_quit_and_resume(runs_dir: Path) -> None:
+    src = write_messages(Path("sms.csv"))
+    before = sha256(src)
+    app = TunedeckApp(runs_dir, browse=str(src), services=fake_services())
+    async with app.run_test(size=(80, 24)) as pilot:
+        scr = await open_browser_then_label(app, pilot)
+        assert scr.session.labels == ["ham"]  # the file's own labels
+        await pilot.press("escape")
+        assert isinstance(app.screen, DatasetsScreen)
+    assert not Path("sms.labels.csv").exists()  # opening and leaving writes nothing
+
+    app = TunedeckApp(runs_dir, services=fake_services())
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.push_screen(AnnotateScreen(src, labels=["spam", "ham"]))
+        scr = await wait_for(pilot, lambda: isinstance(app.screen, AnnotateScreen) and app.screen.ready and app.screen)
+        text = screen_text(app)
+        assert "Free entry in a weekly competition" in text and "labelled 1/6" in text
+        assert " 1  spam" in text and " 2  ham" in text
+        await pilot.press("1", "2", "u")  # spam, ham, take the ham back
+        assert scr.session.position == 1 and "labelled 2/6" in screen_text(app)
+        await pilot.press("2", "right", "1", "s")  # ham; past the file's ham; spam; skip
+        assert scr.session.position == 5 and "this session 3" in screen_text(app)
+        if SHOTS:
+            app.save_screenshot("annotate-80x24.svg", SHOTS)
+        await pilot.press("q")
+        assert not isinstance(app.screen, AnnotateScreen)
+    assert sha256(src) == before
+    assert Path("sms.labels.csv").read_text() == (
+        "text,label\n"
+        "Free entry in a weekly competition to win FA Cup final tickets,spam\n"
+        "Ok lar... joking wif u oni,ham\n"
+        "Are we still on for lunch today?,ham\n"
+        "WINNER!! You have been selected to receive a prize,spam\n")
+
+    app = TunedeckApp(runs_dir, services=fake_services())
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.push_screen(AnnotateScreen(src))
+        scr = await wait_for(pilot, lambda: isinstance(app.screen, AnnotateScreen) and app.screen.ready and app.screen)
+        assert scr.session.position == 5 and scr.session.labels == ["spam", "ham"]
+        text = screen_text(app)
+        assert "Call now to claim your reward" in text and "labelled 4/6" in text
+        assert "resumed where you stopped" in text
+        await pilot.press("f")  # unlabelled only: the skipped "See you at 8" and this one
+        await pilot.press("p")
+        assert "See you at 8" in screen_text(app)
+        await pilot.press("1")
+        assert "Call now to claim" in screen_text(app) and "labelled 5/6" in screen_text(app)
+    # Leaving the app from the screen saved it too.
+    assert Path("sms.labels.csv").read_text().count("\n") == 6
+    assert sha256(src) == before
+
+
+async def test_labels_asked_for_when_the_file_has_none(runs_dir: Path) -> None:
+    src = Path("plain.jsonl")
+    src.write_text("".join(json.dumps({"text": f"review {i}"}) + "\n" for i in range(3)))
+    app = TunedeckApp(runs_dir, browse=str(src), services=fake_services())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetsScreen) and app.screen.opened is not None)
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptDialog))
+        await pilot.press(*"good, bad", "enter")
+        scr = await wait_for(pilot, lambda: isinstance(app.screen, AnnotateScreen) and app.screen.session and app.screen)
+        await pilot.press("2", "w")
+        assert "saved to plain.labels.jsonl" in screen_text(app)
+    assert Path("plain.labels.jsonl").read_text() == '{"text": "review 0", "label": "bad"}\n'
+    assert scr.session.labels == ["good", "bad"]
+
+
+async def test_fix_label_from_error_analysis(runs_dir: Path) -> None:
+    data = Path("data").resolve()
+    data.mkdir()
+    src = data / "test.csv"
+    src.write_text("text,label\n" + "".join(f"text {i},{'abc'[i % 3]}\n" for i in range(10)))
+    before = sha256(src)
+    run = make_run(runs_dir, "cls-20260101-000000-0001", state="finished")
+    rows = [{"source": str(src), "row": i + 2, "text": f"text {i}", "gold": "abc"[i % 3],
+             "predicted": "abc"[(i + (i == 4)) % 3], "probability": 0.9 if i == 4 else 0.6}
+            for i in range(10)]
+    write_saved_eval(run.path, "test-final", "classification", rows, ["a", "b", "c"])
+    app = TunedeckApp(runs_dir, services=fake_services())
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.rows)
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorsScreen) and app.screen.ready)
+        await pilot.press("2")  # sure but wrong: text 4 (gold b, predicted c)
+        await pilot.press("l")
+        scr = await wait_for(pilot, lambda: isinstance(app.screen, AnnotateScreen) and app.screen.ready and app.screen)
+        cur = scr.session.current()
+        assert (cur["text"], cur["record"], cur["label"]) == ("text 4", 6, "b")
+        assert scr.session.labels == ["a", "b", "c"]
+        await pilot.press("3", "q")  # it is a "c" after all
+        assert isinstance(app.screen, ErrorsScreen)
+    assert sha256(src) == before
+    fixed = list(csv.DictReader((data / "test.labels.csv").open()))
+    assert [r["label"] for r in fixed] == ["a", "b", "c", "a", "c", "c", "a", "b", "c", "a"]
