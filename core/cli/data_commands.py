@@ -115,8 +115,9 @@ def _add_augment(ds: argparse._SubParsersAction) -> None:
                                   "column augmented_from (the original's row) and, for a split "
                                   "folder, only ever added to train.")
     _common(q, "where to write (default NAME.augmented.EXT; a folder for a split folder)")
-    q.add_argument("--ops", default="synonym,insert,swap,delete", help="token operations, "
-                   "comma-separated (default all four)")
+    q.add_argument("--ops", default="auto", help="token operations, comma-separated: synonym, "
+                   "insert, swap, delete (default auto: all four with a synonym source, else "
+                   "swap,delete)")
     q.add_argument("--per-row", type=int, default=2, metavar="N", help="new rows per original "
                    "row at most (default 2)")
     q.add_argument("--alpha", type=float, default=0.1, help="share of words each operation "

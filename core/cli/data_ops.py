@@ -96,3 +96,27 @@ def run_leakage(a: argparse.Namespace, progress: Any) -> Result:
 
     result = leakage_in_files([Path(p) for p in a.paths], a.text)
     return result, format_leakage(result).splitlines(), 1 if result["shared_texts"] else 0
+
+
+def run_stats(a: argparse.Namespace, progress: Any) -> Result:
+    from pathlib import Path
+
+    from tunedeck.core.cli.common import runs_dir_of
+    from tunedeck.core.prepare.stats import data_stats, stats_lines
+
+    runs_dir = runs_dir_of(a) if getattr(a, "runs_dir", None) else Path("runs")
+    s = data_stats(a.input, a.text, a.label, a.tokenizer, a.max_length, runs_dir)
+    return s, stats_lines(s), 0
+
+
+def run_augment(a: argparse.Namespace, progress: Any) -> Result:
+    from tunedeck.core.prepare.augment import AugmentOptions, augment_file, parse_ops
+
+    options = AugmentOptions(ops=parse_ops(a.ops), per_row=a.per_row, alpha=a.alpha,
+                             synonyms=a.synonyms, model=a.model, text_column=a.text,
+                             label_column=a.label, seed=a.seed)
+    r = augment_file(a.input, a.out, options, a.format, a.dry_run, progress)
+    lines = report_lines(r)
+    lines.insert(1, f"added {r.extra.get('added', 0):,} augmented rows (marked in "
+                    "augmented_from)")
+    return r.as_json(), lines, 0

@@ -156,22 +156,24 @@ class Writer:
 
     def _open(self, schema: pa.Schema) -> None:
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        if self.fmt in ("csv", "tsv"):
-            opts = (pa_csv.WriteOptions(delimiter="\t", quoting_style="none")
-                    if self.fmt == "tsv" else pa_csv.WriteOptions())
-            self._impl = pa_csv.CSVWriter(str(self.tmp), schema, write_options=opts)
+        if self.fmt == "csv":
+            self._impl = pa_csv.CSVWriter(str(self.tmp), schema)
         elif self.fmt == "parquet":
             self._impl = pq.ParquetWriter(str(self.tmp), schema)
         else:
-            self._file = self.tmp.open("w", encoding="utf-8")
+            self._file = self.tmp.open("w", encoding="utf-8", newline="")
             if self.fmt == "json":
                 self._file.write("[")
+            if self.fmt == "tsv":
+                self._file.write("\t".join(schema.names) + "\n")
 
     def _write(self, batch: pa.RecordBatch) -> None:
         if self.fmt == "arrow":
             self._batches.append(batch)
         elif self._impl is not None:
             self._impl.write(batch)
+        elif self.fmt == "tsv":
+            self._write_tsv(batch)
         else:
             for row in batch.to_pylist():
                 text = json.dumps(row, ensure_ascii=False, default=str)
@@ -180,6 +182,17 @@ class Writer:
                     self._json_first = False
                 else:
                     self._file.write(text + "\n")
+
+    def _write_tsv(self, batch: pa.RecordBatch) -> None:
+        """Tab-separated without quoting, as the reader reads TSV: a tab or newline inside a
+        value cannot be written."""
+        cols = [["" if v is None else str(v) for v in c.to_pylist()] for c in batch.columns]
+        for i, row in enumerate(zip(*cols)):
+            bad = next((v for v in row if "\t" in v or "\n" in v or "\r" in v), None)
+            if bad is not None:
+                raise pa.ArrowInvalid(f"row {self.rows + i + 1} holds a tab or a line break "
+                                      f"({bad[:40]!r}), which TSV cannot hold")
+            self._file.write("\t".join(row) + "\n")
 
     def commit(self, schema: pa.Schema | None = None) -> Path:
         """Finish the file and rename it into place; an empty result still gets its header."""

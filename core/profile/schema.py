@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from tunedeck.core.profile.distributed_schema import DistributedSection
 from tunedeck.core.profile.lora_schema import LoraSection, QuantizationSection
+from tunedeck.core.profile.generation_schema import GenerationSection
+from tunedeck.core.profile.prepare_schema import PREPARE_DESCRIPTION, PrepareStep
 from tunedeck.core.profile.search_schema import SearchSection
 
 SCHEMA_VERSION = 1
@@ -107,6 +109,39 @@ class DataSection(_Section):
         description="Drop rows whose text and label (or prompt and response) repeat an earlier "
         "row's, after cleaning; the first stays.",
     )
+    messages_column: str | None = Field(
+        None,
+        description="Causal LM chat data: column holding each row's conversation, a list of "
+        "{role, content} objects (JSON Lines / JSON / Parquet), e.g. 'messages'.",
+    )
+    chat_template: str = Field(
+        "auto",
+        min_length=1,
+        description="How conversations (messages_column, or prompt/response) become text: "
+        "'auto' = the tokenizer's own chat template, else 'chatml' for messages data and "
+        "prompt + newline + response for prompt/response data; 'none' = never a template "
+        "(prompt/response only); a built-in name ('chatml', 'zephyr'); or a Jinja template "
+        "string. A name or Jinja string replaces the tokenizer's own and is saved with the run.",
+    )
+    train_on: Literal["assistant", "all"] = Field(
+        "assistant",
+        description="Causal LM chat / prompt-response data: 'assistant' = the loss on the "
+        "assistant turns (the response) only; 'all' = on every token.",
+    )
+    packing: bool | None = Field(
+        None,
+        description="Causal LM: pack tokens into max_length rows. Text data: documents joined "
+        "with EOS and cut into blocks (no row cleaning or dedup inside a corpus; splits are "
+        "whole documents, or contiguous ranges of one text). Chat / prompt-response data: "
+        "several examples per training row, attention kept inside each example via position "
+        "ids where the model supports it. Empty: on for a plain-text (.txt) file, else off.",
+    )
+    documents: Literal["file", "blank-line"] = Field(
+        "file",
+        description="Packed plain-text file: 'file' = the whole file is one document (blank "
+        "lines kept as text); 'blank-line' = documents are separated by blank lines.",
+    )
+    prepare: list[PrepareStep] = Field([], description=PREPARE_DESCRIPTION)
     encoding: str | None = Field(
         None,
         description="Text encoding of the data files, e.g. 'latin-1', 'cp1252' or 'utf-16'. "
@@ -311,6 +346,9 @@ class Profile(_Section):
     cv: CvSection = Field(default_factory=CvSection, description="Cross-validation (tunedeck cv).")
     search: SearchSection = Field(default_factory=SearchSection,
                                   description="Hyperparameter search (tunedeck search).")
+    generation: GenerationSection = Field(
+        default_factory=GenerationSection,
+        description="How predict, the try-it box and eval generate text (causal LM, seq2seq).")
     distributed: DistributedSection = Field(
         default_factory=DistributedSection,
         description="Processes and machines to train on (DDP through torchrun; docs/distributed.md).")
@@ -334,6 +372,9 @@ class Profile(_Section):
         if (d.prompt_column is None) != (d.response_column is None):
             which = "data.response_column" if d.response_column is None else "data.prompt_column"
             raise ValueError(f"{which} is needed too: set both prompt_column and response_column")
+        if d.messages_column is not None and (t != "causal-lm" or d.prompt_column is not None):
+            raise ValueError("data.messages_column is for task.type 'causal-lm' without "
+                             "prompt_column/response_column: use one or the other")
         if t == "seq2seq" and d.prompt_column is None:
             raise ValueError("task.type 'seq2seq' needs data.prompt_column and data.response_column")
         if self.quantization.bits and not self.lora.enabled:
