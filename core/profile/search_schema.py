@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class SearchSection(BaseModel):
@@ -45,9 +45,18 @@ class SearchSection(BaseModel):
         "'hyperband' (HyperbandPruner) or 'none'. A pruned trial's run ends 'pruned'.",
     )
     parallel: int = Field(
-        1, ge=1, le=1, description="Trials at once. 1 (one after another) for now; several "
-        "boxes or drivers share one study through search.storage.",
+        0, ge=0, le=64,
+        description="Trials in flight at once, each in its own worker process. 0 (or \"auto\"): "
+        "one per visible GPU (CUDA_VISIBLE_DEVICES), 1 on a CPU. On GPUs each trial gets its "
+        "own GPU (never shared), so at most the number of GPUs; on a CPU, N processes share "
+        "the cores. Several boxes or drivers share one study through search.storage.",
     )
+
+    @field_validator("parallel", mode="before")
+    @classmethod
+    def _auto_parallel(cls, v: Any) -> Any:
+        return 0 if v == "auto" else v  # "auto" reads better in a profile; 0 is its number
+
     storage: str | None = Field(
         None,
         description="Optuna storage the study lives in. Empty: a journal file in the study "

@@ -5,10 +5,12 @@
 place, then starts the driver detached (``python -m tunedeck.core.runs.drivers.search STUDY``)
 or runs it here. The driver asks Optuna for trials (ask/tell) while the study has fewer than
 ``trials`` (every driver sharing its storage counted), and trains each as a normal run directory
-``STUDY/trial-N`` in its own process by ``worker.run_worker``, which tells the study each
-validation evaluation (trial.report) and ends ``pruned`` when the pruner says so. A killed
-driver leaves its trial RUNNING in the study: the resumed driver continues that run from its
-newest checkpoint and tells the same trial, so no trial is counted twice.
+``STUDY/trial-N``: with ``search.parallel`` 1 in the driver's own process by
+``worker.run_worker``, with more in one child worker process per trial (search_pool,
+search_child). Either way the trial's worker tells the study each validation evaluation
+(trial.report) and ends ``pruned`` when the pruner says so. A killed driver leaves its trials
+RUNNING in the study: the resumed driver continues each from its newest checkpoint and tells
+the same trial, so no trial is counted twice.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ def create_study_group(prof: Any, original_text: str) -> GroupDir:
         storage = str(Path(storage).expanduser().resolve())  # a journal file shared by drivers
     info = {"kind": "search", "name": prof.name, "task": prof.task.type,
             "trials": planned_trials(prof, dims), "strategy": s.strategy, "metric": s.metric,
+            "parallel": s.parallel,
             "direction": direction_of(prof), "pruner": s.pruner, "storage": storage,
             "study_name": s.study_name or f"{prof.name}-search",
             "seed": prof.training.seed if s.seed is None else s.seed,
@@ -86,7 +89,10 @@ def start_search(prof: Any, original_text: str, detach: bool = True) -> GroupSta
     directory, start its driver (detached)."""
     from tunedeck.core.runs.lifecycle import check_start
 
+    from tunedeck.core.runs.drivers.search_pool import trial_slots, visible_gpus
+
     check_space(prof)  # a bad space is exit 2 before the data is read
+    trial_slots(prof.search.parallel, visible_gpus())  # more trials at once than GPUs: exit 2
     check_start(prof)
     group = create_study_group(prof, original_text)
     _create_study(group)
@@ -123,33 +129,49 @@ def run_search(group: GroupDir, echo: Callable[[Any], None] | None = None) -> st
 
 def _run_trials(ctx: DriverContext, echo: Callable[[Any], None] | None) -> tuple[str, str]:
     from tunedeck.core.profile import load
-    from tunedeck.core.runs.drivers.search_study import (ask_within_budget, budget_lock,
-                                                         make_sampler)
+    from tunedeck.core.runs.drivers.search_pool import TrialPool, trial_slots, visible_gpus
 
     group, info = ctx.group, ctx.group.info()
     base = load(group.profile_path)
     dims = check_space(base)
     study = _create_study(group)
+    slots = trial_slots(base.search.parallel, visible_gpus())
+    if len(slots) > 1:  # each trial in its own worker process
+        return TrialPool(ctx, study, base, dims, slots).run(_interrupted_trials(study, group))
     hint = f"'tunedeck search --resume {group.id}' continues it"
     for trial in _interrupted_trials(study, group):
         if _run_trial(ctx, study, trial, base, dims, echo) == "stopped":
             return "stopped", f"stopped in trial {trial.number}; {hint}"
     while True:
-        ctx.status(step=_done_here(group), total_steps=info["trials"])
+        ctx.status(step=done_here(group), total_steps=info["trials"])
         if ctx.stop_asked():
             return "stopped", f"stopped between trials; {hint}"
-        with budget_lock(group.path, info):
-            # A fresh sampler seeded by the trial count: the same study draws the same values
-            # in the same order whether or not its driver was killed and resumed on the way.
-            n = len(study.get_trials(deepcopy=False))
-            study.sampler = make_sampler(info["strategy"], int(info["seed"]), dims, n)
-            trial = ask_within_budget(study, int(info["trials"]), group.id)
+        trial = ask_next(group, study, dims)
         if trial is None:
             break
         if _run_trial(ctx, study, trial, base, dims, echo) == "stopped":
             return "stopped", f"stopped in trial {trial.number}; {hint}"
-    ctx.status(step=_done_here(group), current=None)
+    ctx.status(step=done_here(group), current=None)
     return "finished", ""
+
+
+def ask_next(group: GroupDir, study: Any, dims: list[Any]) -> Any:
+    """The study's next trial, or None when it has its count (every driver's trials counted)."""
+    from tunedeck.core.runs.drivers.search_study import (ask_within_budget, budget_lock,
+                                                         make_sampler)
+
+    info = group.info()
+    with budget_lock(group.path, info):
+        # A fresh sampler seeded by the trial count: the same study draws the same values
+        # in the same order whether or not its driver was killed and resumed on the way.
+        n = len(study.get_trials(deepcopy=False))
+        study.sampler = make_sampler(info["strategy"], int(info["seed"]), dims, n)
+        trial = ask_within_budget(study, int(info["trials"]), group.id)
+    if trial is not None and trial.number != n and info["strategy"] != "grid":
+        # Another driver asked in between: seed by this trial's own number (the values are
+        # drawn at suggest time), so two drivers never draw the same values.
+        study.sampler = make_sampler(info["strategy"], int(info["seed"]), dims, trial.number)
+    return trial
 
 
 def _interrupted_trials(study: Any, group: GroupDir) -> list[Any]:
@@ -161,7 +183,7 @@ def _interrupted_trials(study: Any, group: GroupDir) -> list[Any]:
             and t.user_attrs.get("group") == group.id]
 
 
-def _done_here(group: GroupDir) -> int:
+def done_here(group: GroupDir) -> int:
     from tunedeck.core.runs.protocol import is_final
 
     return sum(1 for m in group.members() if is_final(m.read_status().get("state")))
@@ -182,13 +204,11 @@ def suggest(trial: Any, dims: list[Any], strategy: str) -> dict[str, Any]:
     return out
 
 
-def _run_trial(ctx: DriverContext, study: Any, trial: Any, base: Any, dims: list[Any],
-               echo: Callable[[Any], None] | None) -> str:
-    """One trial to an end: its run trained (or resumed), then told to the study. Returns the
-    run's end state ('stopped' leaves the trial RUNNING for --resume)."""
+def _trial_profile(ctx: DriverContext, study: Any, trial: Any, base: Any,
+                   dims: list[Any]) -> tuple[RunDir, Any] | None:
+    """The trial's run directory and profile; None when the schema refuses the combination
+    (told FAIL with the message: the study goes on)."""
     import optuna
-
-    from tunedeck.core.runs.drivers.search_trial import train_trial
 
     group, info = ctx.group, ctx.group.info()
     run = RunDir(group.path / f"trial-{trial.number}")
@@ -196,22 +216,66 @@ def _run_trial(ctx: DriverContext, study: Any, trial: Any, base: Any, dims: list
     try:
         params = suggest(trial, dims, info["strategy"])
         prof = apply_params(base, params, where=f"trial {trial.number}")
-    except ProfileError as e:  # a combination the schema refuses: recorded, the study goes on
+    except ProfileError as e:
         trial.set_user_attr("message", str(e))
+        study.sampler = optuna.samplers.RandomSampler()  # GridSampler's after_trial would stop()
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        return "failed"
+        return None
     trial.set_user_attr("run_dir", str(run.path))
     print(f"trial {trial.number}: {params} -> {run.path}", flush=True)
-    state = train_trial(run, prof, trial, info["metric"], echo)
-    if state == "stopped":
-        return state
+    return run, prof
+
+
+def prepare_trial(ctx: DriverContext, study: Any, trial: Any, base: Any,
+                  dims: list[Any]) -> tuple[RunDir, str] | None:
+    """A trial's run made ready for a child worker: ("new" | "resume" | "ended"); None when the
+    trial was already told (a refused combination)."""
+    from tunedeck.core.runs.drivers.search_trial import create_trial_run
+    from tunedeck.core.runs.lifecycle import resume_run
+    from tunedeck.core.runs.protocol import is_final
+
+    got = _trial_profile(ctx, study, trial, base, dims)
+    if got is None:
+        return None
+    run, prof = got
+    if not run.status_path.is_file():
+        create_trial_run(run, prof, trial.number)
+        return run, "new"
+    state, _ = run.effective_state()
+    if is_final(state) and state not in ("stopped", "failed"):
+        return run, "ended"  # ended before the driver could tell the study: tell it now
+    resumed = resume_run(run, detach=False)  # checked, marked starting; the child prepares data
+    print(f"trial {trial.number}: resuming from {resumed.from_checkpoint or 'step 0'}",
+          flush=True)
+    return run, "resume"
+
+
+def _run_trial(ctx: DriverContext, study: Any, trial: Any, base: Any, dims: list[Any],
+               echo: Callable[[Any], None] | None) -> str:
+    """One trial to an end: its run trained (or resumed) in this process, then told to the
+    study. Returns the run's end state ('stopped' leaves the trial RUNNING for --resume)."""
+    from tunedeck.core.runs.drivers.search_trial import train_trial
+
+    got = _trial_profile(ctx, study, trial, base, dims)
+    if got is None:
+        return "failed"
+    run, prof = got
+    state = train_trial(run, prof, trial, ctx.group.info()["metric"], echo)
+    if state != "stopped":
+        tell_ended(ctx, study, trial, state, run)
+    return state
+
+
+def tell_ended(ctx: DriverContext, study: Any, trial: Any, state: str, run: RunDir) -> None:
+    """An ended trial run told to the study, and the best so far into the driver's status."""
+    info = ctx.group.info()
     _tell(study, trial, state, run, info)
+    print(f"trial {trial.number}: {state}", flush=True)
     try:
         best = study.best_trial
         ctx.status(best={"metric": info["metric"], "value": best.value, "trial": best.number})
     except ValueError:  # no complete trial yet
         pass
-    return state
 
 
 def _tell(study: Any, trial: Any, state: str, run: RunDir, info: dict[str, Any]) -> None:

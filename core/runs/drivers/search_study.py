@@ -17,8 +17,6 @@ from typing import Any, Iterator
 from tunedeck.core.errors import RunError
 
 JOURNAL = "study.journal"
-# Trials we keep counting against the budget: every one that exists (running ones too), so two
-# drivers never overshoot `trials` between them.
 
 
 def storage_spec(group_path: Path, info: dict[str, Any]) -> str:
@@ -84,9 +82,10 @@ def open_study(group_path: Path, info: dict[str, Any], sampler: Any = None,
 
 @contextmanager
 def budget_lock(group_path: Path, info: dict[str, Any]) -> Iterator[None]:
-    """Held while a driver counts the study's trials and asks for a new one: two drivers on
-    one machine sharing a journal or SQLite file never both take the last trial. (Drivers on
-    several machines sharing a server RDB count without it: one extra trial is possible.)"""
+    """Held while a driver on this machine counts the study's trials and asks for a new one:
+    drivers sharing a journal or SQLite file here do not race for the same grid point. The
+    trial budget does not depend on it (drivers on other machines cannot see it): see
+    ask_within_budget."""
     spec = storage_spec(group_path, info)
     path = spec.split("sqlite:///", 1)[1] if spec.startswith("sqlite:///") else spec
     lock_path = Path(path + ".budget.lock") if "://" not in path else group_path / "budget.lock"
@@ -99,9 +98,17 @@ def budget_lock(group_path: Path, info: dict[str, Any]) -> Iterator[None]:
         os.close(fd)
 
 
+OVER_BUDGET = "over_budget"
+
+
 def ask_within_budget(study: Any, planned: int, group_id: str) -> Any:
     """A new trial, or None when the study has its ``planned`` trials (all drivers' counted)
-    or the grid is used up."""
+    or the grid is used up.
+
+    The storage numbers a study's trials 0, 1, 2 ... in the order they were created, atomically
+    (one RDB transaction, one journal record), whichever machine asked. So a trial numbered
+    ``planned`` or above is one too many even when two drivers counted ``planned - 1`` at once:
+    it is told FAIL at once, marked over_budget (listings leave it out), and never trained."""
     import optuna
 
     trials = study.get_trials(deepcopy=False)
@@ -112,7 +119,19 @@ def ask_within_budget(study: Any, planned: int, group_id: str) -> Any:
         return None
     trial = study.ask()
     trial.set_user_attr("group", group_id)
+    if trial.number >= planned:
+        trial.set_user_attr(OVER_BUDGET, True)
+        trial.set_user_attr("message", f"over budget: the study already has its {planned} "
+                                       "trials (another driver asked at the same time)")
+        study.sampler = optuna.samplers.RandomSampler()  # GridSampler's after_trial would stop()
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        return None
     return trial
+
+
+def counted_trials(study: Any) -> list[Any]:
+    """The study's trials without the over-budget extras (asked and dropped at once)."""
+    return [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(OVER_BUDGET)]
 
 
 # --- results -----------------------------------------------------------------------------
@@ -125,7 +144,7 @@ def trial_rows(study: Any) -> list[dict[str, Any]]:
     value, then pruned, running, failed)."""
     sign = 1 if study.direction.name == "MINIMIZE" else -1
     rows = []
-    for t in study.get_trials(deepcopy=False):
+    for t in counted_trials(study):
         end = t.datetime_complete.timestamp() if t.datetime_complete else time.time()
         start = t.datetime_start.timestamp() if t.datetime_start else None
         last = max(t.intermediate_values) if t.intermediate_values else None

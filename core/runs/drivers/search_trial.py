@@ -36,7 +36,7 @@ def train_trial(run: RunDir, prof: Any, trial: Any, metric: str,
 
     on_eval = Reporter(trial, metric)
     if not run.status_path.is_file():
-        _create_trial_run(run, prof, trial.number)
+        create_trial_run(run, prof, trial.number)
         return run_worker(run, echo=echo, on_eval=on_eval)
     state, _ = run.effective_state()
     if is_final(state) and state != "stopped" and state != "failed":
@@ -47,7 +47,7 @@ def train_trial(run: RunDir, prof: Any, trial: Any, metric: str,
     return run_worker(run, resume=True, prepared=resumed.prepared, echo=echo, on_eval=on_eval)
 
 
-def _create_trial_run(run: RunDir, prof: Any, number: int) -> None:
+def create_trial_run(run: RunDir, prof: Any, number: int) -> None:
     from tunedeck.core.profile import dumps
 
     run.path.mkdir(exist_ok=True)  # exists: a driver killed between mkdir and status.json
