@@ -265,3 +265,35 @@ def merged(model: Any) -> Any:
     """Full weights: the adapter folded into the base (``merge_and_unload``); a model without
     an adapter as it is."""
     return model.merge_and_unload() if is_adapter_model(model) else model
+
+
+def memory_sizes(profile: Any, model: Any) -> dict[str, int]:
+    """For the memory estimate: total and trainable parameters, and the base's linear weights
+    (what bitsandbytes quantizes), of ``model`` -- the worker's own, or a meta-device one that
+    is wrapped here (costing no memory) when the profile asks for LoRA."""
+    if profile.lora.enabled and not is_adapter_model(model):
+        import torch
+
+        with torch.device("meta"):
+            model = wrap_with_lora(model, profile)
+    trainable, total = parameter_counts(model)
+    return {"total": total, "trainable": trainable, "quantizable": _linear_weights(model)}
+
+
+def _linear_weights(model: Any) -> int:
+    """Weights of the linear (and Conv1D) layers, less the output head, the classifier and the
+    adapters themselves: what a 4/8-bit load quantizes."""
+    import torch
+    from transformers.pytorch_utils import Conv1D
+
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    n = 0
+    for name, mod in model.named_modules():
+        if not isinstance(mod, (torch.nn.Linear, Conv1D)) or mod is head:
+            continue
+        parts = name.split(".")
+        if any(p.startswith("lora_") or p in ("modules_to_save", "original_module")
+               or p in HEAD_NAMES for p in parts):
+            continue
+        n += mod.weight.numel()
+    return n

@@ -11,7 +11,10 @@ The model is instantiated on the meta device (no weights are allocated or downlo
 model needs its config.json locally or in the HF cache). The activation term follows
 Korthikanti et al. 2022 ("Reducing Activation Recomputation in Large Transformer Models"): per
 layer about 34·s·b·h bytes at 16-bit plus 5·a·s²·b for attention scores when no fused attention
-kernel is used. It is an estimate: treat 'fits' within ~20% of the limit as borderline.
+kernel is used; with training.gradient_checkpointing only each layer's input is kept, plus
+one layer's activations being recomputed. With [lora] only the adapters (and modules_to_save)
+have gradients and AdamW state; with [quantization] the base's linear weights take 4 or 8 bits
+each. It is an estimate: treat 'fits' within ~20% of the limit as borderline.
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ def _config(profile: Profile) -> Any:
                    trust_remote_code=m.trust_remote_code)
 
 
-def _count_params(profile: Profile, config: Any) -> int:
+def _meta_model(profile: Profile, config: Any) -> Any:
     import torch
     import transformers
 
@@ -79,7 +82,7 @@ def _count_params(profile: Profile, config: Any) -> int:
             model = auto.from_config(config, trust_remote_code=profile.model.trust_remote_code)
         except TypeError:
             model = auto.from_config(config)
-    return sum(p.numel() for p in model.parameters())
+    return model
 
 
 def _dims(config: Any) -> dict[str, int]:
@@ -102,8 +105,10 @@ def _dims(config: Any) -> dict[str, int]:
 
 
 def estimate(profile: Profile, params: int, dims: dict[str, int], precision: str,
-             fused_attention: bool) -> dict[str, int]:
-    """Peak bytes of one training step, by component."""
+             fused_attention: bool, sizes: dict[str, int] | None = None) -> dict[str, int]:
+    """Peak bytes of one training step, by component. ``sizes`` (``adapters.memory_sizes``):
+    trainable parameters (LoRA: the adapters; the frozen base has no gradients nor AdamW
+    state) and the base's linear weights (stored in 4/8 bits with [quantization])."""
     t = profile.training
     rows = t.batch_size
     seq = t.max_length
@@ -117,19 +122,28 @@ def estimate(profile: Profile, params: int, dims: dict[str, int], precision: str
     ffn_ratio = dims["intermediate"] / max(1, h)
     # 34·s·b·h bytes per layer at 16-bit with a 4h FFN: 17 values per token per hidden unit.
     per_token_layer = (17 + 2 * (ffn_ratio - 4)) * h * act_bytes
-    activations = layers * tokens * per_token_layer
-    if not fused_attention:
-        activations += layers * int(2.5 * heads * rows * seq * seq * act_bytes)
+    scores = 0 if fused_attention else int(2.5 * heads * rows * seq * seq * act_bytes)
+    if t.gradient_checkpointing:
+        # Only each layer's input (the fp32 residual stream) is kept; one layer at a time is
+        # recomputed with all its activations during the backward pass.
+        activations = layers * tokens * h * 4 + tokens * per_token_layer + scores
+    else:
+        activations = layers * (tokens * per_token_layer + scores)
     if profile.task.type in ("causal-lm", "seq2seq"):
         # Logits at the compute dtype, their fp32 copy for the loss, and its gradient.
         logits = tokens * dims["vocab"] * (act_bytes + 4 + 4)
     else:
         logits = 0
-    weights = 4 * params  # mixed precision keeps fp32 master weights
+    trainable = sizes["trainable"] if sizes else params
+    bits = profile.quantization.bits
+    quantized = min(sizes["quantizable"], params - trainable) if sizes and bits else 0
+    # Mixed precision keeps fp32 master weights; NF4 with double quantization adds ~0.13 bits
+    # of constants per weight, 8-bit one fp32 scale per row (rounded up to 0.02 bytes each).
+    weights = 4 * (params - quantized) + int(quantized * (bits / 8 + 0.02))
     return {
         "weights": weights,
-        "gradients": 4 * params,
-        "optimizer": 8 * params,  # AdamW: exp_avg + exp_avg_sq in fp32
+        "gradients": 4 * trainable,
+        "optimizer": 8 * trainable,  # AdamW: exp_avg + exp_avg_sq in fp32
         "activations": int(activations),
         "logits": int(logits),
         "tokens_per_micro_batch": int(tokens),
@@ -163,12 +177,15 @@ def memory_report(profile: Profile, device: dict[str, Any] | None = None,
         "fits": None, "suggestions": [], "notes": [], "error": None,
     }
     try:
+        from tunedeck.core.engine.adapters import memory_sizes
+
         if model is not None:
             config = model.config
-            params = sum(p.numel() for p in model.parameters())
         else:
             config = _config(profile)
-            params = _count_params(profile, config)
+            model = _meta_model(profile, config)
+        sizes = memory_sizes(profile, model)
+        params = sizes["total"]
     except ModelError as e:
         report["error"] = str(e)
         return report
@@ -177,13 +194,14 @@ def memory_report(profile: Profile, device: dict[str, Any] | None = None,
         return report
     dims = _dims(config)
     fused = dev.get("kind") == "cuda"  # SDPA's flash/memory-efficient kernels: no s x s scores
-    est = estimate(profile, params, dims, precision, fused)
+    est = estimate(profile, params, dims, precision, fused, sizes)
     overhead = CUDA_OVERHEAD if dev.get("kind") == "cuda" else CPU_OVERHEAD
     static = est["weights"] + est["gradients"] + est["optimizer"]
     dynamic = est["activations"] + est["logits"]
     total = static + dynamic + overhead
     budget = int(dev["free_bytes"] * SAFETY)
-    report.update(params=params, dims=dims, estimate={**est, "overhead": overhead, "total": total},
+    report.update(params=params, trainable_params=sizes["trainable"], dims=dims,
+                  estimate={**est, "overhead": overhead, "total": total},
                   budget_bytes=budget, fits=total <= budget, headroom_bytes=budget - total)
     if dev.get("kind") == "cpu":
         report["notes"].append("training on CPU: memory is RAM; expect it to be slow for large models")
@@ -205,6 +223,10 @@ def _suggest(profile: Profile, dev: dict[str, Any], precision: str, est: dict[st
             f"the model alone needs {format_bytes(static)} (fp32 weights, gradients and AdamW state) of "
             f"{format_bytes(budget)} usable: pick a smaller model (model.name) or a device with more "
             "memory; batch settings cannot fix this")
+        if not profile.lora.enabled:
+            out.append("or set lora.enabled = true: only small adapters train, the base needs "
+                       "no gradients nor AdamW state (and quantization.bits = 4 on CUDA stores "
+                       "it in 4 bits)")
         return out
     dynamic = est["activations"] + est["logits"]
     cur_rows = est["rows_per_micro_batch"]
@@ -224,6 +246,9 @@ def _suggest(profile: Profile, dev: dict[str, Any], precision: str, est: dict[st
     length = max(8, int(t.max_length * frac) // 8 * 8)
     if length < t.max_length:
         out.append(f"or lower training.max_length to {length} (from {t.max_length})")
+    if not t.gradient_checkpointing:
+        out.append("or set training.gradient_checkpointing = true (activations of one layer "
+                   "at a time; about a third more compute)")
     if precision == "fp32" and dev.get("kind") == "cuda":
         out.append("or set training.precision = 'bf16'" + ("" if dev.get("bf16") else
                    " / 'fp16' (this GPU has no bf16)") + " to halve activation memory")
@@ -254,6 +279,10 @@ def format_memory_report(report: dict[str, Any]) -> str:
     lines.append(f"  parameters        {report['params']:,}  ({report['precision']}, batch "
                  f"{report['batch_size']} x max_length {report['max_length']} = "
                  f"{est['tokens_per_micro_batch']:,} tokens per micro-batch)")
+    trainable = report.get("trainable_params", report["params"])
+    if trainable < report["params"]:
+        lines.append(f"  trainable         {trainable:,}  (LoRA adapters; the frozen base has no "
+                     "gradients nor AdamW state)")
     for key, label in (("weights", "weights"), ("gradients", "gradients"),
                        ("optimizer", "AdamW state"), ("activations", "activations"),
                        ("logits", "logits"), ("overhead", "overhead")):
