@@ -120,3 +120,14 @@ def run_augment(a: argparse.Namespace, progress: Any) -> Result:
     lines.insert(1, f"added {r.extra.get('added', 0):,} augmented rows (marked in "
                     "augmented_from)")
     return r.as_json(), lines, 0
+
+
+def run_pull(a: argparse.Namespace, progress: Any) -> Result:
+    from tunedeck.core.prepare.hub import pull
+
+    r = pull(a.name, a.config, a.split, a.out)
+    lines = [f"{r['dataset']}: " + ", ".join(f"{k} {v:,} rows" for k, v in r["splits"].items())
+             + f"; columns: {', '.join(r['columns'])}"]
+    lines.append(f"wrote {r['output']}" if r["output"] else
+                 "in the datasets cache: use data.train = \"hf:NAME[:CONFIG][@SPLIT]\"")
+    return r, lines, 0

@@ -78,7 +78,12 @@ def read_splits(profile: Profile) -> SplitData:
     Paths must already be absolute (``tunedeck.core.profile.resolve_paths``). Given validation/test
     files win; a split without a file is carved from train with its fraction of
     ``data.split`` (stratified by label for classification, seeded by ``training.seed``).
+    ``hf:`` sources and ``[[data.prepare]]`` steps are applied first, to copies
+    (``tunedeck.core.prepare.pipeline``); what they did is recorded in ``stats["prepare"]``.
     """
+    from tunedeck.core.prepare.pipeline import prepared_profile
+
+    profile, prepared = prepared_profile(profile)
     d = profile.data
     task = profile.task.type
     if not d.train:
@@ -116,6 +121,8 @@ def read_splits(profile: Profile) -> SplitData:
         "sizes": {r: (ds.num_rows if ds is not None else 0) for r, ds in datasets.items()},
         "carved_from_train": [r for r in carved if datasets[r] is not None],
     }
+    if prepared:
+        stats["prepare"] = prepared
     if label_names is not None:
         stats["label_counts"] = {
             r: _label_counts(ds, label_names) for r, ds in datasets.items() if ds is not None

@@ -107,7 +107,7 @@ def resolve_paths(profile: Profile, base_dir: Path) -> Profile:
     upd: dict[str, Any] = {}
     for field in ("train", "validation", "test"):
         val = getattr(profile.data, field)
-        if not val:
+        if not val or val.startswith("hf:"):  # a hub dataset (tunedeck.core.prepare.hub)
             continue
         p = Path(val).expanduser()
         if not p.is_absolute():
