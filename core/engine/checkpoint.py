@@ -29,6 +29,8 @@ from tunedeck.core.errors import RunError
 COMPLETE = "COMPLETE"
 STATE_FILE = "trainer_state.json"
 FILES = ("model.safetensors", "optimizer.pt", "scheduler.pt", "rng.pt", STATE_FILE)
+# A distributed run's checkpoint also holds every other rank's RNG state (engine/distributed.py).
+_RANK_RNG = re.compile(r"^rng-rank(\d+)\.pt$")
 # Write boundaries, in order, at which the ``boundary(label)`` callback of save_checkpoint and
 # rotate is called (tests crash, fail or stall at each: engine/faults.py).
 BOUNDARIES = ("start", "model", "optimizer", "scheduler", "rng", "state", "before-marker",
@@ -99,8 +101,11 @@ def _discard(path: Path, boundary: Boundary = None) -> None:
 
 
 def save_checkpoint(ckpt_root: Path, step: int, model: Any, optimizer: Any, scheduler: Any,
-                    train_state: dict[str, Any], boundary: Boundary = None) -> Path:
-    """Write ``step-N`` crash-safely; ``boundary(label)`` is called at each of BOUNDARIES."""
+                    train_state: dict[str, Any], boundary: Boundary = None,
+                    extra: dict[str, Any] | None = None) -> Path:
+    """Write ``step-N`` crash-safely; ``boundary(label)`` is called at each of BOUNDARIES.
+    ``extra``: more files (name -> object to torch.save), e.g. other ranks' RNG states; the
+    manifest lists them, so the checkpoint is complete only with every one written."""
     import torch
 
     def _boundary(label: str) -> None:
@@ -122,13 +127,16 @@ def save_checkpoint(ckpt_root: Path, step: int, model: Any, optimizer: Any, sche
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         _boundary("scheduler")
         torch.save(rng_state(), tmp / "rng.pt")
+        for name, obj in (extra or {}).items():
+            torch.save(obj, tmp / name)
         _boundary("rng")
         (tmp / STATE_FILE).write_text(json.dumps(train_state, indent=2), encoding="utf-8")
         _boundary("state")
         for f in tmp.iterdir():
             _fsync(f)
         _boundary("before-marker")
-        manifest = {"step": step, "files": {f: (tmp / f).stat().st_size for f in FILES}}
+        names = FILES + tuple(extra or {})
+        manifest = {"step": step, "files": {f: (tmp / f).stat().st_size for f in names}}
         (tmp / COMPLETE).write_text(json.dumps(manifest), encoding="utf-8")
         _fsync(tmp / COMPLETE)
         _fsync(tmp)
@@ -158,7 +166,8 @@ def is_complete(path: Path, any_name: bool = False) -> bool:
     if not isinstance(manifest, dict):  # older marker (the step number alone)
         return not any_name
     files = manifest.get("files")
-    if not isinstance(files, dict) or set(files) != set(FILES):
+    if not isinstance(files, dict) or not set(FILES) <= set(files) or any(
+            f not in FILES and not _RANK_RNG.match(f) for f in files):
         return False
     for name, size in files.items():
         try:
@@ -236,6 +245,21 @@ def rotate(ckpt_root: Path, keep: int, protect: Path | None = None,
             _discard(p, boundary)
             removed.append(p.name)
     return removed
+
+
+def load_rank_rng(path: Path) -> dict[int, Any]:
+    """The other ranks' RNG states a distributed run saved ({rank: state}; {} for one process)."""
+    import torch
+
+    out = {}
+    for f in path.iterdir():
+        m = _RANK_RNG.match(f.name)
+        if m:
+            try:
+                out[int(m.group(1))] = torch.load(f, weights_only=True, map_location="cpu")
+            except Exception as e:  # the unpickler raises many types for damaged bytes
+                raise CheckpointError(f"{f}: corrupt or unsafe ({type(e).__name__}: {e})") from None
+    return out
 
 
 def load_train_state(path: Path) -> dict[str, Any]:

@@ -20,8 +20,10 @@ class Evaluation:
         return self.state.eval_batch_size or self.t.eval_batch_size or 2 * self.t.batch_size
 
     def eval_forward(self, batch: dict[str, Any]) -> Any:
+        # Distributed: rank 0 alone evaluates, so not through DDP (its forward syncs buffers).
+        model = self.raw_model if getattr(self, "rank_group", None) is not None else self.model
         with self.accelerator.autocast():
-            return self.model(**self.p.task.forward_kwargs(batch))
+            return model(**self.p.task.forward_kwargs(batch))
 
     def evaluate(self, split: str = "validation") -> dict[str, Any] | None:
         """Metrics of ``split`` (None when it is empty). A validation evaluation stops at the
@@ -85,7 +87,9 @@ class Evaluation:
     def do_eval(self) -> dict[str, Any] | None:
         """A validation evaluation at this step: event, best metric, early-stopping count."""
         self.check_pending()
-        metrics = self.evaluate("validation")
+        group = getattr(self, "rank_group", None)
+        metrics = (group.validation_metrics(self) if group is not None
+                   else self.evaluate("validation"))
         st = self.state
         st.last_eval_step = st.step
         if metrics is None:

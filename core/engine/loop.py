@@ -25,6 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 from tunedeck.core.engine import batching as B
+from tunedeck.core.engine import distributed as D
 from tunedeck.core.engine.evaluation import Evaluation
 from tunedeck.core.engine.faults import FaultHooks
 from tunedeck.core.engine.inputs import TrainingInputs
@@ -71,6 +72,7 @@ class TrainingLoop(OptimizerStep, Evaluation, TrainingCheckpoints):
         self._gnorm: Any = None  # the last step's gradient norm, read at log intervals
         self._t_start = 0.0
         self._peak: float | None = None
+        D.attach(self, should_stop)  # several processes: rank_group, the agreed stop check
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -156,7 +158,7 @@ class TrainingLoop(OptimizerStep, Evaluation, TrainingCheckpoints):
         """Requests, then the scheduled evaluation and checkpoint, then a stop (checkpoint
         first). True: early stopping."""
         st, t = self.state, self.t
-        requests = self.run.take_requests()
+        requests = D.take_requests(self)
         try:
             self._requested_eval_and_checkpoint(requests)
             if self._eval_due() and st.step < st.total_steps and self._scheduled_eval():
@@ -187,7 +189,7 @@ class TrainingLoop(OptimizerStep, Evaluation, TrainingCheckpoints):
                 self.save_checkpoint("eval" if per_epoch_eval else "epoch")
         except StopRequested:
             self._stop_if_requested(["stop"])
-        return self._guarded(lambda: self._control(self.run.take_requests()))
+        return self._guarded(lambda: self._control(D.take_requests(self)))
 
     def _end(self) -> None:
         st = self.state

@@ -58,7 +58,11 @@ class OptimizerStep:
         next optimizer step (or any checkpoint): a bad step stops the run within one."""
         import torch
 
-        step_loss = self._accumulate_with_backoff(micro, float(max(1, n_targets)))
+        group = getattr(self, "rank_group", None)
+        if group is not None:  # distributed: this rank's share of each micro-batch
+            step_loss = group.accumulate(self, micro, float(max(1, n_targets)))
+        else:
+            step_loss = self._accumulate_with_backoff(micro, float(max(1, n_targets)))
         if self.t.max_grad_norm > 0:
             gnorm = self.accelerator.clip_grad_norm_(self.model.parameters(), self.t.max_grad_norm)
         else:

@@ -35,23 +35,31 @@ class TrainingCheckpoints:
     def save_checkpoint(self, reason: str) -> Path | None:
         st = self.state
         self._refuse_non_finite_weights()
+        group = getattr(self, "rank_group", None)  # distributed: every rank comes here together
         if self._last_saved == self._position() and (
-                self.run.checkpoints_dir / f"step-{st.step}").is_dir():
+                group is not None or (self.run.checkpoints_dir / f"step-{st.step}").is_dir()):
             return None  # nothing changed since (e.g. a stop right after a periodic save)
         if self._scaler is not None:
             st.grad_scaler = self._scaler.state_dict()
+        extra = group.gather_rng() if group is not None else None
+        if group is not None and not group.is_main:
+            group.barrier()  # rank 0 writes the checkpoint, with this rank's RNG state in it
+            self._last_saved = self._position()
+            return None
         boundary = self.hooks.checkpoint_boundary(st.step)
         try:
             path = C.save_checkpoint(self.run.checkpoints_dir, st.step,
                                      self.accelerator.unwrap_model(self.model),
                                      self._inner_optimizer(), self.scheduler, st.to_dict(),
-                                     boundary=boundary)
+                                     boundary=boundary, extra=extra)
             best = self.run.checkpoints_dir / f"step-{st.best_step}" if st.best_step else None
             C.rotate(self.run.checkpoints_dir, self.t.keep_checkpoints, protect=best,
                      boundary=boundary)
         except OSError as e:
             raise self._write_error(e) from None
         self._last_saved = self._position()
+        if group is not None:
+            group.barrier()  # every rank's part is in: the ranks go on together
         self.events.emit("checkpoint", step=st.step, path=str(path), reason=reason)
         return path
 

@@ -1,5 +1,6 @@
-"""Starting workers. One function builds the command, one starts it detached, so that a
-multi-process launcher (torchrun / accelerate launch) can slot in here later."""
+"""Starting workers. One function builds the command, one starts it detached. A profile asking
+for several processes or machines ([distributed]) gets the supervisor of
+``distributed_launch`` instead, which starts torch's launcher and one worker per rank."""
 
 from __future__ import annotations
 
@@ -11,6 +12,11 @@ from tunedeck.core.runs.rundir import RunDir
 
 
 def worker_command(run: RunDir, resume: bool = False) -> list[str]:
+    from tunedeck.core.runs.distributed_launch import supervisor_command
+
+    supervised = supervisor_command(run, resume)
+    if supervised is not None:
+        return supervised
     cmd = [sys.executable, "-m", "tunedeck.core.runs.worker", str(run.path)]
     return cmd + (["--resume"] if resume else [])
 

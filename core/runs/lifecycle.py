@@ -121,6 +121,9 @@ def new_run_dir(prof: Any) -> RunDir:
 def check_start(prof: Any) -> DataCheck:
     """Everything `start` checks before a run directory exists (data, tokenizer, model; as
     deep as the data's size allows). Raises a UserError on the first problem."""
+    from tunedeck.core.runs.distributed_launch import check_distributed
+
+    check_distributed(prof)
     return check_data_before_launch(prof)
 
 

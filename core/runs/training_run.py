@@ -15,6 +15,7 @@ import os
 import shutil
 from typing import Any, Callable
 
+from tunedeck.core.engine import distributed as D
 from tunedeck.core.engine.state import StopRequested
 from tunedeck.core.errors import DataError
 from tunedeck.core.runs.events import EventWriter
@@ -87,20 +88,24 @@ class TrainingRun:
             self._phase("preparing data")
             self._log("preparing data")
             self.hooks.fire("prepare")
-            self.inputs = prepare_inputs(
-                profile, log=self._log, tokenizer_dir=tok_dir if self.resume else None,
-                stop_requested=self.stop, hooks=self.hooks,
-                warn=lambda m: self.events.emit("log", level="warning", message=m))
+            with D.node_inputs_gate():  # distributed: this machine tokenizes once
+                self.inputs = prepare_inputs(
+                    profile, log=self._log,
+                    tokenizer_dir=tok_dir if self.resume and (D.is_main() or tok_dir.is_dir()) else None,
+                    stop_requested=self.stop, hooks=self.hooks,
+                    warn=lambda m: self.events.emit("log", level="warning", message=m))
         if self.resume:
             check_same_data(self.run, self.inputs.data_fingerprint)
         self.status(data_fingerprint=self.inputs.data_fingerprint)
-        self._save_tokenizer(tok_dir)
+        if D.is_main():  # rank 0 alone writes into the run directory
+            self._save_tokenizer(tok_dir)
         self._phase("loading the model")
         self.hooks.fire("load")
         # Seed again right before the weights are initialised: a fresh start, a start whose
         # data was prepared by the CLI and a resume without a checkpoint build the same model.
         seed_everything(profile.training.seed)
-        model = build_model(self.inputs)
+        model = build_model(self.inputs, log=self._log)
+        D.seed_rank(profile.training.seed)
         model = prepare_for_training(model, profile, self.run.path, self._log)  # LoRA, GC
         self._phase("building the optimizer")
         self.loop = TrainingLoop(self.inputs, self.run, self.events, should_stop=self.stop,
@@ -125,11 +130,17 @@ class TrainingRun:
     def restore(self) -> None:
         from tunedeck.core.engine import checkpoint as C
 
-        removed = C.clean_leftovers(self.run.checkpoints_dir)
+        removed = C.clean_leftovers(self.run.checkpoints_dir) if D.is_main() else []
         if removed:
             self.events.emit("log", level="warning", message=(
                 f"checkpoint leftovers of an earlier crash cleaned up: {', '.join(removed)}"))
-        resumed_from = self._load_newest_checkpoint() if self.resume else None
+        group = self.loop.rank_group
+        if group is not None:  # rank 0 decides (its resume flag) and shares it with every rank
+            resumed_from = group.restore(
+                self.loop, self._load_newest_checkpoint if self.resume else lambda: None,
+                lambda m: self.events.emit("log", level="warning", message=m))
+        else:
+            resumed_from = self._load_newest_checkpoint() if self.resume else None
         loop, st = self.loop, self.loop.state
         device = str(loop.device) + (f" ({_gpu_name()})" if loop.device.type == "cuda" else "")
         if resumed_from is not None:
@@ -216,6 +227,8 @@ class TrainingRun:
         split's metrics into metrics.json, run_finished."""
         from tunedeck.core.fsutil import atomic_write_json
 
+        if not D.is_main():
+            return "finished", ""  # rank 0 writes model/ and evaluates the test split
         self.status(phase="finishing")
         loop, st, run = self.loop, self.loop.state, self.run
         weights_step = st.step

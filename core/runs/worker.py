@@ -20,6 +20,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
+from tunedeck.core.engine import distributed as D
 from tunedeck.core.engine.state import StopRequested
 from tunedeck.core.errors import RunError, UserError
 from tunedeck.core.runs.events import Event, EventWriter
@@ -156,8 +157,10 @@ def run_worker(run: RunDir, resume: bool = False, prepared: Any = None,
                on_eval: Callable[[int, dict[str, Any]], bool] | None = None) -> str:
     """Train ``run`` to an end state; returns it (finished/stopped/failed/diverged, or pruned
     when ``on_eval``, told each validation evaluation, answered True)."""
-    lock = RunLock(run)
-    lock.acquire()  # two workers never write one run directory: the second stops here
+    # Distributed: the supervisor holds run.lock for all its ranks (runs/distributed_launch.py).
+    lock = RunLock(run) if not D.is_distributed() else None
+    if lock is not None:
+        lock.acquire()  # two workers never write one run directory: the second stops here
     flag = StopFlag()
     previous = install_signals(flag)
     watcher = StopWatcher(run, flag, via_signal=bool(previous))
@@ -168,18 +171,23 @@ def run_worker(run: RunDir, resume: bool = False, prepared: Any = None,
     finally:
         flag.interrupting(False)
         watcher.stop()
-        lock.release()
+        if lock is not None:
+            lock.release()
         restore_signals(previous)
 
 
 def _run_locked(run: RunDir, resume: bool, prepared: Any, echo: Callable[[Event], None] | None,
                 flag: StopFlag, on_eval: Callable[..., bool] | None = None) -> str:
+    if not D.is_main():
+        from tunedeck.core.runs.rank_worker import run_other_rank
+
+        return run_other_rank(run, resume, flag)
     events = EventWriter(run.events_path, echo=echo)
     hb = Heartbeat(run)
     st0 = run.read_status()
     state, message = "failed", ""
     try:
-        hb.write(pid=os.getpid(), host=socket.gethostname(), state="running",
+        hb.write(pid=D.reported_pid(), host=socket.gethostname(), state="running",
                  started=st0.get("started") or time.time(), ended=None, message="")
         hb.start()
         state, message = TrainingRun(run, resume, prepared, events, hb.update, flag,
@@ -264,11 +272,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("run_dir")
     ap.add_argument("--resume", action="store_true")
     a = ap.parse_args(argv)
+    D.announce_rank()  # distributed: the supervisor's list of ranks to signal and account for
     try:
         state = run_worker(RunDir(Path(a.run_dir)), resume=a.resume)
     except RunError as e:  # another worker holds the run: it is untouched, say so in one line
         print(f"tunedeck worker {os.getpid()}: {e}; this one exits", file=sys.stderr, flush=True)
+        D.record_exit("failed", str(e))
         return 2
+    if D.is_main():
+        D.record_exit(state, str(RunDir(Path(a.run_dir)).read_status().get("message", "")))
     return 0 if state in ("finished", "stopped") else 1
 
 
