@@ -91,7 +91,17 @@ def cmd_profile(a: argparse.Namespace) -> int:
         if a.data:
             from tunedeck.core.data import read_splits
 
-            data_summary = _data_summary(read_splits(prof).stats)
+            from tunedeck.core.prepare.leakage import format_leakage, split_leakage
+
+            splits = read_splits(prof)
+            data_summary = _data_summary(splits.stats)
+            if splits.stats.get("prepare"):
+                from tunedeck.core.prepare.pipeline import format_prepare
+
+                data_summary += "\n  " + format_prepare(splits.stats["prepare"]).replace("\n", "\n  ")
+            leaks = split_leakage(splits.splits)  # texts in more than one split: a warning
+            if leaks is not None:
+                data_summary += "\n  " + format_leakage(leaks).replace("\n", "\n  ")
         print(f"{a.profile}: ok ({prof.task.type}, model {prof.model.name})")
         if data_summary:
             print(data_summary)

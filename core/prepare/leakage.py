@@ -89,3 +89,16 @@ def format_leakage(result: dict[str, Any]) -> str:
         lines.append(f"  {ex['splits'][0]} row {ex['rows'][0]} = {ex['splits'][1]} row "
                      f"{ex['rows'][1]}: {text!r}")
     return "\n".join(lines)
+
+
+def split_leakage(splits: dict[str, Any]) -> dict[str, Any] | None:
+    """The check on ``read_splits``' datasets (their input column), or None without two splits
+    or an input column (packed corpora are cut by documents, not compared by rows)."""
+    texts = {}
+    for name, ds in splits.items():
+        cols = ds.column_names
+        col = "text" if "text" in cols else "prompt" if "prompt" in cols else None
+        if col is None:
+            return None
+        texts[name] = ds.data.column(col)
+    return leakage(texts) if len(texts) >= 2 else None

@@ -187,3 +187,15 @@ def run_step(step: Any, src: Path, out: Path, profile: Any) -> OpReport:
                              seed=step.seed if step.seed is not None else profile.training.seed)
     return augment_file(src, out, options, "parquet")
 
+
+
+def format_prepare(record: dict[str, Any]) -> str:
+    """The preparation record as lines for ``profile check --data``."""
+    lines = [f"prepare: {role} from {src}" for role, src in (record.get("hub") or {}).items()]
+    for s in record.get("steps", []):
+        dropped = ", ".join(f"{n:,} {k.replace('_', '-')}" for k, n in s["dropped"].items())
+        lines.append(f"prepare: step {s['step']} {s['op']} on {s['file']}: {s['rows_in']:,} -> "
+                     f"{s['rows_out']:,} rows" + (f" (dropped {dropped})" if dropped else "")
+                     + (f"; {s['conflicts']:,} text(s) with conflicting labels"
+                        if s.get("conflicts") else ""))
+    return "\n".join(lines)
