@@ -87,13 +87,25 @@ def _stream_csv(p: Path, fmt: str, progress: Progress) -> Iterator[pa.RecordBatc
             if e.reason != "unexpected end of data":
                 read_source(p, fmt)  # raises the data layer's "not UTF-8" message with the line
         f.seek(start)
+        done = start
         try:
             for batch in stream_delimited(f, head[start:], size, fmt, BLOCK_BYTES):
+                # pyarrow reads ahead of the batches it hands out, so f.tell() runs early: the
+                # bytes a batch came from are estimated from its values (+ a separator each).
+                done += _text_bytes(batch)
                 yield batch
-                progress(min(f.tell(), size), size)
+                progress(min(done, size - 1), size)
+            progress(size, size)
         except (StreamFailed, UnicodeDecodeError):
             read_source(p, fmt)  # the whole-file reader names the line and the fix
             raise DataError(f"{p}: cannot be read as {fmt.upper()}; check the file") from None
+
+
+def _text_bytes(batch: pa.RecordBatch) -> int:
+    import pyarrow.compute as pc
+
+    values = sum(pc.sum(pc.binary_length(c)).as_py() or 0 for c in batch.columns)
+    return int(values) + batch.num_rows * batch.num_columns
 
 
 # --- writing ------------------------------------------------------------------------------
