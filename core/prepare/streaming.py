@@ -156,14 +156,16 @@ class Writer:
             for b in batch.to_batches():
                 self.write(b)
             return
-        if self._impl is None and self._file is None and self.fmt != "arrow":
-            self._open(batch.schema)
         try:
+            if self._impl is None and self._file is None and self.fmt != "arrow":
+                self._open(batch.schema)
             self._write(batch)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
             self.abort()
-            raise DataError(f"{self.out}: cannot write this data as {self.fmt} ({e}); write csv "
-                            "or jsonl instead (give --out a .csv or .jsonl name)") from None
+            other = "jsonl or parquet" if self.fmt in ("csv", "tsv") else "jsonl"
+            raise DataError(f"{self.out}: cannot write this data as {self.fmt} ({e}); write "
+                            f"{other} instead (--to, or an --out name with that extension)") \
+                from None
         self.rows += batch.num_rows
 
     def _open(self, schema: pa.Schema) -> None:
