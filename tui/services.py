@@ -124,6 +124,40 @@ def cli_search_best(group_path: Path) -> dict[str, Any]:
     return _json_result(run_cli(args, timeout=60), args)
 
 
+def cli_data_op(op: str, source: Path, options: list[str], dry_run: bool,
+                progress: Callable[[int, int], None] | None = None,
+                started: Callable[[subprocess.Popen[str]], None] | None = None) -> dict[str, Any]:
+    """``tunedeck data OP SOURCE OPTIONS [--dry-run] --json``: its report (one JSON object on
+    stdout); ``progress(done, total)`` for each ``progress DONE TOTAL`` line it writes on stderr.
+    ``started`` gets the process (the screen stops it when the user leaves; the CLI writes to a
+    temporary name, so a stopped operation leaves nothing half-written)."""
+    import threading
+
+    args = ["data", op, str(Path(source).resolve()), *options, "--json", *(["--dry-run"] if dry_run else [])]
+    try:
+        proc = subprocess.Popen(cli_command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, text=True, env=_cli_env(), start_new_session=True)
+    except OSError as e:
+        raise RunError(f"cannot run the tunedeck CLI: {e}") from None
+    if started is not None:
+        started(proc)
+    out: list[str] = []
+    reader = threading.Thread(target=lambda: out.append(proc.stdout.read() if proc.stdout else ""), daemon=True)
+    reader.start()
+    other: list[str] = []
+    for line in proc.stderr or []:  # progress lines as they come; anything else is kept for errors
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "progress" and parts[1].isdigit() and parts[2].isdigit():
+            if progress is not None:
+                progress(int(parts[1]), int(parts[2]))
+        else:
+            other.append(line)
+    code = proc.wait()
+    reader.join()
+    done = subprocess.CompletedProcess(args, code, "".join(out), "".join(other))
+    return _json_result(done, args)
+
+
 # --- stop and delete: tunedeck.core.runs.lifecycle, imported at first use ---------------
 # (it pulls in the launch and run-directory modules, ~10 ms that start-up does not need)
 
@@ -218,6 +252,7 @@ class Services:
     delete_run: Callable[..., lifecycle.DeleteResult] = delete_run
     search_show: Callable[[Path], dict[str, Any]] = cli_search_show
     search_best: Callable[[Path], dict[str, Any]] = cli_search_best
+    data_op: Callable[..., dict[str, Any]] = cli_data_op
     events_poll_s: float = 0.25
     runs_poll_s: float = 1.0
     sys_poll_s: float = 2.0

@@ -32,6 +32,10 @@ class DatasetsScreen(BaseScreen):
         Binding("t", "tokenizer", "Tokenizer", tooltip="Token lengths with a tokenizer.json or model folder"),
         Binding("x", "next_split", "Split", show=False),
         Binding("a", "annotate", "Label", tooltip="Label rows by keyboard (saves NAME.labels.csv beside the file)"),
+        Binding("c", "data_op('clean')", "Clean", tooltip="Normalise text, drop empty rows and duplicates: preview, then write a new file"),
+        Binding("S", "data_op('split')", "Split", tooltip="Write train/validation/test files (stratified, seeded)"),
+        Binding("C", "data_op('convert')", "Convert", tooltip="Another format, renamed or mapped columns"),
+        Binding("A", "data_op('augment')", "Augment", show=False, tooltip="More training rows by token operations"),
     ]
 
     def __init__(self, path: Path | None = None, split: str | None = None):
@@ -421,6 +425,11 @@ class DatasetsScreen(BaseScreen):
 
         self.app.push_screen(PromptDialog("Tokenizer for token lengths (tokenizer.json or a model folder)",
                                           picker=True, dirs_ok=True), done)
+
+    def action_data_op(self, op: str) -> None:
+        from tunedeck.tui.screens.data_ops import open_data_op
+
+        open_data_op(self, op)
 
     def action_annotate(self) -> None:
         from tunedeck.tui.screens.annotate import annotate_from_browser
