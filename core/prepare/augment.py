@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tunedeck.core.errors import DataError
 
@@ -199,12 +200,16 @@ def _augment_one(table: pa.Table, o: AugmentOptions, src: str, report: Any,
     if not text or text not in table.column_names:
         raise DataError(f"{src}: has no text column {text!r}; its columns are: "
                         f"{', '.join(table.column_names)} (use --text)")
-    originals = table
+    originals, earlier = table, None
     if MARK in table.column_names:  # a second pass augments the originals only
-        originals = table.filter(pa.compute.is_null(table.column(MARK)))
+        # (an empty mark is an original: CSV writes null as "", so marks read back as strings)
+        mark = pc.cast(table.column(MARK), pa.string())
+        is_original = pc.or_kleene(pc.is_null(mark), pc.equal(mark, "")).fill_null(True)
+        originals = table.filter(is_original).drop_columns([MARK])
+        earlier = table.filter(pc.invert(is_original))
     out, added = augment_table(originals, o, text, variants)
-    if originals is not table:
-        out = pa.concat_tables([out, table.filter(pa.compute.is_valid(table.column(MARK)))])
+    if earlier is not None:
+        out = pa.concat_tables([out, earlier.cast(out.schema)])
     report.rows_in += table.num_rows
     report.rows_out += out.num_rows
     report.changed += added

@@ -10,12 +10,14 @@ a hub id (offline: a cached one).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable
 
 from tunedeck.core.errors import DataError
 
 BATCH = 16
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # a model can emit any byte; files must not
 
 
 def _model_source(ref: str) -> str:
@@ -76,7 +78,7 @@ def model_augmenter(ref: str, per_row: int, seed: int) -> Callable[[list[str]], 
                 gen = gen[:, enc["input_ids"].shape[1]:]
             decoded = tok.batch_decode(gen, skip_special_tokens=True)
             for i, text in enumerate(chunk):
-                outs = [d.strip().split("\n")[0].strip()
+                outs = [_CONTROL.sub("", d).strip().split("\n")[0].strip()
                         for d in decoded[i * per_row:(i + 1) * per_row]]
                 out.append(list(dict.fromkeys(o for o in outs if o and o != text)))
         return out
