@@ -13,8 +13,14 @@ from tunedeck.core.runs.rundir import RunDir
 
 
 def answer(rm: RunModel, text: str) -> dict[str, Any]:
-    """{"label", "probability", "probabilities"} (classification) or {"continuation"}."""
+    """{"label", "probability", "probabilities"} (classification) or {"continuation"}; a causal
+    LM generates with the profile's [generation] settings."""
     with rm.autocast():
+        if rm.profile.task.type == "causal-lm":
+            from tunedeck.core.eval.generation_settings import generation_kwargs
+
+            return rm.task.predict(rm.model, rm.tokenizer, text, rm.profile.training.max_length,
+                                   generation=generation_kwargs(rm.profile, rm.tokenizer))
         return rm.task.predict(rm.model, rm.tokenizer, text, rm.profile.training.max_length)
 
 

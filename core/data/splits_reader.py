@@ -24,14 +24,16 @@ import pyarrow.compute as pc
 from datasets import ClassLabel, Dataset, DatasetInfo, Features, NamedSplit
 from datasets.table import InMemoryTable
 
+from tunedeck.core.data.chat import messages_json
 from tunedeck.core.data.cleaning import clean_table
+from tunedeck.core.data.packing import carve_corpus, corpus_table, packing_on
 from tunedeck.core.data.reader import LoadedTable, read_source
 from tunedeck.core.data.split import TEST, TRAIN, VALIDATION, assign_splits
 from tunedeck.core.errors import DataError
 from tunedeck.core.profile.schema import Profile
 
 # Bump when reading/cleaning changes what it produces, so caches keyed on the fingerprint refresh.
-SPLITS_VERSION = 2  # 2: delimiter/header sniffing, data.encoding
+SPLITS_VERSION = 3  # 2: delimiter/header sniffing, data.encoding; 3: messages, packed corpora
 _INT_LABEL = re.compile(r"^[+-]?\d+$")
 SPLITS = ("train", "validation", "test")
 
@@ -92,10 +94,14 @@ def read_splits(profile: Profile) -> SplitData:
     wanted = _wanted_columns(profile)
     paths = {"train": d.train, "validation": d.validation, "test": d.test}
     parts: dict[str, _Part] = {}
+    corpus = False
     for role, path in paths.items():
         if path:
             src = read_source(path, d.format, key=f"data.{role}", encoding=d.encoding)
-            parts[role] = _clean(_standardise(src, role, wanted, task), profile)
+            if role == "train":  # a text corpus is packed: documents, never cleaned line-wise
+                corpus = list(wanted) == ["text"] and packing_on(profile, src.format)
+            part = _standardise(src, role, wanted, task)
+            parts[role] = _as_corpus(part, profile) if corpus else _clean(part, profile)
 
     label_names: list[str] | None = None
     if task == "classification":
@@ -104,7 +110,7 @@ def read_splits(profile: Profile) -> SplitData:
             _encode_labels(part, label_names, parts["train"].src)
 
     carved = [r for r in ("validation", "test") if r not in parts]
-    tables = _carve(parts, carved, profile)
+    tables = _carve(parts, carved, profile, corpus)
 
     fingerprint = _fingerprint(profile, parts)
     datasets: dict[str, Dataset | None] = {}
@@ -151,14 +157,18 @@ def rows_like_training(profile: Profile, src: LoadedTable, role: str,
     return part.table if inputs_only else _clean(part, profile).table
 
 
-def _carve(parts: dict[str, _Part], carved: list[str], profile: Profile
+def _carve(parts: dict[str, _Part], carved: list[str], profile: Profile, corpus: bool = False
            ) -> dict[str, pa.Table | None]:
-    """Each split's table: a given file's, or its share of train (``split.assign_splits``)."""
+    """Each split's table: a given file's, or its share of train (``split.assign_splits``; a
+    corpus by whole documents or contiguous ranges, ``packing.carve_corpus``)."""
     d = profile.data
     tables: dict[str, pa.Table | None] = {r: p.table for r, p in parts.items()}
     f_val = d.split[1] if "validation" in carved else 0.0
     f_test = d.split[2] if "test" in carved else 0.0
-    if f_val > 0 or f_test > 0:
+    if corpus and (f_val > 0 or f_test > 0):
+        cut = carve_corpus(parts["train"].table, f_val, f_test, profile.training.seed)
+        tables.update({r: t for r, t in cut.items() if r == "train" or r in carved})
+    elif f_val > 0 or f_test > 0:
         train = parts["train"].table
         labels = (train.column("label").to_numpy() if profile.task.type == "classification"
                   else None)
@@ -180,6 +190,8 @@ def _wanted_columns(profile: Profile) -> dict[str, tuple[str, str]]:
                             f"{d.text_column!r}; the label must be a column of its own")
         return {"text": ("data.text_column", d.text_column),
                 "label": ("data.label_column", d.label_column)}
+    if d.messages_column and task == "causal-lm":
+        return {"messages": ("data.messages_column", d.messages_column)}
     if d.prompt_column and d.response_column:
         if d.prompt_column == d.response_column:
             raise DataError(f"data.prompt_column and data.response_column both name "
@@ -217,6 +229,8 @@ def _missing_column(src: LoadedTable, key: str, want: str, task: str,
                 "use csv, tsv or jsonl with a label column.")
     elif task == "causal-lm" and key == "data.text_column":
         msg += " For prompt/response data set data.prompt_column and data.response_column."
+        if "messages" in lower:
+            msg += f" For chat data set data.messages_column = {lower['messages']!r}."
     return DataError(msg)
 
 
@@ -233,7 +247,10 @@ def _standardise(src: LoadedTable, role: str, wanted: dict[str, tuple[str, str]]
     for std, (key, _) in wanted.items():
         name = used[std]
         assert name is not None
-        cols[std] = _as_string(src.table.column(name), src, name, key)
+        if std == "messages":  # conversations travel as JSON text (``chat.messages_json``)
+            cols[std] = messages_json(src.table.column(name), src.where, key)
+        else:
+            cols[std] = _as_string(src.table.column(name), src, name, key)
     cols["row"] = pa.chunked_array([pa.array(src.rows, type=pa.int64())])
     stats = {"path": str(src.path), "format": src.format, "columns": used,
              "row_unit": src.unit, "rows_read": src.table.num_rows}
@@ -282,6 +299,17 @@ def _clean(part: _Part, profile: Profile) -> _Part:
             f"(data.{part.role})"
         )
     part.table = t
+    return part
+
+
+def _as_corpus(part: _Part, profile: Profile) -> _Part:
+    """A packed corpus's documents (``packing.corpus_table``): no line cleaning, no dedup."""
+    table = corpus_table(part.table, part.src.format, profile.data.documents)
+    if table.num_rows == 0:
+        raise DataError(f"{part.src.path}: holds no text (data.{part.role})")
+    part.stats.update(dropped_empty=0, dropped_duplicate=0, rows_kept=part.table.num_rows,
+                      documents=table.num_rows, packed=True)
+    part.table = table
     return part
 
 

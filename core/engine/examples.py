@@ -24,6 +24,8 @@ class TokenizedSet:
     label_offsets: np.ndarray | None  # token-level labels: offsets into ``labels``
     n_targets: np.ndarray  # per row: how many positions count in the loss
     rows: np.ndarray  # 1-based source row numbers, for error analysis
+    # Packed rows (``data.packing``): flat position ids like ``ids``, restarting per example.
+    positions: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -55,7 +57,8 @@ class TokenizedSet:
             label_offsets = None
         n_targets = np.asarray(ds["n_targets"], dtype=np.int64)
         rows = np.asarray(ds["row"], dtype=np.int64) if "row" in ds.column_names else np.arange(1, len(n_targets) + 1)
-        return cls(ids, offsets, labels, label_offsets, n_targets, rows)
+        positions = flat("position_ids")[0] if "position_ids" in ds.column_names else None
+        return cls(ids, offsets, labels, label_offsets, n_targets, rows, positions)
 
     def collate(self, idx: np.ndarray | list[int], pad_id: int, multiple: int = 8) -> dict[str, np.ndarray]:
         idx = np.asarray(idx)
@@ -71,6 +74,8 @@ class TokenizedSet:
             input_ids[r, : e - s] = self.ids[s:e]
             mask[r, : e - s] = 1
         out = {"input_ids": input_ids, "attention_mask": mask}
+        if self.positions is not None:
+            out["position_ids"] = self._positions(starts, ends, width)
         if self.label_offsets is None:
             out["labels"] = self.labels[idx]
         else:
@@ -83,3 +88,13 @@ class TokenizedSet:
                 labels[r, : e - s] = self.labels[s:e]
             out["labels"] = labels
         return out
+
+    def _positions(self, starts: np.ndarray, ends: np.ndarray, width: int) -> np.ndarray:
+        """Packed rows' position ids; the padding counts up from 0 as a sequence of its own,
+        so that no real token attends to it."""
+        assert self.positions is not None
+        pos = np.tile(np.arange(width, dtype=np.int64), (len(starts), 1))
+        for r, (s, e) in enumerate(zip(starts, ends)):
+            pos[r, : e - s] = self.positions[s:e]
+            pos[r, e - s:] -= e - s
+        return pos

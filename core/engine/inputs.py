@@ -55,7 +55,12 @@ def prepare_inputs(profile: Profile, log: Log = lambda m: None, tokenizer_dir: P
     hooks = hooks or FaultHooks()
     data = prepare_data(profile)
     task = make_task(profile.task.type, data.label_names)
+    task.configure(profile)
     tokenizer = _get_tokenizer(profile, task, data, log, tokenizer_dir)
+    if profile.task.type == "causal-lm":
+        from tunedeck.core.data.chat import apply_profile_template
+
+        apply_profile_template(tokenizer, profile.data.chat_template, "messages" in data.columns)
     cache = TokenCache(cache_key(data.fingerprint, tokenizer, profile.training.max_length),
                        log, warn or log)
     splits = cache.load()
@@ -69,8 +74,8 @@ def prepare_inputs(profile: Profile, log: Log = lambda m: None, tokenizer_dir: P
                 tokenized[name] = None
                 continue
             log(f"tokenizing {name}: {len(ds)} rows")
-            tokenized[name] = _tokenize(task, ds, tokenizer, profile.training.max_length,
-                                        stop_requested)
+            tokenized[name] = _tokenize_split(name, task, ds, tokenizer, profile, data,
+                                              stop_requested, log)
         splits = cache.store(tokenized)
     train = splits.get("train")
     if train is None or len(train) == 0:
@@ -147,10 +152,27 @@ def _iter_texts(task: Task, ds: Any):
         yield from task.text_for_tokenizer_training(ds[i: i + 1000])
 
 
+def _tokenize_split(name: str, task: Task, ds: Any, tokenizer: Any, profile: Profile,
+                    data: Any, stop_requested: Callable[[], bool], log: Log) -> Any:
+    """One split's tokenized rows: examples, or packed rows (``tunedeck.core.data.packing``):
+    corpus blocks for every split, several examples per row for train."""
+    from tunedeck.core.data import packing
+
+    max_length = profile.training.max_length
+    if data.stats.get("files", {}).get("train", {}).get("packed"):
+        res = packing.pack_corpus(ds, tokenizer, max_length)
+        log(f"packed {name}: {len(ds)} document(s) -> {len(res)} blocks of {max_length} tokens")
+        return _token_features(res)
+    res = _tokenize(task, ds, tokenizer, max_length, stop_requested)
+    if name == "train" and profile.task.type == "causal-lm" and profile.data.packing:
+        n = len(res)
+        res = _token_features(packing.pack_examples(res, max_length))
+        log(f"packed train: {n} examples -> {len(res)} rows of <= {max_length} tokens")
+    return res
+
+
 def _tokenize(task: Task, ds: Any, tokenizer: Any, max_length: int,
               stop_requested: Callable[[], bool] = lambda: False) -> Any:
-    from datasets import Features, Sequence, Value
-
     keep = [c for c in ds.column_names if c == "row"]
     remove = [c for c in ds.column_names if c not in keep]
 
@@ -161,9 +183,17 @@ def _tokenize(task: Task, ds: Any, tokenizer: Any, max_length: int,
 
     res = ds.map(fn, batched=True, batch_size=1000, remove_columns=remove, load_from_cache_file=False,
                  desc=None)
-    # Arrow types: token ids as int32 lists keep the cache small.
+    return _token_features(res)
+
+
+def _token_features(res: Any) -> Any:
+    """Arrow types: token ids as int32 lists keep the cache small."""
+    from datasets import Features, Sequence, Value
+
     feats = dict(res.features)
     feats["input_ids"] = Sequence(Value("int32"))
+    if "position_ids" in feats:
+        feats["position_ids"] = Sequence(Value("int32"))
     if "labels" in feats and not isinstance(feats["labels"], Value):
         feats["labels"] = Sequence(Value("int32"))
     else:
@@ -172,7 +202,7 @@ def _tokenize(task: Task, ds: Any, tokenizer: Any, max_length: int,
     return res.cast(Features(feats))
 
 
-def build_model(inputs: TrainingInputs) -> Any:
+def build_model(inputs: TrainingInputs, log: Log = lambda m: None) -> Any:
     import transformers
 
     from tunedeck.core.models import build_config, load_model
@@ -184,4 +214,14 @@ def build_model(inputs: TrainingInputs) -> Any:
     emb = model.get_input_embeddings()
     if emb is not None and len(inputs.tokenizer) > emb.num_embeddings:
         model.resize_token_embeddings(len(inputs.tokenizer))
+    if inputs.train.positions is not None:
+        from tunedeck.core.data.packing import packed_attention_supported
+
+        if packed_attention_supported(model):
+            log("packing: examples share rows; position ids restart per example, so attention "
+                "stays inside each example")
+        else:
+            inputs.train.positions = None
+            log(f"packing: {type(model).__name__} does not mask by position ids; packed rows "
+                "are plain concatenations (attention crosses examples in a row)")
     return model

@@ -2,7 +2,8 @@
 
 Prompts are grouped by length (the engine's length-sorted evaluation plan) so that a batch pads
 little; causal-LM prompts are padded on the left, where generation must not start from padding.
-Greedy unless ``[evaluation] temperature`` > 0.
+Greedy unless sampling is on (``[generation]``, or ``[evaluation]``'s own generation fields
+when set; ``generation_settings``); stop strings cut the texts.
 """
 
 from __future__ import annotations
@@ -21,16 +22,16 @@ def generate_texts(rm: Any, prompts: Sequence[list[int]], batch_size: int,
     """One generated text per prompt (the first sample when num_samples > 1), in prompt order."""
     import torch
 
+    from tunedeck.core.eval.generation_settings import cut_at_stop, generation_kwargs
+
     settings = rm.profile.evaluation
     out: list[str] = [""] * len(prompts)
     lengths = np.asarray([len(p) for p in prompts], dtype=np.int64)
-    sampling = settings.temperature > 0
-    kwargs: dict[str, Any] = {"max_new_tokens": settings.max_new_tokens, "do_sample": sampling,
-                              "pad_token_id": rm.tokenizer.pad_token_id,
-                              "eos_token_id": rm.tokenizer.eos_token_id}
+    kwargs = generation_kwargs(rm.profile, rm.tokenizer, for_eval=True)
+    sampling = kwargs["do_sample"]
     if sampling:
-        kwargs.update(temperature=settings.temperature, top_p=settings.top_p,
-                      num_return_sequences=settings.num_samples)
+        kwargs["num_return_sequences"] = settings.num_samples
+    stop = list(kwargs.get("stop_strings") or [])
     encoder_decoder = bool(getattr(rm.model.config, "is_encoder_decoder", False))
     with torch.no_grad():
         for idx in B.plan_eval(lengths, batch_size):
@@ -44,7 +45,7 @@ def generate_texts(rm: Any, prompts: Sequence[list[int]], batch_size: int,
             step = settings.num_samples if sampling else 1
             texts = rm.tokenizer.batch_decode(generated[::step], skip_special_tokens=True)
             for i, text in zip(idx, texts):
-                out[int(i)] = text.strip()
+                out[int(i)] = cut_at_stop(text, stop).strip()
             progress(len(idx))
     return out
 

@@ -23,8 +23,14 @@ class Task:
     def __init__(self, label_names: list[str] | None = None):
         self.label_names = label_names
 
+    def configure(self, profile: Any) -> None:
+        """Take the profile's task-specific settings (e.g. causal LM's data.train_on)."""
+
     def config_overrides(self) -> dict[str, Any]:
         return {}
+
+    def bind_model(self, model: Any) -> None:
+        """Told the model once it is built (seq2seq keeps its labels -> decoder inputs shift)."""
 
     def tokenize_batch(self, batch: dict[str, list[Any]], tokenizer: Any, max_length: int) -> dict[str, list[Any]]:
         raise NotImplementedError

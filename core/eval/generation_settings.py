@@ -1,0 +1,35 @@
+"""``model.generate`` arguments from the profile's ``[generation]`` section (and, for eval,
+``[evaluation]``'s own generation fields when the profile sets them), plus stop strings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def generation_kwargs(profile: Any, tokenizer: Any, for_eval: bool = False) -> dict[str, Any]:
+    """Keyword arguments for ``generate``: length, greedy or sampling, where to stop."""
+    from tunedeck.core.data.chat import end_of_turn_ids
+
+    g = profile.generation
+    ev = profile.evaluation
+    explicit = ev.model_fields_set if for_eval else set()
+    max_new = ev.max_new_tokens if "max_new_tokens" in explicit else g.max_new_tokens
+    temperature = ev.temperature if "temperature" in explicit else g.temperature
+    top_p = ev.top_p if "top_p" in explicit else g.top_p
+    sample = g.do_sample if g.do_sample is not None else temperature > 0
+    kwargs: dict[str, Any] = {"max_new_tokens": max_new, "do_sample": sample,
+                              "pad_token_id": tokenizer.pad_token_id}
+    stops = end_of_turn_ids(tokenizer)
+    if stops:
+        kwargs["eos_token_id"] = stops if len(stops) > 1 else stops[0]
+    if sample:
+        kwargs.update(temperature=temperature if temperature > 0 else 1.0, top_p=top_p)
+    if g.stop:
+        kwargs.update(stop_strings=list(g.stop), tokenizer=tokenizer)
+    return kwargs
+
+
+def cut_at_stop(text: str, stop: list[str]) -> str:
+    """``text`` up to the first stop string (generate keeps the stop string itself)."""
+    cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=len(text))
+    return text[:cut]
