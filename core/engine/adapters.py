@@ -98,7 +98,11 @@ def prepare_for_training(model: Any, profile: Any, run_dir: Path,
     gc = profile.training.gradient_checkpointing
     if gc and not profile.quantization.bits:
         # Non-reentrant: works with frozen inputs (LoRA) without enable_input_require_grads.
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        kwargs = {"use_reentrant": False}
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers 5's new name
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
         if hasattr(model.config, "use_cache"):
             model.config.use_cache = False  # a KV cache is useless (and warned about) in training
     if not profile.lora.enabled:
