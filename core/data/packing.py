@@ -56,7 +56,7 @@ def corpus_table(table: pa.Table, fmt: str, documents: str) -> pa.Table:
     """
     texts = table.column("text").to_pylist()
     rows = [int(r) for r in table.column("row").to_pylist()]
-    if fmt != "text":
+    if fmt != "text" or not texts:
         keep = [i for i, t in enumerate(texts) if t and t.strip()]
         return pa.table({"text": pa.array([texts[i] for i in keep], type=pa.string()),
                          "row": pa.array([rows[i] for i in keep], type=pa.int64())})

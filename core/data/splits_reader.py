@@ -92,16 +92,7 @@ def read_splits(profile: Profile) -> SplitData:
         raise DataError("data.train is not set; point it at a data file, e.g. "
                         "sample_data/tickets.csv")
     wanted = _wanted_columns(profile)
-    paths = {"train": d.train, "validation": d.validation, "test": d.test}
-    parts: dict[str, _Part] = {}
-    corpus = False
-    for role, path in paths.items():
-        if path:
-            src = read_source(path, d.format, key=f"data.{role}", encoding=d.encoding)
-            if role == "train":  # a text corpus is packed: documents, never cleaned line-wise
-                corpus = list(wanted) == ["text"] and packing_on(profile, src.format)
-            part = _standardise(src, role, wanted, task)
-            parts[role] = _as_corpus(part, profile) if corpus else _clean(part, profile)
+    parts, corpus = _read_parts(profile, wanted)
 
     label_names: list[str] | None = None
     if task == "classification":
@@ -142,6 +133,24 @@ def read_splits(profile: Profile) -> SplitData:
         columns=tuple(wanted),
         fingerprint=fingerprint,
     )
+
+
+def _read_parts(profile: Profile, wanted: dict[str, tuple[str, str]]
+                ) -> tuple[dict[str, _Part], bool]:
+    """Each given file's rows, cleaned; or, for a packed text corpus (the second value), its
+    documents, never cleaned line by line."""
+    d = profile.data
+    paths = {"train": d.train, "validation": d.validation, "test": d.test}
+    parts: dict[str, _Part] = {}
+    corpus = False
+    for role, path in paths.items():
+        if path:
+            src = read_source(path, d.format, key=f"data.{role}", encoding=d.encoding)
+            if role == "train":
+                corpus = list(wanted) == ["text"] and packing_on(profile, src.format)
+            part = _standardise(src, role, wanted, profile.task.type)
+            parts[role] = _as_corpus(part, profile) if corpus else _clean(part, profile)
+    return parts, corpus
 
 
 def rows_like_training(profile: Profile, src: LoadedTable, role: str,
