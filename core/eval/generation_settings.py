@@ -1,5 +1,5 @@
-"""``model.generate`` arguments from the profile's ``[generation]`` section (and, for eval,
-``[evaluation]``'s own generation fields when the profile sets them), plus stop strings."""
+"""``model.generate`` arguments from the profile's ``[generation]`` section (for eval,
+``[evaluation]``'s max_new_tokens / temperature / top_p win when set), plus stop strings."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ def generation_kwargs(profile: Any, tokenizer: Any, for_eval: bool = False) -> d
 
     g = profile.generation
     ev = profile.evaluation
-    explicit = ev.model_fields_set if for_eval else set()
-    max_new = ev.max_new_tokens if "max_new_tokens" in explicit else g.max_new_tokens
-    temperature = ev.temperature if "temperature" in explicit else g.temperature
-    top_p = ev.top_p if "top_p" in explicit else g.top_p
+
+    def pick(name: str) -> Any:  # [evaluation]'s own value, when eval sets one
+        own = getattr(ev, name) if for_eval else None
+        return own if own is not None else getattr(g, name)
+
+    max_new, temperature, top_p = pick("max_new_tokens"), pick("temperature"), pick("top_p")
     sample = g.do_sample if g.do_sample is not None else temperature > 0
     kwargs: dict[str, Any] = {"max_new_tokens": max_new, "do_sample": sample,
                               "pad_token_id": tokenizer.pad_token_id}

@@ -275,17 +275,17 @@ class EvaluationSection(_Section):
         "seq2seq they make the end-of-training test evaluation generate; 'tunedeck eval' "
         "always does.",
     )
-    max_new_tokens: int = Field(
-        64, ge=1, le=32_768, description="Tokens generated per example when evaluating causal "
-        "LM / seq2seq models."
+    max_new_tokens: int | None = Field(
+        None, ge=1, le=32_768, description="Tokens generated per example when evaluating causal "
+        "LM / seq2seq models. Empty: generation.max_new_tokens."
     )
-    temperature: float = Field(
-        0.0, ge=0, le=100.0, description="Sampling temperature for evaluation generations; 0 = "
-        "greedy (deterministic)."
+    temperature: float | None = Field(
+        None, ge=0, le=100.0, description="Sampling temperature for evaluation generations; 0 = "
+        "greedy (deterministic). Empty: generation.temperature."
     )
-    top_p: float = Field(
-        1.0, gt=0, le=1.0, description="Nucleus sampling: keep the smallest set of tokens whose "
-        "probability reaches top_p (with temperature > 0)."
+    top_p: float | None = Field(
+        None, gt=0, le=1.0, description="Nucleus sampling: keep the smallest set of tokens whose "
+        "probability reaches top_p (when sampling). Empty: generation.top_p."
     )
     num_samples: int = Field(
         1, ge=1, le=64, description="Sampled generations per example (with temperature > 0); "

@@ -28,13 +28,20 @@ def new_profile(task: str = "classification", name: str | None = None) -> Profil
             {
                 "name": name or "causal-lm",
                 "task": {"type": "causal-lm"},
-                "model": {"name": "HuggingFaceTB/SmolLM2-135M"},
+                # A small real instruct model with its own chat template, LoRA adapters and
+                # packed conversations: what people fine-tune today. Offline, a [model.config]
+                # table builds a fresh model instead (see sample_data/instructions-lm.toml).
+                "model": {"name": "HuggingFaceTB/SmolLM2-135M-Instruct"},
                 "data": {
                     "train": "train.jsonl",
-                    "prompt_column": "prompt",
-                    "response_column": "response",
+                    "messages_column": "messages",
+                    "chat_template": "auto",
+                    "train_on": "assistant",
+                    "packing": True,
                 },
-                "training": {"epochs": 2, "learning_rate": 5e-5, "batch_size": 8, "max_length": 512},
+                "lora": {"enabled": True, "r": 16, "alpha": 32},
+                "training": {"epochs": 2, "learning_rate": 2e-4, "batch_size": 8, "max_length": 1024},
+                "generation": {"max_new_tokens": 256},
             }
         )
     if task == "seq2seq":
