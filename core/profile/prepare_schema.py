@@ -93,7 +93,11 @@ class PrepareStep(BaseModel):
     @model_validator(mode="after")
     def _options_of_op(self) -> "PrepareStep":
         allowed = OP_FIELDS[self.op] | {"op", "apply_to"}
-        foreign = sorted(self.model_fields_set - allowed)
+        # A frozen profile (a run's copy) writes every option out: only values that differ
+        # from the default are foreign to the op.
+        fields = type(self).model_fields
+        foreign = sorted(f for f in self.model_fields_set - allowed
+                         if getattr(self, f) != fields[f].default)
         if foreign:
             owner = next((op for op, f in OP_FIELDS.items() if foreign[0] in f), "?")
             raise ValueError(f"{foreign[0]!r} is an option of {owner}, not of {self.op}")
