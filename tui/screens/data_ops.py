@@ -96,7 +96,8 @@ def report_text(report: dict[str, Any]) -> Text:
 def _cells(values: dict[str, Any] | None) -> str:
     if values is None:
         return "(dropped)"
-    return " | ".join(f"{k}={' '.join(str(v).split())[:60]}" for k, v in values.items())
+    # Spaces kept as they are: a whitespace change must show in the preview.
+    return " | ".join(f"{k}={str(v).replace(chr(10), '⏎')[:60]}" for k, v in values.items())
 
 
 class DataOpScreen(BaseScreen):
