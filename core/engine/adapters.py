@@ -129,12 +129,12 @@ def wrap_with_lora(model: Any, profile: Any) -> Any:
     from peft import LoraConfig, get_peft_model
 
     lora, task = profile.lora, profile.task.type
-    targets = "all-linear" if lora.target_modules == "auto" else list(lora.target_modules)
-    if lora.modules_to_save == "auto":
+    targets = "all-linear" if lora.target_modules == ["auto"] else list(lora.target_modules)
+    if lora.modules_to_save == ["auto"]:
         to_save = [n for n in HEAD_NAMES if task == "classification"
                    and getattr(model, n, None) is not None] or None
     else:
-        to_save = list(lora.modules_to_save)
+        to_save = list(lora.modules_to_save) or None
     from transformers.pytorch_utils import Conv1D
 
     # GPT-2-style Conv1D layers store their weight transposed; PEFT must be told (it warns and
