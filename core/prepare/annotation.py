@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -228,8 +229,12 @@ class Annotation:
 
     def save(self) -> Path:
         """Write the labels file, then the state (both atomically); returns the labels file."""
-        atomic_write_text(self.work_path, self._labelled_text())
-        atomic_write_json(self.state_path, self._state())
+        try:
+            atomic_write_text(self.work_path, self._labelled_text())
+            atomic_write_json(self.state_path, self._state())
+        except OSError as e:
+            raise DataError(f"{self.work_path}: cannot be written ({e.strerror}); copy "
+                            f"{self.source.name} to a folder you can write to and label it there") from None
         self._unsaved = 0
         return self.work_path
 
@@ -281,11 +286,12 @@ class Annotation:
 # --- opening ---------------------------------------------------------------------------------
 
 def file_labels(table: Any, label_column: str) -> list[str]:
-    """The distinct non-blank labels a file already holds, sorted (numbers as numbers)."""
+    """The distinct non-blank labels a file already holds, in natural order (2 before 10, and
+    class2 before class10: the number keys then follow the names)."""
     if label_column not in table.column_names:
         return []
     seen = {t for t in (_label_text(v) for v in table.column(label_column).to_pylist()) if t}
-    return sorted(seen, key=lambda s: (0, int(s), s) if s.lstrip("-").isdigit() else (1, 0, s))
+    return sorted(seen, key=lambda s: [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", s)])
 
 
 def sample_rows(n_rows: int, sample: int | None, seed: int) -> list[int]:

@@ -144,3 +144,32 @@ async def test_fix_label_from_error_analysis(runs_dir: Path) -> None:
     assert sha256(src) == before
     fixed = list(csv.DictReader((data / "test.labels.csv").open()))
     assert [r["label"] for r in fixed] == ["a", "b", "c", "a", "c", "c", "a", "b", "c", "a"]
+
+
+async def test_big_file_offers_a_sample_and_many_labels_use_the_list(runs_dir: Path, monkeypatch) -> None:
+    from tunedeck.core.prepare.annotation import sample_rows
+    from tunedeck.tui.screens import annotate
+
+    monkeypatch.setattr(annotate, "SAMPLE_ABOVE", 20)
+    src = Path("many.csv")
+    src.write_text("text,label\n" + "".join(f"text {i},class{i % 12}\n" for i in range(30)))
+    app = TunedeckApp(runs_dir, browse=str(src), services=fake_services())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetsScreen) and app.screen.opened is not None)
+        await pilot.press("a")
+        dialog = await wait_for(pilot, lambda: isinstance(app.screen, PromptDialog) and app.screen)
+        assert "30 rows: label a random sample" in dialog.title_text
+        await pilot.press("ctrl+a", "ctrl+k", "5", "enter")  # replace the suggested 500 by 5
+        scr = await wait_for(pilot, lambda: isinstance(app.screen, AnnotateScreen) and app.screen.ready and app.screen)
+        assert scr.session.rows == sample_rows(30, 5, 0)
+        assert "row 1/5" in screen_text(app) and "labelled 5/5" in screen_text(app)
+        assert len(scr.session.labels) == 12 and scr.session.labels[10] == "class10"
+        first = scr.session.row
+        await pilot.press("l")
+        await wait_for(pilot, lambda: isinstance(app.screen, annotate.LabelPicker))
+        await pilot.press(*["down"] * 10, "enter")
+        await wait_for(pilot, lambda: app.screen is scr)
+        assert scr.session.label_of(first) == "class10" and scr.session.position == 1
+        await pilot.press("q")
+    saved = list(csv.DictReader(Path("many.labels.csv").open()))
+    assert len(saved) == 5 and saved[0]["label"] == "class10"

@@ -9,7 +9,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable
+from textual.widgets import DataTable, ProgressBar
 from tui_fakes import fake_services
 from tui_helpers import screen_text, wait_for
 
@@ -62,6 +62,8 @@ async def test_clean_preview_then_write(runs_dir: Path) -> None:
             "changed", "changed", "empty", "duplicate"]
         assert "text=Free prize | label=spam" in str(table.get_row_at(1)[3])
         assert not Path("msgs.clean.csv").exists()  # a preview writes nothing
+        bar = scr.query_one(ProgressBar)  # fed by the CLI's "progress DONE TOTAL" lines
+        assert bar.total and bar.progress == bar.total
         await pilot.press("enter")
         browser = await wait_for(pilot, lambda: isinstance(app.screen, DatasetsScreen)
                                  and app.screen.path == Path("msgs.clean.csv").resolve()
