@@ -1,41 +1,47 @@
 #!/usr/bin/env python
-"""Training throughput: the tunedeck engine against the Hugging Face Trainer, one process, one run.
+"""Training throughput: the tunedeck engine against the Hugging Face Trainer, at equal precision.
 
-Peers, run one after another on the same data and the same random-weight model (same seed):
+Peers, run one after another in one process on the same rows and the same random-weight model
+(same seed):
 
+  engine   tunedeck.core.engine.loop.TrainingLoop with its defaults (batching by tokens, auto
+           token budget, batch_size 32 rows on average), driven in-process, eager
+           (training.compile = "off").
+  tuned    transformers Trainer, tuned: dynamic padding to a multiple of 8, length-grouped
+           sampling (``train_sampling_strategy="group_by_length"``), fused AdamW, batch 32.
   seed     transformers Trainer as in the guide we started from: every row padded to the set's
            longest, fp32, batch 8, default TrainingArguments (a torch Dataset of tensors).
-  tuned    transformers Trainer, tuned: bf16 (GPU only), dynamic padding to a multiple of 8,
-           length-grouped sampling (``train_sampling_strategy="group_by_length"``, the
-           transformers-5 replacement of ``group_by_length``), fused AdamW, batch 32.
-  engine   tunedeck.core.engine.loop.TrainingLoop with its defaults (precision auto, batching by tokens,
-           auto token budget) driven in-process; batch_size 32 (the tuned peer's rows per step).
-  engine+compile   the same with training.compile = true (opt-in: --compile).
+  engine+compile   the engine with training.compile = "on" (--compile): bounded shapes,
+           inductor; its epoch includes the compiles (benchmarks/compile.py separates them).
 
-All peers: no checkpoints, no logging integrations, no evaluation. Every peer runs
-``warmup + steps`` optimizer steps; only the last ``steps`` are timed (end of step ``warmup`` to
-end of the last step, CUDA-synchronised at both marks). Metrics: useful (non-pad) tokens per
-second; MFU = 6 · params · useful tok/s / peak (989 TFLOP/s on H100/H200; none on CPU); peak
-memory (CUDA max allocated; on CPU the rise of process RSS during the peer); wall time of the
-peer (model build, setup and all steps); on CPU also useful tokens per second of process CPU
-time, which moves less than wall time when other people's jobs share the machine.
+Like with like (issue 14):
+  * every peer processes the same rows: one whole epoch of the workload's fixed sample (the
+    seed peer pads every row to the set's longest, so each of its steps costs the same whatever
+    rows it holds: it is timed over --seed-steps steps and counted at the sample's mean length,
+    its whole-epoch rate without running the whole epoch);
+  * the engine and tuned peers run at the same precision (--precision; fp32 by default on CPU:
+    the parity line), the seed peer in fp32 as the guide does;
+  * repeats are interleaved (engine, tuned, seed, engine, tuned, seed, ...) and the table shows
+    min / median / max per peer; ratios use the medians;
+  * an untimed engine warm-up per workload comes first, so no peer pays the process's first use
+    of the kernels.
+Metrics: useful (non-pad) tokens per second of wall time; on CPU also per second of process CPU
+time (moves less with other jobs' load); MFU on known GPUs; peak memory.
 
 Workloads (random weights, fixed seeds; full sizes / --quick sizes):
-  bert   BERT-base-shaped classifier; lengths lognormal (median 230, sigma 0.5), cap 512
-         (--quick: the same lengths, a 2-layer hidden-128 BERT)
-  lm     SmolLM2-360M-shaped causal LM (Llama: hidden 960, 32 layers, 15 heads, 5 KV heads,
-         intermediate 2560, vocab 49152); lengths lognormal (median 350, sigma 0.5), cap 2048
-         (--quick: a 2-layer hidden-192 Llama, vocab 4096, lengths / 4)
-  sms    a tiny BERT classifier (2 layers, hidden 128; --sms-model minilm: MiniLM-L6 weights) on
-         the real texts of ../shared/datasets/sms_spam, tokenized with the packaged MiniLM
-         tokenizer: the CPU target of issue 5
+  bert   BERT-base-shaped classifier, 8192 rows; lengths lognormal (median 230, sigma 0.5),
+         cap 512 (--quick: 512 rows, a 2-layer hidden-128 BERT)
+  lm     SmolLM2-360M-shaped causal LM, 4096 rows; lengths lognormal (median 350), cap 2048
+         (--quick: 512 rows, a 2-layer hidden-192 Llama, vocab 4096, lengths / 4)
+  sms    a tiny BERT classifier (2 layers, hidden 128) on the real texts of
+         ../shared/datasets/sms_spam tokenized with the packaged MiniLM tokenizer
+         (--quick: a fixed sample of 2048 of the 5,574 texts)
 
-  python benchmarks/throughput.py            # GPU: full sizes; CPU: the --quick sizes
-  python benchmarks/throughput.py --quick    # tiny models on CPU, under two minutes
+  python benchmarks/throughput.py --quick    # tiny models on CPU, about 3 minutes on 2 cores
   python benchmarks/throughput.py --smoke    # seconds (tests/test_benchmark_smoke.py)
-  python benchmarks/throughput.py --workloads sms --warmup 5 --steps 60 --repeat 3  # CPU target
+  python benchmarks/throughput.py --quick --precision bf16 --workloads sms --repeat 5
 
-The last line printed holds the ratios of the engine to each peer, per workload.
+The last line: ``engine/tuned (<precision>): bert x.xx× lm x.xx× sms x.xx×`` (medians).
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import threading
@@ -72,6 +79,7 @@ SMS_PATH = Path(os.environ.get("TUNEDECK_SMS_PATH")
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 PAD_ID = 0
 FIRST_ID = 5  # synthetic ids start above the special tokens, so no real token equals pad
+PEER_ORDER = ("engine", "tuned", "seed", "engine+compile")
 
 
 # --- workloads ----------------------------------------------------------------------------------
@@ -88,6 +96,7 @@ class Workload:
     min_len: int = 8
     real_lengths: str | None = None  # "sms": token ids of the real SMS texts
     pretrained: str | None = None  # load these weights instead of a random model
+    sample: int = 0  # a fixed random sample of this many rows (0: all)
     note: str = ""
 
 
@@ -131,25 +140,26 @@ def workloads(size: str, sms_model: str) -> dict[str, Workload]:
     if size == "quick":
         return {
             "bert": Workload("bert-tiny", "classification", bert_config(128, 2, 2, 512),
-                             rows=2048, median=230, cap=512,
+                             rows=512, median=230, cap=512,
                              note="BERT lengths (median 230, cap 512), 2-layer h128 model"),
             "lm": Workload("lm-tiny", "causal-lm", llama_config(192, 2, 6, 2, 512, 4096, 512),
-                           rows=2048, median=88, cap=512,
+                           rows=512, median=88, cap=512,
                            note="Llama 2-layer h192 (6 heads, 2 KV), vocab 4096; lengths / 4 "
                            "(median 88, cap 512)"),
             "sms": Workload("sms-tiny", "classification", sms_cfg, rows=0, cap=512,
-                            real_lengths="sms", pretrained=sms_pre),
+                            real_lengths="sms", pretrained=sms_pre, sample=2048,
+                            note="a fixed sample of 2048 of the 5,574 texts"),
         }
     # smoke: seconds, no files needed
     return {
         "bert": Workload("smoke-cls", "classification", bert_config(32, 1, 2, 64, vocab=512,
                                                                     max_pos=128),
-                         rows=1024, median=24, cap=96),
+                         rows=256, median=24, cap=96),
         "lm": Workload("smoke-lm", "causal-lm", llama_config(32, 1, 2, 1, 64, 512, 128),
-                       rows=1024, median=24, cap=96),
+                       rows=256, median=24, cap=96),
         "sms": Workload("smoke-cls", "classification", bert_config(32, 1, 2, 64, vocab=512,
                                                                    max_pos=128),
-                        rows=1024, median=24, cap=96),
+                        rows=256, median=24, cap=96),
     }
 
 
@@ -168,6 +178,18 @@ class Rows:
     @property
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
+
+
+def sample_rows(rows: Rows, n: int, seed: int) -> Rows:
+    """A fixed random sample of ``n`` rows (every peer trains on exactly these)."""
+    if n <= 0 or n >= len(rows):
+        return rows
+    keep = np.sort(np.random.default_rng([seed, 14]).choice(len(rows), n, replace=False))
+    starts, ends = rows.offsets[keep], rows.offsets[keep + 1]
+    ids = np.concatenate([rows.ids[s:e] for s, e in zip(starts, ends)])
+    offsets = np.concatenate([[0], np.cumsum(ends - starts)]).astype(np.int64)
+    labels = rows.labels[keep] if rows.labels is not None else None
+    return Rows(ids, offsets, labels, rows.vocab)
 
 
 def make_rows(wl: Workload, vocab: int, seed: int) -> Rows:
@@ -426,57 +448,80 @@ class CountingCollator:
         return batch
 
 
-def run_hf(wl: Workload, rows: Rows, peer: str, warmup: int, steps: int, seed: int,
-           tmp: Path, ga: int = 1) -> Result:
-    """One Trainer peer. ``ga`` > 1 splits its batch into that many micro-batches (same rows per
-    optimizer step): what a user of the Trainer does when the batch does not fit."""
-    from transformers import (DataCollatorForLanguageModeling, DataCollatorWithPadding,
-                              PrinterCallback, Trainer, TrainerCallback, TrainingArguments,
-                              default_data_collator)
 
-    total = warmup + steps
-    marks: dict[int, tuple[float, float]] = {}
+def hf_args(peer: str, precision: str, ga: int, common: dict[str, Any]) -> Any:
+    from transformers import TrainingArguments
+
+    if peer == "seed":  # the guide's defaults: fp32, batch 8
+        return TrainingArguments(per_device_train_batch_size=8 // ga,
+                                 gradient_accumulation_steps=ga, **common)
+    return TrainingArguments(per_device_train_batch_size=32 // ga,
+                             gradient_accumulation_steps=ga, bf16=precision == "bf16",
+                             fp16=precision == "fp16", use_cpu=not cuda(),
+                             optim="adamw_torch_fused",
+                             train_sampling_strategy="group_by_length", **common)
+
+
+def run_hf(wl: Workload, rows: Rows, peer: str, cfg: "Config", tmp: Path, ga: int = 1) -> Result:
+    """One Trainer peer. tuned: one whole epoch, timed from its start to its end. seed: fixed
+    width steps, timed over cfg.seed_steps after cfg.seed_warmup. ``ga`` > 1 splits the batch
+    into that many micro-batches (same rows per optimizer step), as a user whose batch does not
+    fit would."""
+    from transformers import (DataCollatorForLanguageModeling, DataCollatorWithPadding,
+                              PrinterCallback, Trainer, TrainerCallback, default_data_collator)
+
+    seed_total = cfg.seed_warmup + cfg.seed_steps
+    marks: dict[str, tuple[float, float]] = {}
 
     class Clock(TrainerCallback):
+        def on_epoch_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            marks.setdefault("begin", clock())
+
+        def on_epoch_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            marks.setdefault("end", clock())
+
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            if state.global_step in (warmup, total):
-                marks[state.global_step] = clock()
+            if state.global_step in (cfg.seed_warmup, seed_total):
+                marks[f"step{state.global_step}"] = clock()
 
     t0 = time.perf_counter()
-    model = build_model(wl, seed)
-    common = dict(output_dir=str(tmp / f"hf-{peer}"), max_steps=total, seed=seed,
-                  report_to="none", save_strategy="no", logging_strategy="no", disable_tqdm=True)
+    model = build_model(wl, cfg.seed)
+    common = dict(output_dir=str(tmp / f"hf-{peer}"), seed=cfg.seed, report_to="none",
+                  save_strategy="no", logging_strategy="no", disable_tqdm=True)
     if peer == "seed":
         train_ds: Any = seed_dataset(wl, rows)
         collator = CountingCollator(default_data_collator)
-        args = TrainingArguments(per_device_train_batch_size=8 // ga,
-                                 gradient_accumulation_steps=ga, **common)
+        args = hf_args(peer, "fp32", ga, dict(common, max_steps=seed_total))
     else:
         train_ds = tuned_dataset(wl, rows)
         tok = pad_tokenizer()
         inner = (DataCollatorWithPadding(tok, pad_to_multiple_of=8) if wl.task == "classification"
                  else DataCollatorForLanguageModeling(tok, mlm=False, pad_to_multiple_of=8))
         collator = CountingCollator(inner)
-        args = TrainingArguments(per_device_train_batch_size=32 // ga,
-                                 gradient_accumulation_steps=ga, bf16=cuda(),
-                                 optim="adamw_torch_fused",
-                                 train_sampling_strategy="group_by_length", **common)
+        args = hf_args(peer, cfg.precision, ga, dict(common, num_train_epochs=1))
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, data_collator=collator,
                       callbacks=[Clock()])
     trainer.remove_callback(PrinterCallback)  # it prints the final metrics dict into our table
     trainer.train()
     sync()
     wall = time.perf_counter() - t0
-    n_params = sum(p.numel() for p in model.parameters())
-    # Batches ga*(k-1)+1 .. ga*k (1-based, in collation order) are step k's.
-    lo, hi = warmup * ga, total * ga
-    res = measured(wl, peer, steps, marks[warmup], marks[total],
-                   sum(collator.useful[lo:hi]), sum(collator.padded[lo:hi]),
-                   ga * float(np.mean(collator.rows[lo:hi])), wall)
-    res.extra["n_params"] = n_params
+    if peer == "seed":
+        # Batches ga*(k-1)+1 .. ga*k (1-based, in collation order) are step k's.
+        lo, hi = cfg.seed_warmup * ga, seed_total * ga
+        n_rows = sum(collator.rows[lo:hi])
+        # Every step has the set's width whatever rows it holds: count the sample's mean length.
+        useful = n_rows * float(rows.lengths.mean())
+        res = measured(wl, peer, cfg.seed_steps, marks[f"step{cfg.seed_warmup}"],
+                       marks[f"step{seed_total}"], useful, sum(collator.padded[lo:hi]),
+                       ga * float(np.mean(collator.rows[lo:hi])), wall)
+    else:
+        res = measured(wl, peer, len(collator.rows) // ga, marks["begin"], marks["end"],
+                       sum(collator.useful), sum(collator.padded),
+                       ga * float(np.mean(collator.rows)), wall)
+    res.extra["n_params"] = sum(p.numel() for p in model.parameters())
     if ga > 1:
         res.extra["grad_accum"] = ga
-    res.extra["precision"] = "bf16" if args.bf16 else "fp32"
+    res.extra["precision"] = "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32"
     del trainer, model, train_ds
     return res
 
@@ -494,78 +539,79 @@ def tokenized_set(wl: Workload, rows: Rows) -> Any:
                         np.maximum(rows.lengths - 1, 0), np.arange(1, n + 1))
 
 
-def run_engine(wl: Workload, rows: Rows, peer: str, warmup: int, steps: int, seed: int,
-               tmp: Path, batch_size: int, compile_: bool) -> Result:
-    from tunedeck.core.engine.batching import auto_batch_tokens
+
+def engine_profile(wl: Workload, cfg: "Config", compile_: str, epochs: float = 1) -> Any:
+    from tunedeck.core.profile.schema import Profile
+
+    return Profile.model_validate({
+        "name": "bench", "task": {"type": wl.task},
+        "training": {"epochs": epochs, "batch_size": cfg.batch_size, "seed": cfg.seed,
+                     "precision": cfg.precision, "compile": compile_,
+                     "eval_at_start": False},
+    })
+
+
+def run_engine(wl: Workload, rows: Rows, peer: str, cfg: "Config", tmp: Path,
+               compile_: str = "off") -> Result:
+    """The engine over one whole epoch of ``rows``, timed from the end of its setup (``_begin``)
+    to the end of ``train()``."""
     from tunedeck.core.engine.inputs import TrainingInputs
     from tunedeck.core.engine.loop import TrainingLoop
-    from tunedeck.core.runs.events import EventWriter, read_all
     from tunedeck.core.profile.io import dumps
-    from tunedeck.core.profile.schema import Profile
+    from tunedeck.core.runs.events import EventWriter
     from tunedeck.core.runs.rundir import create_run
     from tunedeck.core.tasks import make_task
 
-    total = warmup + steps
-    profile = Profile.model_validate({
-        "name": "bench",
-        "task": {"type": wl.task},
-        "training": {"max_steps": total, "batch_size": batch_size, "seed": seed,
-                     "log_every_steps": math.gcd(warmup, steps) or 1, "compile": compile_},
-    })
+    marks: dict[str, tuple[float, float]] = {}
+
+    class TimedLoop(TrainingLoop):
+        def _begin(self) -> bool:
+            early = super()._begin()
+            marks["begin"] = clock()
+            return early
+
+    profile = engine_profile(wl, cfg, compile_)
     labels = ["0", "1"] if wl.task == "classification" else None
-    train = tokenized_set(wl, rows)
-    inputs = TrainingInputs(profile, make_task(wl.task, labels), pad_tokenizer(), train, None,
-                            None, labels)
+    inputs = TrainingInputs(profile, make_task(wl.task, labels), pad_tokenizer(),
+                            tokenized_set(wl, rows), None, None, labels)
     run = create_run(tmp / "runs", "bench", dumps(profile))
     events = EventWriter(run.events_path)
-    marks: dict[int, tuple[float, float]] = {}
-
-    def status(**kw: Any) -> None:
-        if "loss" in kw and kw.get("step") in (warmup, total):
-            marks[kw["step"]] = clock()
-
     t0 = time.perf_counter()
-    model = build_model(wl, seed)
-    trainer = TrainingLoop(inputs, run, events, status=status)
+    model = build_model(wl, cfg.seed)
+    trainer = TimedLoop(inputs, run, events)
     trainer.build(model)
     trainer.train()
-    sync()
+    marks["end"] = clock()
     wall = time.perf_counter() - t0
     events.close()
-    # gradient_accumulation_steps = 1: step k ran batch k-1 of the epochs' plans end to end.
-    batches: list[np.ndarray] = []
-    epoch = 0
-    while len(batches) < total:
-        batches += trainer.plan(epoch)
-        epoch += 1
-    plan = batches[warmup:total]
+    plan = trainer.plan(0)
     lens = rows.lengths
-    useful = sum(int(lens[b].sum()) for b in plan)
     padded = sum(len(b) * int(-(-int(lens[b].max()) // trainer.multiple) * trainer.multiple)
                  for b in plan)
-    res = measured(wl, peer, steps, marks[warmup], marks[total], useful, padded,
+    res = measured(wl, peer, len(plan), marks["begin"], marks["end"], int(lens.sum()), padded,
                    float(np.mean([len(b) for b in plan])), wall)
-    step_evs = [e.data for e in read_all(run.events_path)
-                if e.type == "step" and e.data.get("step", 0) > warmup]
-    if step_evs:
-        # Every event covers log_every_steps steps: weight each by its time.
-        tok = sum(e["tokens_per_s"] * e["step_time_s"] for e in step_evs)
-        secs = sum(e["step_time_s"] for e in step_evs)
-        res.engine_reported_tok_s = tok / secs if secs else None
     res.extra["n_params"] = trainer.n_params
     res.extra["precision"] = trainer.precision
+    res.extra["compiled"] = trainer.shapes is not None
     # An out-of-memory back-off splits micro-batches (same rows per optimizer step): say so.
     res.extra["oom_retries"] = getattr(trainer.state, "oom_retries", 0)
-    res.extra["batch_tokens"] = (profile.training.batch_tokens
-                                 or auto_batch_tokens(lens, batch_size, trainer.multiple))
     del trainer, model, inputs
     return res
 
 
 # --- driver -------------------------------------------------------------------------------------
 
-def run_hf_fitting(wl: Workload, rows: Rows, peer: str, warmup: int, steps: int, seed: int,
-                   tmp: Path) -> Result:
+@dataclass
+class Config:
+    precision: str = "fp32"
+    batch_size: int = 32
+    seed: int = 42
+    seed_warmup: int = 2
+    seed_steps: int = 10
+    verbose: bool = False
+
+
+def run_hf_fitting(wl: Workload, rows: Rows, peer: str, cfg: Config, tmp: Path) -> Result:
     """A Trainer peer at its nominal batch; on out-of-memory, the same batch in 2, 4, 8
     accumulated micro-batches (the table says which), so a peer that does not fit whole is
     still measured as its user would run it."""
@@ -574,7 +620,7 @@ def run_hf_fitting(wl: Workload, rows: Rows, peer: str, warmup: int, steps: int,
             break
         oom = False
         try:
-            return run_hf(wl, rows, peer, warmup, steps, seed, tmp, ga=ga)
+            return run_hf(wl, rows, peer, cfg, tmp, ga=ga)
         except Exception as e:
             if "out of memory" not in str(e).lower():
                 raise
@@ -609,14 +655,21 @@ def run_peer(fn: Callable[[], Result], wl: Workload, peer: str, verbose: bool) -
     return res
 
 
-def best_of(runs: list[Result]) -> Result:
+def median_of(runs: list[Result]) -> Result:
+    """The run with the median useful tok/s (its row in the table), with every run's rate kept
+    for the min/median/max columns."""
     ok = [r for r in runs if r.error is None and r.useful_tok_s]
     if not ok:
         return runs[-1]
-    best = max(ok, key=lambda r: r.useful_tok_s or 0.0)
-    best.extra["runs_tok_s"] = [r.useful_tok_s for r in ok]
-    best.extra["runs"] = len(runs)
-    return best
+    ok.sort(key=lambda r: r.useful_tok_s or 0.0)
+    mid = ok[(len(ok) - 1) // 2]
+    mid.extra["runs_tok_s"] = [r.useful_tok_s for r in ok]
+    mid.extra["median_tok_s"] = statistics.median(r.useful_tok_s or 0.0 for r in ok)
+    cpu = [r.useful_tok_cpu_s for r in ok if r.useful_tok_cpu_s]
+    if cpu:
+        mid.extra["median_tok_cpu_s"] = statistics.median(cpu)
+    mid.extra["runs"] = len(runs)
+    return mid
 
 
 def fmt_k(x: float | None) -> str:
@@ -625,24 +678,31 @@ def fmt_k(x: float | None) -> str:
     return f"{x / 1000:.1f}k" if x >= 1000 else f"{x:.0f}"
 
 
+def table_row(r: Result, cpu_col: bool) -> list[str]:
+    runs = r.extra.get("runs_tok_s") or [r.useful_tok_s]
+    med = r.extra.get("median_tok_s", r.useful_tok_s)
+    pad = (1 - r.useful_tok_s / r.padded_tok_s) * 100 if r.padded_tok_s else None
+    spread = f"{fmt_k(min(runs))} / {fmt_k(med)} / {fmt_k(max(runs))}"
+    return [r.workload, r.peer, str(r.extra.get("precision", "-")), str(r.steps),
+            f"{r.rows_per_step:.1f}", fmt_k(med), spread,
+            f"{pad:.0f}%" if pad is not None else "-",
+            f"{r.mfu * 100:.1f}%" if r.mfu is not None else "-",
+            f"{r.peak_mem_mib:.0f}" if r.peak_mem_mib is not None else "-",
+            f"{r.wall_s:.1f}" if r.wall_s is not None else "-"] \
+        + ([fmt_k(r.extra.get("median_tok_cpu_s", r.useful_tok_cpu_s))] if cpu_col else [])
+
+
 def table(results: list[Result], cpu_col: bool) -> str:
-    head = ["workload", "peer", "prec", "steps", "rows/step", "useful tok/s", "pad %", "MFU",
-            "peak mem MiB", "wall s"] + (["tok/CPU-s"] if cpu_col else [])
+    head = ["workload", "peer", "prec", "steps", "rows/step", "useful tok/s",
+            "min / median / max", "pad %", "MFU", "peak mem MiB", "wall s"] \
+        + (["tok/CPU-s"] if cpu_col else [])
     lines = []
     for r in results:
         if r.error:
             lines.append([r.workload, r.peer, "-", str(r.steps or "-"), "-", r.error]
                          + [""] * (len(head) - 6))
-            continue
-        pad = (1 - r.useful_tok_s / r.padded_tok_s) * 100 if r.padded_tok_s else None
-        lines.append([
-            r.workload, r.peer, str(r.extra.get("precision", "-")), str(r.steps),
-            f"{r.rows_per_step:.1f}", fmt_k(r.useful_tok_s),
-            f"{pad:.0f}%" if pad is not None else "-",
-            f"{r.mfu * 100:.1f}%" if r.mfu is not None else "-",
-            f"{r.peak_mem_mib:.0f}" if r.peak_mem_mib is not None else "-",
-            f"{r.wall_s:.1f}" if r.wall_s is not None else "-"]
-            + ([fmt_k(r.useful_tok_cpu_s)] if cpu_col else []))
+        else:
+            lines.append(table_row(r, cpu_col))
     widths = [max(len(head[i]), *(len(row[i]) for row in lines)) if lines else len(head[i])
               for i in range(len(head))]
     out = ["| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |",
@@ -651,59 +711,99 @@ def table(results: list[Result], cpu_col: bool) -> str:
     return "\n".join(out)
 
 
-def ratio_items(peers: dict[str, Result], attr: str) -> list[str]:
+def rate(r: Result | None, cpu: bool = False) -> float | None:
+    if r is None or r.error:
+        return None
+    if cpu:
+        return r.extra.get("median_tok_cpu_s", r.useful_tok_cpu_s)
+    return r.extra.get("median_tok_s", r.useful_tok_s)
+
+
+def ratio_items(peers: dict[str, Result], cpu: bool) -> list[str]:
     items = []
     for eng in ("engine", "engine+compile"):
-        e = getattr(peers.get(eng), attr, None)
+        e = rate(peers.get(eng), cpu)
         if not e:
             continue
         for other in ("seed", "tuned"):
-            o = getattr(peers.get(other), attr, None)
+            o = rate(peers.get(other), cpu)
             if o:
                 items.append(f"{eng}/{other}={e / o:.2f}x")
     return items
 
 
 def ratios(results: list[Result], cpu_col: bool) -> str:
-    """One line: the engine over each peer in useful tok/s (and per CPU-second on CPU)."""
+    """One line: the engine over each peer in median useful tok/s (and per CPU-second)."""
     by_wl: dict[str, dict[str, Result]] = {}
     for r in results:
         by_wl.setdefault(r.workload, {})[r.peer] = r
     parts = []
     for wl, peers in by_wl.items():
-        items = ratio_items(peers, "useful_tok_s")
+        items = ratio_items(peers, False)
         part = f"{wl} " + (" ".join(items) if items else "n/a")
-        cpu_items = ratio_items(peers, "useful_tok_cpu_s") if cpu_col else []
+        cpu_items = ratio_items(peers, True) if cpu_col else []
         if cpu_items:
             part += " (per CPU-s: " + " ".join(cpu_items) + ")"
         parts.append(part)
     return "ratios: " + "; ".join(parts)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parity_line(results: list[Result], keys: dict[str, str], precision: str) -> str:
+    """The last line: engine over tuned (medians) per workload, at the precision both ran."""
+    by_wl: dict[str, dict[str, Result]] = {}
+    for r in results:
+        by_wl.setdefault(r.workload, {})[r.peer] = r
+    parts = []
+    for name, peers in by_wl.items():
+        e, t = rate(peers.get("engine")), rate(peers.get("tuned"))
+        parts.append(f"{keys.get(name, name)} " + (f"{e / t:.2f}×" if e and t else "n/a"))
+    return f"engine/tuned ({precision}): " + " ".join(parts)
+
+
+def cpu_header() -> str:
+    """CPU model, the flags that decide bf16 speed, and the load (a shared box is noisy)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and ":" in line:
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and ":" in line:
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:  # not Linux
+        pass
+    shown = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags]
+    shown += sorted(f for f in flags if f.startswith("amx") and f not in shown)
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
+    return (f"{model}, {os.cpu_count()} cores, flags: {' '.join(shown) or 'none of avx2/avx512/amx'}"
+            f", load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = ap.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="tiny models, CPU, < 2 minutes")
-    mode.add_argument("--smoke", action="store_true", help="micro models, a few steps (tests)")
+    mode.add_argument("--quick", action="store_true", help="tiny models, CPU, ~3 minutes")
+    mode.add_argument("--smoke", action="store_true", help="micro models, seconds (tests)")
     mode.add_argument("--full", action="store_true", help="full sizes even without a GPU")
-    ap.add_argument("--workloads", default=None,
-                    help="comma list of bert, lm, sms (default: all)")
+    ap.add_argument("--workloads", default=None, help="comma list of bert, lm, sms (default: all)")
     ap.add_argument("--peers", default=None,
-                    help="comma list of seed, tuned, engine, engine+compile (default: seed, "
-                    "tuned, engine; + engine+compile with --compile)")
-    ap.add_argument("--warmup", type=int, default=None, help="untimed optimizer steps first")
-    ap.add_argument("--steps", type=int, default=None, help="timed optimizer steps")
+                    help="comma list of engine, tuned, seed, engine+compile (default: engine, "
+                    "tuned, seed; + engine+compile with --compile)")
+    ap.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default=None,
+                    help="the engine's and the tuned Trainer's precision (equal, so the ratio "
+                    "compares loops, not arithmetic); default fp32 on CPU, bf16 on a GPU")
+    ap.add_argument("--rows", type=int, default=None,
+                    help="train every peer on a fixed random sample of this many rows")
+    ap.add_argument("--repeat", type=int, default=None,
+                    help="runs per peer, interleaved (default 3; 1 with --smoke)")
+    ap.add_argument("--seed-steps", type=int, default=10,
+                    help="timed steps of the seed peer (fixed width: its rate is per step)")
     ap.add_argument("--batch-size", type=int, default=32,
                     help="the engine's training.batch_size (rows per step on average)")
     ap.add_argument("--compile", action="store_true",
-                    help="add the engine+compile peer (training.compile = true); opt-in: see "
-                    "benchmarks/README.md on recompiles")
+                    help="add the engine+compile peer (training.compile = 'on')")
     ap.add_argument("--sms-model", choices=["tiny", "minilm"], default="tiny",
                     help="sms workload model: a 2-layer h128 BERT (default) or MiniLM-L6 weights")
-    ap.add_argument("--repeat", type=int, default=1,
-                    help="run every peer this many times (interleaved) and keep each one's best "
-                    "run: on a shared, noisy machine the best run is the least disturbed")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch.set_num_threads for every peer; 0 = torch's default (the default "
                     "with a GPU or --full); 1 with --quick/--smoke on CPU, where a small model "
@@ -711,11 +811,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     ap.add_argument("--verbose", action="store_true", help="tracebacks of failed peers")
-    a = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
+
+def quiet_libraries() -> None:
     import warnings
 
-    import torch
     import transformers
 
     warnings.filterwarnings("ignore", message=".*pin_memory.*")
@@ -728,14 +829,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:  # pragma: no cover
         pass
 
-    gpu = torch.cuda.is_available()
+
+def choose(a: argparse.Namespace, gpu: bool) -> tuple[str, list[str], list[str]]:
+    """(size, workload names, peers) from the arguments; exits on a bad name."""
     size = "smoke" if a.smoke else "quick" if a.quick else "full" if (a.full or gpu) else "quick"
-    warmup, steps = {"smoke": (1, 2), "quick": (3, 12), "full": (10, 50)}[size]
-    warmup = a.warmup if a.warmup is not None else warmup
-    steps = a.steps if a.steps is not None else steps
-    if warmup < 1 or steps < 1:
-        ap.error("--warmup and --steps must be >= 1")
-    wls = workloads(size, a.sms_model)
     names = (a.workloads.split(",") if a.workloads else
              ["bert"] if size == "smoke" else ["bert", "lm", "sms"])
     if not a.workloads and "sms" in names and not SMS_PATH.is_file():
@@ -743,69 +840,90 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# sms workload skipped: {SMS_PATH} not found (set TUNEDECK_SMS_PATH)")
         names.remove("sms")
     peers = (a.peers.split(",") if a.peers else
-             ["seed", "tuned", "engine"] + (["engine+compile"] if a.compile else []))
+             ["engine", "tuned", "seed"] + (["engine+compile"] if a.compile else []))
     for n in names:
-        if n not in wls:
-            ap.error(f"unknown workload {n!r}; choose from bert, lm, sms")
+        if n not in ("bert", "lm", "sms"):
+            raise SystemExit(f"unknown workload {n!r}; choose from bert, lm, sms")
     for p in peers:
-        if p not in ("seed", "tuned", "engine", "engine+compile"):
-            ap.error(f"unknown peer {p!r}; choose from seed, tuned, engine, engine+compile")
-    if a.repeat < 1:
-        ap.error("--repeat must be >= 1")
+        if p not in PEER_ORDER:
+            raise SystemExit(f"unknown peer {p!r}; choose from {', '.join(PEER_ORDER)}")
+    return size, names, peers
+
+
+def peer_fn(wl: Workload, rows: Rows, peer: str, cfg: Config, tmp: Path) -> Callable[[], Result]:
+    if peer in ("seed", "tuned"):
+        return lambda: run_hf_fitting(wl, rows, peer, cfg, tmp)
+    return lambda: run_engine(wl, rows, peer, cfg, tmp,
+                              "on" if peer == "engine+compile" else "off")
+
+
+def run_workload(wl: Workload, rows: Rows, peers: list[str], repeat: int, cfg: Config,
+                 tmp: Path) -> list[Result]:
+    # Untimed: the process's first use of every kernel, paid by no peer.
+    warm = sample_rows(rows, min(len(rows), 4 * cfg.batch_size), cfg.seed + 1)
+    run_peer(lambda: run_engine(wl, warm, "warm-up", cfg, tmp), wl, "warm-up", cfg.verbose)
+    runs: dict[str, list[Result]] = {p: [] for p in peers}
+    for rep in range(repeat):  # interleaved, so drifting machine load hits every peer
+        for peer in peers:
+            res = run_peer(peer_fn(wl, rows, peer, cfg, tmp), wl, peer, cfg.verbose)
+            runs[peer].append(res)
+            print(f"#   {peer}" + (f" (run {rep + 1}/{repeat})" if repeat > 1 else "") + ": "
+                  + (res.error or f"{fmt_k(res.useful_tok_s)} useful tok/s over {res.steps} "
+                     f"steps, wall {res.wall_s:.1f}s"), flush=True)
+    return [median_of(runs[p]) for p in peers]
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    import torch
+    import transformers
+
+    quiet_libraries()
+    gpu = torch.cuda.is_available()
+    size, names, peers = choose(a, gpu)
+    repeat = a.repeat if a.repeat is not None else (1 if size == "smoke" else 3)
+    if repeat < 1 or a.seed_steps < 1:
+        raise SystemExit("--repeat and --seed-steps must be >= 1")
     threads = a.threads if a.threads is not None else (1 if size != "full" and not gpu else 0)
     if threads:
         torch.set_num_threads(threads)
-
-    dev = (torch.cuda.get_device_name(0) if gpu else
-           f"CPU ({platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads)")
-    print(f"# tunedeck throughput — {size} — {dev} — torch {torch.__version__}, transformers "
-          f"{transformers.__version__} — warm-up {warmup} + timed {steps} optimizer steps per peer"
-          + (f" — best of {a.repeat} interleaved runs" if a.repeat > 1 else ""))
+    precision = a.precision or ("bf16" if gpu else "fp32")
+    cfg = Config(precision=precision, batch_size=a.batch_size, seed=a.seed,
+                 seed_steps=a.seed_steps, verbose=a.verbose)
+    dev = torch.cuda.get_device_name(0) if gpu else cpu_header()
+    print(f"# tunedeck throughput — {size} — {dev} — {torch.get_num_threads()} torch threads — "
+          f"torch {torch.__version__}, transformers {transformers.__version__} — engine and "
+          f"tuned at {precision} — one whole epoch per peer (seed: {cfg.seed_steps} steps), "
+          f"{repeat} interleaved run(s) each", flush=True)
+    wls = workloads(size, a.sms_model)
     results: list[Result] = []
+    keys: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="tunedeck-bench-") as td:
-        tmp = Path(td)
         for n in names:
             wl = wls[n]
-            rows = make_rows(wl, model_vocab(wl), a.seed)
-            need = (warmup + steps) * 32
+            keys[wl.name] = n
+            rows = sample_rows(make_rows(wl, model_vocab(wl), a.seed),
+                               a.rows if a.rows else wl.sample, a.seed)
             lens = rows.lengths
             print(f"# {wl.name}: {len(rows)} rows, length mean {lens.mean():.1f} median "
-                  f"{np.median(lens):.0f} max {lens.max()}" + (f" — {wl.note}" if wl.note else "")
-                  + (f" (warning: fewer rows than {need}: peers may cross an epoch)"
-                     if len(rows) < need else ""), flush=True)
-            runs: dict[str, list[Result]] = {p: [] for p in peers}
-            for rep in range(a.repeat):  # interleaved, so drifting machine load hits every peer
-                for peer in peers:
-                    if peer in ("seed", "tuned"):
-                        fn = (lambda peer=peer: run_hf_fitting(wl, rows, peer, warmup, steps,
-                                                               a.seed, tmp))
-                    else:
-                        fn = (lambda peer=peer: run_engine(wl, rows, peer, warmup, steps, a.seed,
-                                                           tmp, a.batch_size,
-                                                           peer == "engine+compile"))
-                    res = run_peer(fn, wl, peer, a.verbose)
-                    runs[peer].append(res)
-                    print(f"#   {peer}" + (f" (run {rep + 1}/{a.repeat})" if a.repeat > 1 else "")
-                          + ": " + (res.error or f"{fmt_k(res.useful_tok_s)} useful tok/s, "
-                                    f"wall {res.wall_s:.1f}s"), flush=True)
-            for peer in peers:
-                results.append(best_of(runs[peer]))
+                  f"{np.median(lens):.0f} max {lens.max()}" + (f" — {wl.note}" if wl.note else ""),
+                  flush=True)
+            results += run_workload(wl, rows, peers, repeat, cfg, Path(td))
     for r in results:
         if r.extra.get("grad_accum"):
             print(f"# {r.workload} {r.peer}: its batch did not fit whole; ran as "
                   f"{r.extra['grad_accum']} accumulated micro-batches per step")
         if r.extra.get("oom_retries"):
             print(f"# {r.workload} {r.peer}: {r.extra['oom_retries']} out-of-memory back-off(s)")
-        if r.engine_reported_tok_s and r.useful_tok_s:
-            print(f"# {r.workload} {r.peer}: its own step events say {fmt_k(r.engine_reported_tok_s)} "
-                  f"tok/s (measured here: {fmt_k(r.useful_tok_s)})")
-    print()
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0,) * 3
+    print(f"\n# load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print(table(results, cpu_col=not gpu))
     if a.json:
-        a.json.write_text(json.dumps({"size": size, "device": dev, "warmup": warmup,
-                                      "steps": steps, "results": [asdict(r) for r in results]},
-                                     indent=2))
+        a.json.write_text(json.dumps({"size": size, "device": dev, "precision": precision,
+                                      "threads": torch.get_num_threads(), "repeat": repeat,
+                                      "results": [asdict(r) for r in results]}, indent=2))
     print(ratios(results, cpu_col=not gpu))
+    print(parity_line(results, keys, precision))
     return 0
 
 

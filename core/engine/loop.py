@@ -26,6 +26,8 @@ import numpy as np
 
 from tunedeck.core.engine import batching as B
 from tunedeck.core.engine import distributed as D
+from tunedeck.core.engine.compile_shapes import (BoundedShapes, CompileChoice, compile_model,
+                                                 fixed_budget, resolve_compile)
 from tunedeck.core.engine.evaluation import Evaluation
 from tunedeck.core.engine.faults import FaultHooks
 from tunedeck.core.engine.inputs import TrainingInputs
@@ -61,7 +63,9 @@ class TrainingLoop(OptimizerStep, Evaluation, TrainingCheckpoints):
         self.accelerator = Accelerator(mixed_precision=mp, cpu=not torch.cuda.is_available())
         self._scaler = getattr(self.accelerator, "scaler", None)  # fp16 on a GPU only
         self.device = self.accelerator.device
-        self.multiple = 64 if self.t.compile else 8
+        self.multiple = 8  # batch widths round up to this (a compiled run: to compile_shapes' ladder)
+        self.shapes: BoundedShapes | None = None  # a compiled run's bounded batch shapes
+        self.compile_choice: CompileChoice | None = None  # set by build(): on/off and why
         self.pad_id = int(inputs.tokenizer.pad_token_id or 0)
         self.state = TrainState()
         self.plans: dict[int, list[np.ndarray]] = {}
@@ -241,9 +245,11 @@ class TrainingLoop(OptimizerStep, Evaluation, TrainingCheckpoints):
 
     def plan(self, epoch: int) -> list[np.ndarray]:
         if epoch not in self.plans:
+            sh = self.shapes  # compiled: ladder widths, one budget for every epoch
             self.plans = {epoch: B.plan_epoch(
-                self.p.train.lengths, self.t.seed, epoch, batching=self.t.batching,
-                batch_size=self.t.batch_size, batch_tokens=self.t.batch_tokens,
+                self.p.train.lengths if sh is None else sh.snapped, self.t.seed, epoch,
+                batching=self.t.batching, batch_size=self.t.batch_size,
+                batch_tokens=self.t.batch_tokens if sh is None else sh.budget,
                 multiple=self.multiple)}
         return self.plans[epoch]
 
@@ -263,23 +269,36 @@ class TrainingLoop(OptimizerStep, Evaluation, TrainingCheckpoints):
 
     def build(self, model: Any) -> None:
         """Optimizer, schedule, and the model placed on the device (compiled when asked)."""
-        import torch
         from transformers import get_linear_schedule_with_warmup
 
         optimizer = make_optimizer(model, self.t)
         self.state.total_steps, _ = self.planned_total_steps()
+        self.compile_choice = resolve_compile(self.t.compile, self.device.type,
+                                              self.state.total_steps)
+        if self.compile_choice.on:  # bounded shapes change the plan: count the steps again
+            self.shapes = self.bounded_shapes()
+            self.state.total_steps, _ = self.planned_total_steps()
         warmup = int(math.ceil(self.t.warmup_ratio * self.state.total_steps))
         self.scheduler = get_linear_schedule_with_warmup(optimizer, warmup, self.state.total_steps)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.raw_model = model
+        self.p.task.bind_model(model)
         self.n_params = sum(p.numel() for p in model.parameters())
         self.fwd_model = self.model
-        if self.t.compile:
-            # Token-budget batches vary in rows as well as width, so static shapes recompile for
-            # each new (rows, width) and stop at torch._dynamo's recompile_limit (8 graphs within
-            # the first 43 steps of the BERT workload), running eager after that. dynamic=None:
-            # one static graph, then one with symbolic rows and width.
-            self.fwd_model = torch.compile(self.model, dynamic=None)
+        if self.shapes is not None:
+            self.fwd_model = compile_model(self.model, len(self.shapes.shapes()))
+
+    def bounded_shapes(self) -> BoundedShapes:
+        """A compiled run's shapes: the ladder's widths, and the budget epoch 0 packs them to
+        (kept for every epoch, so each width always pads to the same rows)."""
+        lengths = self.p.train.lengths
+        if self.t.batching == "rows":  # fixed rows already: only the widths need bounding
+            return BoundedShapes(lengths, 0, fixed_rows=self.t.batch_size)
+        sh = BoundedShapes(lengths, 0)
+        plan = B.plan_epoch(sh.snapped, self.t.seed, 0, batching=self.t.batching,
+                            batch_size=self.t.batch_size, batch_tokens=self.t.batch_tokens,
+                            multiple=self.multiple)
+        return BoundedShapes(lengths, fixed_budget(plan, sh.snapped))
 
     def to_device(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         import torch

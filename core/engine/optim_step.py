@@ -44,7 +44,10 @@ def make_optimizer(model: Any, t: Any) -> Any:
 
 class OptimizerStep:
     def forward_loss(self, idx: np.ndarray) -> Any:
-        batch = self.to_device(self.p.train.collate(idx, self.pad_id, self.multiple))
+        arrays = self.p.train.collate(idx, self.pad_id, self.multiple)
+        if self.shapes is not None:  # compiled: pad to one of the run's few (rows, width)
+            arrays = self.shapes.pad(arrays, self.pad_id)
+        batch = self.to_device(arrays)
         out = self.fwd_model(**self.p.task.forward_kwargs(batch))
         return self.p.task.loss_sum(out.logits, batch["labels"])
 

@@ -63,7 +63,7 @@ def plan_batches(profile: Any, lengths: np.ndarray) -> list[np.ndarray]:
     """Token-budget, length-sorted batches of about eval_batch_size rows (no shuffling)."""
     t = profile.training
     return B.plan_epoch(lengths, t.seed, 0, batching=t.batching, batch_size=eval_batch_size(profile),
-                        batch_tokens=0, multiple=64 if t.compile else 8, shuffle=False)
+                        batch_tokens=0, multiple=8, shuffle=False)
 
 
 def forward_pass(rm: RunModel, examples: Any, progress: Progress = lambda n: None
@@ -75,7 +75,8 @@ def forward_pass(rm: RunModel, examples: Any, progress: Progress = lambda n: Non
     loss_sums = np.zeros(n, dtype=np.float64)
     probs: np.ndarray | None = None
     pad_id = int(rm.tokenizer.pad_token_id or 0)
-    multiple = 64 if rm.profile.training.compile else 8
+    multiple = 8  # as the run's evaluations (compile's bounded shapes are its training steps')
+    rm.task.bind_model(rm.model)  # seq2seq: decoder inputs from the model's own shift
     with torch.no_grad():
         for idx in plan_batches(rm.profile, examples.lengths):
             batch = {k: torch.from_numpy(v).to(rm.device)

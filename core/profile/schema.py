@@ -258,9 +258,19 @@ class TrainingSection(_Section):
     eval_batch_size: int = Field(
         0, ge=0, le=65_536, description="Rows per evaluation batch (0 = 2 × batch_size)."
     )
-    compile: bool = Field(
-        False, description="torch.compile the model (pays on GPUs with long runs)."
+    compile: Literal["auto", "on", "off"] = Field(
+        "auto", description="torch.compile the model's training steps, with batch shapes "
+        "bounded to a short ladder of widths (a few graphs per run). 'auto': on a GPU for runs "
+        "of 1000+ steps, off on a CPU, where inductor's compile does not pay (measured: "
+        "benchmarks/README.md); 'tunedeck doctor' and the run's first event say which and why. "
+        "true/false read as 'on'/'off'.",
     )
+
+    @field_validator("compile", mode="before")
+    @classmethod
+    def _compile_bool(cls, v: Any) -> Any:
+        # Profiles written before "auto" existed say true / false.
+        return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
     gradient_checkpointing: bool = Field(
         False, description="Recompute each layer's activations in the backward pass instead "
         "of keeping them: much less activation memory for about a third more compute.")

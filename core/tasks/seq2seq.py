@@ -18,11 +18,22 @@ class Seq2SeqTask(Task):
         return {"input_ids": enc["input_ids"], "labels": tgt["input_ids"],
                 "n_targets": [len(t) for t in tgt["input_ids"]]}
 
+    def __init__(self, label_names: list[str] | None = None):
+        super().__init__(label_names)
+        self._decoder_inputs: Any = None  # the model's labels -> decoder_input_ids shift
+
+    def bind_model(self, model: Any) -> None:
+        # The model's own shift (decoder start token, -100 -> pad): with decoder_input_ids and no
+        # labels the model does not compute a loss of its own next to loss_sum's (issue 14).
+        self._decoder_inputs = getattr(model, "prepare_decoder_input_ids_from_labels", None)
+
     def forward_kwargs(self, batch: dict[str, Any]) -> dict[str, Any]:
         labels = batch["labels"]
-        # The model shifts labels right into decoder inputs itself; -100 must not reach embeddings.
-        return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"],
-                "labels": labels}
+        kwargs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+        if self._decoder_inputs is not None:
+            return {**kwargs, "decoder_input_ids": self._decoder_inputs(labels=labels)}
+        # Unbound (a model without the shift): it shifts labels itself and computes a loss too.
+        return {**kwargs, "labels": labels}
 
     def loss_sum(self, logits: Any, labels: Any) -> Any:
         import torch.nn.functional as F

@@ -179,7 +179,7 @@ async def test_out_of_range_values_from_the_file_show_at_their_fields(runs_dir: 
         ed = await open_editor(pilot, app)
         assert "'regression'" in error_of(ed, "task.type")
         assert "must be > 0" in error_of(ed, "training.epochs")
-        assert "true or false" in error_of(ed, "training.compile")
+        assert "not one of auto, on, off" in error_of(ed, "training.compile")
         assert ed.problem_count() == 3
 
 
