@@ -29,7 +29,7 @@ from tunedeck.core.data.head import sniffed_format
 from tunedeck.core.data.reader import read_source, stat_source
 from tunedeck.core.errors import DataError
 
-BLOCK_BYTES = 1 << 22  # 4 MiB of CSV per batch
+BLOCK_BYTES = 1 << 20  # 1 MiB of CSV per batch (pyarrow reads a few blocks ahead: memory ~ blocks)
 BATCH_ROWS = 1 << 16  # rows per batch for formats read whole
 OUT_FORMATS = ("csv", "tsv", "json", "jsonl", "parquet", "arrow")
 Progress = Callable[[int, int], None]
