@@ -269,3 +269,20 @@ def test_memory_estimate_counts_frozen_base_adapters_and_checkpointing():
     assert gc["estimate"]["activations"] < lora["estimate"]["activations"] / 3
     q = est(lora={"enabled": True, "r": 16}, quantization={"bits": 4})
     assert q["estimate"]["weights"] < lora["estimate"]["weights"] / 2
+
+
+def test_try_it_server_answers_from_an_adapter_run(cls_run, tmp_path):
+    """The TUI's try-it box talks to 'tunedeck serve-predict' (the same loader as predict)."""
+    import subprocess
+
+    from tdhelpers import TUNEDECK, cli_env
+
+    lines = json.dumps({"text": "excellent fantastic happy film"}) + "\n" + \
+        json.dumps({"text": "awful terrible sad film"}) + "\n"
+    proc = subprocess.run(TUNEDECK + ["serve-predict", cls_run.name, "--runs-dir",
+                                      str(cls_run.parent)], input=lines, text=True,
+                          capture_output=True, env=cli_env(tmp_path), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    replies = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert replies[0]["ready"] is True
+    assert [r["label"] for r in replies[1:]] == ["pos", "neg"], replies
