@@ -63,22 +63,37 @@ def test_parallel_2_overlaps_trials_and_the_median_pruner_still_prunes(tmp_path)
         assert any(e["type"] == "run_pruned" for e in events(t["run_dir"]))
 
 
-def test_kill_9_of_the_driver_with_2_trials_in_flight_then_resume(tmp_path):
+def _state(run_dir: Path) -> str:
+    return json.loads((run_dir / "status.json").read_text())["state"]
+
+
+def _checkpointed(run_dir: Path, after: int = 0) -> bool:
+    return any(int(c.parent.name.split("-")[1]) > after
+               for c in (run_dir / "checkpoints").glob("step-*/COMPLETE"))
+
+
+def test_stop_then_kill_9_of_the_driver_with_2_trials_in_flight_then_resume(tmp_path):
     prof = setup_profile(tmp_path, GRID2)
     # Steps slowed (0.3 s each) so that both first trials are caught between a checkpoint and
-    # their end; the resumed driver (and its children) run at full speed.
-    started = json.loads(cli(["search", str(prof), "--json"], tmp_path,
-                             env_extra={"TUNEDECK_TEST_HOOKS": "step:*=SLEEP0.3"}).stdout)
+    # their end; the last resumed driver (and its children) run at full speed.
+    slow = {"TUNEDECK_TEST_HOOKS": "step:*=SLEEP0.3"}
+    started = json.loads(cli(["search", str(prof), "--json"], tmp_path, env_extra=slow).stdout)
     group = Path(started["group_dir"])
-
-    def checkpointed(n: int) -> bool:
-        return any((group / f"trial-{n}" / "checkpoints").glob("step-*/COMPLETE"))
-    _wait(lambda: checkpointed(0) and checkpointed(1))
-    os.kill(started["pid"], signal.SIGKILL)
-    for n in (0, 1):
-        assert json.loads((group / f"trial-{n}" / "status.json").read_text())["state"] in (
-            "running", "stopped")  # in flight when the driver died (stopping since)
-    _wait(lambda: subprocess.run(["kill", "-0", str(started["pid"])],
+    trial = [group / f"trial-{n}" for n in (0, 1)]
+    _wait(lambda: all(_checkpointed(t) for t in trial))
+    # `tunedeck stop STUDY` reaches both trials in flight: each checkpoints and stops.
+    cli(["stop", str(group), "--wait", "120"], tmp_path)
+    assert _state(group) == "stopped" and [_state(t) for t in trial] == ["stopped", "stopped"]
+    shown = json.loads(cli(["search", "show", str(group), "--json"], tmp_path).stdout)
+    assert sorted(t["state"] for t in shown["trials"]) == ["running", "running"]
+    stopped_at = [json.loads((t / "status.json").read_text())["step"] for t in trial]
+    resumed = json.loads(cli(["search", "--resume", str(group), "--json"], tmp_path,
+                             env_extra=slow).stdout)
+    # Both continue from their checkpoints; kill -9 of the driver once each has trained on.
+    _wait(lambda: all(_checkpointed(t, s) for t, s in zip(trial, stopped_at)))
+    os.kill(resumed["pid"], signal.SIGKILL)
+    assert [_state(t) for t in trial] != ["finished", "finished"]  # caught in flight
+    _wait(lambda: subprocess.run(["kill", "-0", str(resumed["pid"])],
                                  capture_output=True).returncode != 0, 30)
     res = json.loads(cli(["search", "--resume", str(group), "--foreground", "--json"],
                          tmp_path).stdout.strip().splitlines()[-1])
@@ -87,9 +102,9 @@ def test_kill_9_of_the_driver_with_2_trials_in_flight_then_resume(tmp_path):
     assert {t["state"] for t in res["trials"]} == {"complete"}
     assert sorted(d.name for d in group.glob("trial-*")) == [f"trial-{i}" for i in range(4)]
     assert len({t["run_dir"] for t in res["trials"]}) == 4
-    for n in (0, 1):  # both continued from a checkpoint, told to the same Optuna trial
-        resumed = [e for e in events(group / f"trial-{n}") if e["type"] == "run_resumed"]
-        assert resumed and resumed[0]["data"]["step"] > 0
+    for t in trial:  # continued from a checkpoint, told to the same Optuna trial
+        resumed_at = [e["data"]["step"] for e in events(t) if e["type"] == "run_resumed"]
+        assert resumed_at and resumed_at[0] > 0, resumed_at
     combos = {tuple(t["params"].values()) for t in res["trials"]}
     assert len(combos) == 4  # every grid point once
 

@@ -231,7 +231,7 @@ def prepare_trial(ctx: DriverContext, study: Any, trial: Any, base: Any,
     """A trial's run made ready for a child worker: ("new" | "resume" | "ended"); None when the
     trial was already told (a refused combination)."""
     from tunedeck.core.runs.drivers.search_trial import create_trial_run
-    from tunedeck.core.runs.lifecycle import resume_run
+    from tunedeck.core.runs.lifecycle import check_resumable, newest_checkpoint
     from tunedeck.core.runs.protocol import is_final
 
     got = _trial_profile(ctx, study, trial, base, dims)
@@ -244,8 +244,14 @@ def prepare_trial(ctx: DriverContext, study: Any, trial: Any, base: Any,
     state, _ = run.effective_state()
     if is_final(state) and state not in ("stopped", "failed"):
         return run, "ended"  # ended before the driver could tell the study: tell it now
-    resumed = resume_run(run, detach=False)  # checked, marked starting; the child prepares data
-    print(f"trial {trial.number}: resuming from {resumed.from_checkpoint or 'step 0'}",
+    # As resume_run, without preparing the data here: the child does, and checks it is the
+    # data the trial started with (a changed file fails that trial, the study goes on).
+    check_resumable(run)
+    with run.launch_lock():
+        check_resumable(run)
+        run.take_requests()  # e.g. the stop that ended it
+        run.write_status(state="starting", heartbeat=time.time())
+    print(f"trial {trial.number}: resuming from {newest_checkpoint(run) or 'step 0'}",
           flush=True)
     return run, "resume"
 
