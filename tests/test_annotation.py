@@ -45,6 +45,7 @@ def test_label_undo_save_and_resume(tmp_path: Path) -> None:
                             "position": 3}
     out = s.save()
     assert out == tmp_path / "msgs.labels.csv"
+    assert out.stat().st_mode & 0o777 == 0o644  # readable like any dataset, not private
     assert out.read_text() == "id,text,label\n0,message 0,spam\n1,message 1,spam\n"
     assert sha256(src) == before
 

@@ -14,6 +14,7 @@ import bisect
 import csv
 import io
 import json
+import os
 import random
 import re
 from dataclasses import dataclass, field
@@ -232,6 +233,9 @@ class Annotation:
         try:
             atomic_write_text(self.work_path, self._labelled_text())
             atomic_write_json(self.state_path, self._state())
+            # The temporary files are private (0600); a labelled dataset is shared like its source.
+            for p in (self.work_path, self.state_path):
+                os.chmod(p, 0o644)
         except OSError as e:
             raise DataError(f"{self.work_path}: cannot be written ({e.strerror}); copy "
                             f"{self.source.name} to a folder you can write to and label it there") from None
@@ -274,7 +278,7 @@ class Annotation:
         return buf.getvalue()
 
     def _state(self) -> dict[str, Any]:
-        return {"version": STATE_VERSION, "source": str(self.source), "digest": self.digest,
+        return {"version": STATE_VERSION, "source": str(self.source.resolve()), "digest": self.digest,
                 "text_column": self.text_column, "label_column": self.label_column,
                 "labels": self.labels, "sample": self.sample, "seed": self.seed,
                 "rows": self.rows if self.sample is not None else None,
