@@ -312,3 +312,61 @@ def test_instruction_packing_keeps_attention_inside_examples(tmp_path):
         with torch.no_grad():
             ref = model(input_ids=alone).logits
         assert torch.allclose(out[0, a:b], ref[0], atol=1e-5), (a, b)
+
+
+# --- chat training end to end, generation settings ------------------------------------------
+
+def test_packed_chat_run_trains_and_predicts_with_generation_settings(tmp_path, capsys):
+    """A tiny GPT trains on packed chat data (the run says attention stays inside examples);
+    predict renders the prompt with the run's ChatML template and obeys [generation]."""
+    from tunedeck.core.cli import main
+    from tunedeck.core.eval.generation_settings import generation_kwargs
+    from tunedeck.core.eval.run_model import load_run_model
+    from tunedeck.core.runs.events import read_all
+    from tunedeck.core.runs.rundir import RunDir
+
+    data = _write_jsonl(tmp_path / "chat.jsonl", _conversations(120))
+    prof_path = _profile(tmp_path, "chatrun", {"config": TINY_GPT},
+                         {"train": str(data), "messages_column": "messages", "packing": True},
+                         epochs=3)
+    text = prof_path.read_text() + '\n[generation]\nmax_new_tokens = 3\nstop = ["is"]\n'
+    prof_path.write_text(text)
+    assert load(prof_path).data.packing == "on"
+    assert main(["train", str(prof_path)]) == 0
+    run_dir = sorted((tmp_path / "runs").iterdir())[-1]
+    events = read_all(run_dir / "events.jsonl")
+    logs = [e.data.get("message", "") for e in events if e.type == "log"]
+    assert any("attention stays inside each example" in m for m in logs), logs
+    steps = [e.data["loss"] for e in events if e.type == "step"]
+    assert steps[-1] < steps[0]
+    rm = load_run_model(RunDir(run_dir))
+    assert "<|im_start|>" in rm.tokenizer.chat_template  # auto: ChatML for messages data
+    kw = generation_kwargs(rm.profile, rm.tokenizer)
+    assert kw["max_new_tokens"] == 3 and kw["do_sample"] is False
+    assert rm.tokenizer.convert_tokens_to_ids("<|im_end|>") in kw["eos_token_id"]
+    capsys.readouterr()
+    assert main(["predict", "--runs-dir", str(tmp_path / "runs"), "--json", run_dir.name,
+                 "add 2 and 3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    continuation = out.get("continuation", out.get("prediction", {}).get("continuation"))
+    assert continuation is not None and "is" not in continuation.split()
+    assert len(rm.tokenizer(continuation, add_special_tokens=False)["input_ids"]) <= 3
+
+
+def test_generation_settings_for_predict_and_eval(tmp_path):
+    from tunedeck.core.eval.generation_settings import cut_at_stop, generation_kwargs
+    from tunedeck.core.models import train_tokenizer
+
+    tok = train_tokenizer(iter(["a b c"] * 10), "gpt2", 300)
+    base = {"config": TINY_GPT}
+    greedy = generation_kwargs(load(_profile(tmp_path, "g", base, {"train": "x.jsonl"})), tok)
+    assert greedy["do_sample"] is False and greedy["max_new_tokens"] == 64
+    assert "temperature" not in greedy and "stop_strings" not in greedy
+    p = _profile(tmp_path, "s", base, {"train": "x.jsonl"})
+    p.write_text(p.read_text() + '\n[generation]\ntemperature = 0.7\ntop_p = 0.9\nstop = ["###"]\n'
+                 '\n[evaluation]\nmax_new_tokens = 5\n')
+    sampled = generation_kwargs(load(p), tok)
+    assert (sampled["do_sample"], sampled["temperature"], sampled["top_p"]) == (True, 0.7, 0.9)
+    assert sampled["stop_strings"] == ["###"] and sampled["max_new_tokens"] == 64
+    assert generation_kwargs(load(p), tok, for_eval=True)["max_new_tokens"] == 5
+    assert cut_at_stop("answer ### more", ["###"]) == "answer "

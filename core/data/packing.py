@@ -39,8 +39,8 @@ def packing_on(profile: Any, fmt: str) -> bool:
     d = profile.data
     if profile.task.type != "causal-lm":
         return False
-    if d.packing is not None:
-        return d.packing
+    if d.packing != "auto":
+        return d.packing == "on"
     return fmt == "text" and not d.prompt_column and not d.messages_column
 
 

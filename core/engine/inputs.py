@@ -164,7 +164,7 @@ def _tokenize_split(name: str, task: Task, ds: Any, tokenizer: Any, profile: Pro
         log(f"packed {name}: {len(ds)} document(s) -> {len(res)} blocks of {max_length} tokens")
         return _token_features(res)
     res = _tokenize(task, ds, tokenizer, max_length, stop_requested)
-    if name == "train" and profile.task.type == "causal-lm" and profile.data.packing:
+    if name == "train" and profile.task.type == "causal-lm" and profile.data.packing == "on":
         n = len(res)
         res = _token_features(packing.pack_examples(res, max_length))
         log(f"packed train: {n} examples -> {len(res)} rows of <= {max_length} tokens")

@@ -18,7 +18,7 @@ def generation_kwargs(profile: Any, tokenizer: Any, for_eval: bool = False) -> d
         return own if own is not None else getattr(g, name)
 
     max_new, temperature, top_p = pick("max_new_tokens"), pick("temperature"), pick("top_p")
-    sample = g.do_sample if g.do_sample is not None else temperature > 0
+    sample = g.do_sample or temperature > 0
     kwargs: dict[str, Any] = {"max_new_tokens": max_new, "do_sample": sample,
                               "pad_token_id": tokenizer.pad_token_id}
     stops = end_of_turn_ids(tokenizer)

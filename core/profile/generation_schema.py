@@ -15,8 +15,9 @@ class GenerationSection(BaseModel):
         64, ge=1, le=32_768, description="Tokens generated at most per answer (predict, try-it "
         "box, eval; [evaluation] max_new_tokens, when set, wins for eval).",
     )
-    do_sample: bool | None = Field(
-        None, description="Sample instead of greedy decoding. Empty: sample iff temperature > 0.",
+    do_sample: bool = Field(
+        False, description="Sample instead of greedy decoding (at temperature 1 when temperature "
+        "is 0). A temperature above 0 samples anyway.",
     )
     temperature: float = Field(
         0.0, ge=0, le=100.0, description="Sampling temperature; 0 = greedy (deterministic).",

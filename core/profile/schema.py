@@ -128,13 +128,14 @@ class DataSection(_Section):
         description="Causal LM chat / prompt-response data: 'assistant' = the loss on the "
         "assistant turns (the response) only; 'all' = on every token.",
     )
-    packing: bool | None = Field(
-        None,
-        description="Causal LM: pack tokens into max_length rows. Text data: documents joined "
-        "with EOS and cut into blocks (no row cleaning or dedup inside a corpus; splits are "
-        "whole documents, or contiguous ranges of one text). Chat / prompt-response data: "
-        "several examples per training row, attention kept inside each example via position "
-        "ids where the model supports it. Empty: on for a plain-text (.txt) file, else off.",
+    packing: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Causal LM: pack tokens into max_length rows ('on'; true works too). Text "
+        "data: documents joined with EOS and cut into blocks (no row cleaning or dedup inside "
+        "a corpus; splits are whole documents, or contiguous ranges of one text). Chat / "
+        "prompt-response data: several examples per training row, attention kept inside each "
+        "example via position ids where the model supports it. 'auto': on for a plain-text "
+        "(.txt) file, else off.",
     )
     documents: Literal["file", "blank-line"] = Field(
         "file",
@@ -148,6 +149,11 @@ class DataSection(_Section):
         "Empty: UTF-8 (with or without a byte-order mark); a file that is not UTF-8 is refused "
         "with its line.",
     )
+
+    @field_validator("packing", mode="before")
+    @classmethod
+    def _packing_bool(cls, v: Any) -> Any:
+        return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
 
     @field_validator("encoding")
     @classmethod

@@ -37,7 +37,7 @@ def new_profile(task: str = "classification", name: str | None = None) -> Profil
                     "messages_column": "messages",
                     "chat_template": "auto",
                     "train_on": "assistant",
-                    "packing": True,
+                    "packing": "on",
                 },
                 "lora": {"enabled": True, "r": 16, "alpha": 32},
                 "training": {"epochs": 2, "learning_rate": 2e-4, "batch_size": 8, "max_length": 1024},

@@ -24,7 +24,7 @@ ALLOWED_CORE = ("tunedeck.core.runs.rundir", "tunedeck.core.runs.events", "tuned
                 "tunedeck.core.data.cleaning", "tunedeck.core.data.split",
                 "tunedeck.core.eval.error_analysis", "tunedeck.core.eval.predictions",
                 "tunedeck.core.data.table_stats", "tunedeck.core.eval.compare",
-                "tunedeck.core.prepare.annotation")
+                "tunedeck.core.prepare.annotation", "tunedeck.core.data.chat")
 ALLOWED_PACKAGES = ("tunedeck.core", "tunedeck.core.runs", "tunedeck.core.data", "tunedeck.core.eval",
                     "tunedeck.core.runs.drivers", "tunedeck.core.prepare")
 # The console script parses with the CLI's (torch-free) parser and runs non-TUI commands in

@@ -21,6 +21,24 @@ from tunedeck.tui.screens.dialogs import PromptDialog
 from tunedeck.tui.widgets.arrow_table import ArrowTable
 
 
+_ROLE_STYLE = {"system": "bold magenta", "user": "bold green", "assistant": "bold yellow"}
+
+
+def _conversation(v: Any) -> list[tuple[str, str]] | None:
+    """(role, content) turns when ``v`` is a chat conversation (a list of {role, content}, or
+    its JSON text), else None; plain rendering, no tokenizer (core.data.chat, torch-free)."""
+    from tunedeck.core.data.chat import plain_conversation
+
+    if isinstance(v, str) and not v.lstrip().startswith("[{"):
+        return None
+    if not isinstance(v, (str, list)) or plain_conversation(v) is None:
+        return None
+    import json
+
+    turns = json.loads(v) if isinstance(v, str) else v
+    return [(str(m["role"]), str(m["content"])) for m in turns]
+
+
 class DatasetsScreen(BaseScreen):
     BINDINGS = [
         Binding("slash", "filter", "Filter", tooltip="Show only rows containing a text (any column, any case)"),
@@ -259,8 +277,9 @@ class DatasetsScreen(BaseScreen):
         t.append(f"row {src.source_row(event.row) + 1:,}", style="bold")
         # Short values (labels, ids, numbers) on the first lines, "name: value"; long texts
         # after them, so a small pane never hides the label under a long message.
-        short = {k: v for k, v in row.items()
-                 if k != self.text_col and len(full_text(v)) <= 40 and "\n" not in full_text(v)}
+        chats = {k: c for k, c in ((k, _conversation(v)) for k, v in row.items()) if c}
+        short = {k: v for k, v in row.items() if k != self.text_col and k not in chats
+                 and len(full_text(v)) <= 40 and "\n" not in full_text(v)}
         for k, v in short.items():
             t.append("  ")
             t.append(f"{k}: ", style="bold cyan")
@@ -270,6 +289,12 @@ class DatasetsScreen(BaseScreen):
             if k in short:
                 continue
             t.append(f"{k}", style="bold cyan")
+            if k in chats:  # a conversation reads as its turns, not as JSON
+                t.append(f"  ({len(chats[k])} turns)\n", style="dim")
+                for role, content in chats[k]:
+                    t.append(f"{role}: ", style=_ROLE_STYLE.get(role, "bold"))
+                    t.append(content + "\n")
+                continue
             if isinstance(v, str):
                 t.append(f"  ({len(v):,} chars)", style="dim")
             t.append("\n")
