@@ -286,3 +286,44 @@ def test_try_it_server_answers_from_an_adapter_run(cls_run, tmp_path):
     replies = [json.loads(x) for x in proc.stdout.splitlines()]
     assert replies[0]["ready"] is True
     assert [r["label"] for r in replies[1:]] == ["pos", "neg"], replies
+
+
+def test_seq2seq_lora_trains_predicts_and_merges(tmp_path, capsys):
+    import tomli_w
+    import torch
+    from peft import AutoPeftModelForSeq2SeqLM
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    from test_reliability_support import write_lm_jsonl
+
+    doc = {"name": "tiny-s2s", "task": {"type": "seq2seq"},
+           "model": {"config": {"model_type": "t5", "d_model": 32, "d_ff": 64, "num_layers": 2,
+                                "num_heads": 2, "d_kv": 16, "vocab_size": 400}},
+           "data": {"train": str(write_lm_jsonl(tmp_path / "pairs.jsonl")),
+                    "prompt_column": "prompt", "response_column": "response"},
+           "training": {"epochs": 3, "learning_rate": 1e-2, "batch_size": 16, "max_length": 32,
+                        "log_every_steps": 1, "precision": "fp32"},
+           "output": {"runs_dir": str(tmp_path / "runs")}, "lora": LORA}
+    prof = tmp_path / "s2s.toml"
+    prof.write_text(tomli_w.dumps(doc))
+    run = train_fg(prof)
+    started = of_type(run, "run_started")[0]
+    assert 0 < started["trainable_params"] < started["model_params"] // 3
+    losses = [loss for _, loss in step_losses(run)]
+    assert losses[-1] < losses[0], losses
+    assert json.loads((run / "model" / "adapter_config.json").read_text())["task_type"] == \
+        "SEQ_2_SEQ_LM"
+    capsys.readouterr()
+    assert cli("predict", run.name, "add 1 and 2", "--json", "--runs-dir", str(run.parent)) == 0
+    assert "continuation" in json.loads(capsys.readouterr().out)
+    out = tmp_path / "merged"
+    assert cli("export", run.name, "--merged", str(out), "--runs-dir", str(run.parent)) == 0
+    tok = AutoTokenizer.from_pretrained(out)
+    ids = tok(["add 3 and 4"], return_tensors="pt")
+    dec = torch.tensor([[0, 5, 6]])
+    adapter = AutoPeftModelForSeq2SeqLM.from_pretrained(run / "model").eval()
+    plain = AutoModelForSeq2SeqLM.from_pretrained(out).eval()
+    with torch.no_grad():
+        a = adapter(**ids, decoder_input_ids=dec).logits
+        b = plain(**ids, decoder_input_ids=dec).logits
+    assert torch.allclose(a, b, atol=1e-5), (a - b).abs().max()
