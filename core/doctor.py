@@ -72,7 +72,23 @@ def _gpu(torch: Any, i: int, problems: list[dict[str, str]]) -> dict[str, Any]:
                                 "another GPU with CUDA_VISIBLE_DEVICES"})
     return {"index": i, "name": prop.name, "memory_gb": round(total / 2**30, 1),
             "free_gb": round(free / 2**30, 1), "bf16": bool(prop.major >= 8),
-            "compute_capability": f"{prop.major}.{prop.minor}"}
+            "compute_capability": f"{prop.major}.{prop.minor}", **_nvml(i)}
+
+
+def _nvml(i: int) -> dict[str, Any]:
+    """Utilisation and temperature from nvidia-ml-py when it is installed (optional).
+    Index i is torch's (CUDA_VISIBLE_DEVICES order); NVML numbers every GPU of the box."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        ids = [s for s in (visible or "").split(",") if s.strip().isdigit()]
+        h = pynvml.nvmlDeviceGetHandleByIndex(int(ids[i]) if i < len(ids) else i)
+        return {"utilization_pct": int(pynvml.nvmlDeviceGetUtilizationRates(h).gpu),
+                "temperature_c": int(pynvml.nvmlDeviceGetTemperature(h, 0))}
+    except Exception:  # not installed, no driver, a MIG slice: the torch facts stand alone
+        return {}
 
 
 def _check_libraries(rep: dict[str, Any], problems: list[dict[str, str]]) -> None:
@@ -118,8 +134,12 @@ def format_report(rep: dict[str, Any]) -> str:
     gpus = rep.get("gpus") or []
     lines.append(f"  {'gpus':<13} {len(gpus) or 'none'}")
     for g in gpus:
+        nvml = (f"  {g['utilization_pct']}% busy  {g['temperature_c']} C"
+                if "utilization_pct" in g else "")
         lines.append(f"    [{g['index']}] {g['name']}  {g['memory_gb']} GB ({g['free_gb']} free)  "
-                     f"bf16 {'yes' if g['bf16'] else 'no'}")
+                     f"bf16 {'yes' if g['bf16'] else 'no'}{nvml}")
+    lines.append(f"  {'distributed':<13} processes 'auto' = {max(1, len(gpus))} here (backend "
+                 f"{'nccl' if gpus else 'gloo'}; docs/distributed.md)")
     lines.append(f"  {'disk free':<13} {rep.get('disk_free_gb')} GB at {rep.get('runs_dir')}")
     hub = rep.get("hub_reachable")
     lines.append(f"  {'offline':<13} {'yes' if rep.get('offline') else 'no'}"

@@ -79,6 +79,9 @@ def _add_launch_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help=SET_HELP)
     p.add_argument("--json", action="store_true", help=JSON_HELP.format(
         fields='"run_dir", "run_id", "pid"'))
+    p.add_argument("--node-rank", type=int, metavar="K", help=(
+        "this machine's number in a several-machine run (distributed.node_rank; "
+        "docs/distributed.md)"))
     p.set_defaults(fn=cmd_start, json_errors=True)
     p = _with_runs_dir(sub.add_parser(
         "resume", help="continue a stopped/failed run from its newest checkpoint",

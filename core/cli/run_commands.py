@@ -61,7 +61,10 @@ def cmd_start(a: argparse.Namespace) -> int:
     from tunedeck.core.runs.rundir import RunDir
 
     with stdout_for_json(a.json):
-        started = start_run(profile_for_new_run(a.profile, a.set, getattr(a, "runs_dir", None)))
+        sets = list(a.set or [])
+        if getattr(a, "node_rank", None) is not None:  # a machine of a several-machine run
+            sets.append(f"distributed.node_rank={a.node_rank}")
+        started = start_run(profile_for_new_run(a.profile, sets, getattr(a, "runs_dir", None)))
     if a.json:
         print(json.dumps(started.to_json()))
         return 0
