@@ -327,3 +327,12 @@ def test_seq2seq_lora_trains_predicts_and_merges(tmp_path, capsys):
         a = adapter(**ids, decoder_input_ids=dec).logits
         b = plain(**ids, decoder_input_ids=dec).logits
     assert torch.allclose(a, b, atol=1e-5), (a - b).abs().max()
+
+
+def test_unknown_target_module_is_exit_2_before_any_run(tmp_path, capsys):
+    prof = with_sections(lm_setup(tmp_path), lora={**LORA, "target_modules": ["q_proj"]})
+    capsys.readouterr()
+    assert cli("train", str(prof)) == 2
+    err = capsys.readouterr().err
+    assert "lora.target_modules" in err and "q_proj" in err and "c_attn" in err, err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

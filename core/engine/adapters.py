@@ -103,8 +103,6 @@ def prepare_for_training(model: Any, profile: Any, run_dir: Path,
             model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
         else:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
-        if hasattr(model.config, "use_cache"):
-            model.config.use_cache = False  # a KV cache is useless (and warned about) in training
     if not profile.lora.enabled:
         return model
     if profile.quantization.bits:
@@ -122,6 +120,21 @@ def prepare_for_training(model: Any, profile: Any, run_dir: Path,
         f"{', '.join(target_summary(peft_model))}: {trainable:,} of {total:,} parameters "
         f"trainable ({100 * trainable / max(1, total):.2f}%)")
     return peft_model
+
+
+def check_lora_targets(profile: Any, auto_cls: Any, config: Any) -> None:
+    """A ``lora.target_modules`` name the architecture lacks: a ModelError before any run
+    exists (the model is built on the meta device, costing no memory)."""
+    if not profile.lora.enabled:
+        return
+    import torch
+
+    with torch.device("meta"):
+        try:
+            model = auto_cls.from_config(config)
+        except Exception:  # noqa: BLE001 - models.check_model_builds reports a bad config
+            return
+        wrap_with_lora(model, profile)
 
 
 def wrap_with_lora(model: Any, profile: Any) -> Any:
@@ -147,9 +160,11 @@ def wrap_with_lora(model: Any, profile: Any) -> Any:
         with _quiet():
             return get_peft_model(model, cfg)
     except ValueError as e:  # a target module name the architecture does not have
-        names = sorted({n.rsplit(".", 1)[-1] for n, _ in model.named_modules() if n})
-        raise ModelError(f"lora.target_modules: {e}; module names of this model include "
-                         f"{', '.join(names[:40])}") from None
+        names = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules()
+                        if n and not n.rsplit(".", 1)[-1].isdigit() and not list(m.children())})
+        first = str(e).split(". ")[0].rstrip(".")
+        raise ModelError(f"lora.target_modules: {first}; this model's layers are named "
+                         f"{', '.join(names[:40])}: fix the list, or use ['auto']") from None
 
 
 @contextlib.contextmanager

@@ -48,6 +48,9 @@ def check_and_tokenize(prof: Any, log: Callable[[str], None] | None = None,
     prepared = prepare_inputs(prof, log=log or (lambda m: None), tokenizer_dir=tokenizer_dir)
     config = build_config(prof, prepared.tokenizer, prepared.task.config_overrides())
     check_model_builds(prof, getattr(transformers, prepared.task.auto_class), config)
+    from tunedeck.core.engine.adapters import check_lora_targets
+
+    check_lora_targets(prof, getattr(transformers, prepared.task.auto_class), config)
     return prepared
 
 
