@@ -177,22 +177,14 @@ def memory_report(profile: Profile, device: dict[str, Any] | None = None,
         "fits": None, "suggestions": [], "notes": [], "error": None,
     }
     try:
-        from tunedeck.core.engine.adapters import memory_sizes
-
-        if model is not None:
-            config = model.config
-        else:
-            config = _config(profile)
-            model = _meta_model(profile, config)
-        sizes = memory_sizes(profile, model)
-        params = sizes["total"]
+        config, sizes = _model_sizes(profile, model)
     except ModelError as e:
         report["error"] = str(e)
         return report
     except Exception as e:  # an exotic config: say so, never crash the check
         report["error"] = f"cannot size the model: {type(e).__name__}: {e}"
         return report
-    dims = _dims(config)
+    params, dims = sizes["total"], _dims(config)
     fused = dev.get("kind") == "cuda"  # SDPA's flash/memory-efficient kernels: no s x s scores
     est = estimate(profile, params, dims, precision, fused, sizes)
     overhead = CUDA_OVERHEAD if dev.get("kind") == "cuda" else CPU_OVERHEAD
@@ -211,6 +203,16 @@ def memory_report(profile: Profile, device: dict[str, Any] | None = None,
         report["notes"].append("borderline: within 20% of the free memory; an OOM in a step "
                                "is retried with half the micro-batch automatically")
     return report
+
+
+def _model_sizes(profile: Profile, model: Any) -> tuple[Any, dict[str, int]]:
+    """(config, ``adapters.memory_sizes``) of ``model``, or of one built from the profile on
+    the meta device."""
+    from tunedeck.core.engine.adapters import memory_sizes
+
+    if model is None:
+        model = _meta_model(profile, _config(profile))
+    return model.config, memory_sizes(profile, model)
 
 
 def _suggest(profile: Profile, dev: dict[str, Any], precision: str, est: dict[str, int],
