@@ -331,8 +331,10 @@ def measured(wl: "Workload", peer: str, steps: int, t0: tuple[float, float],
              t1: tuple[float, float], useful: int, padded: int, rows_per_step: float,
              wall: float) -> "Result":
     dt, cpu = t1[0] - t0[0], t1[1] - t0[1]
-    return Result(wl.name, peer, steps, useful / dt, padded / dt, None, None, wall,
-                  rows_per_step, useful_tok_cpu_s=useful / cpu if cpu > 0 else None)
+    res = Result(wl.name, peer, steps, useful / dt, padded / dt, None, None, wall,
+                 rows_per_step, useful_tok_cpu_s=useful / cpu if cpu > 0 else None)
+    res.extra.update(useful_tokens=useful, timed_s=dt)
+    return res
 
 
 @dataclass

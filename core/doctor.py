@@ -23,6 +23,7 @@ def report(runs_dir: Path, check_hub: bool = True) -> dict[str, Any]:
         problems.append({"what": f"Python {rep['python']} is too old",
                          "fix": "use Python 3.11 or newer (e.g. a venv from pyenv/uv)"})
     _check_torch_and_gpus(rep, problems)
+    rep["compile"] = _compile_default(rep)
     _check_libraries(rep, problems)
     _check_disk(rep, problems, runs_dir)
     _check_hub(rep, problems, check_hub)
@@ -58,6 +59,19 @@ def _check_torch_and_gpus(rep: dict[str, Any], problems: list[dict[str, str]]) -
     elif not all(g["bf16"] for g in gpus):
         problems.append({"what": "a GPU without bf16: precision 'auto' uses fp32 there",
                          "fix": "set training.precision = 'fp16' for speed (with loss scaling)"})
+
+
+def _compile_default(rep: dict[str, Any]) -> str | None:
+    """What training.compile = "auto" does on this machine, and why."""
+    if rep.get("torch") is None:
+        return None
+    from tunedeck.core.engine.compile_shapes import AUTO_MIN_STEPS, resolve_compile
+
+    if rep.get("gpus"):
+        return (f"auto = on for runs of {AUTO_MIN_STEPS}+ steps, off for shorter ones (the "
+                "compile takes minutes; bounded batch shapes: a few graphs per run)")
+    choice = resolve_compile("auto", "cpu", AUTO_MIN_STEPS)
+    return f"auto = {'on' if choice.on else 'off'} on this CPU: {choice.reason}"
 
 
 def _gpu(torch: Any, i: int, problems: list[dict[str, str]]) -> dict[str, Any]:
@@ -140,6 +154,8 @@ def format_report(rep: dict[str, Any]) -> str:
                      f"bf16 {'yes' if g['bf16'] else 'no'}{nvml}")
     lines.append(f"  {'distributed':<13} processes 'auto' = {max(1, len(gpus))} here (backend "
                  f"{'nccl' if gpus else 'gloo'}; docs/distributed.md)")
+    if rep.get("compile"):
+        lines.append(f"  {'compile':<13} {rep['compile']}")
     lines.append(f"  {'disk free':<13} {rep.get('disk_free_gb')} GB at {rep.get('runs_dir')}")
     hub = rep.get("hub_reachable")
     lines.append(f"  {'offline':<13} {'yes' if rep.get('offline') else 'no'}"

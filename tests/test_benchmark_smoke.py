@@ -33,11 +33,23 @@ def test_smoke_prints_table_and_ratios(tmp_path: Path) -> None:
         tok_s = ln.split("|")[cols.index("useful tok/s")].strip()
         assert re.fullmatch(r"[\d.]+k?", tok_s), ln  # a number, not an error message
 
-    # The last line: the engine's ratio to each peer.
-    last = lines[-1]
-    assert last.startswith("ratios: "), last
-    assert re.search(r"engine/seed=[\d.]+x", last) and re.search(r"engine/tuned=[\d.]+x", last), last
+    # The header says what machine and settings the numbers come from.
+    head = lines[0]
+    assert "torch threads" in head and "flags:" in head and "at fp32" in head, head
+    # Ratios of the engine to each peer, then the parity line last (medians, equal precision).
+    ratios = lines[-2]
+    assert ratios.startswith("ratios: "), ratios
+    assert re.search(r"engine/seed=[\d.]+x", ratios) and re.search(r"engine/tuned=[\d.]+x", ratios)
+    assert re.fullmatch(r"engine/tuned \(fp32\): bert [\d.]+×", lines[-1]), lines[-1]
+    # Engine and tuned processed the same rows: one whole epoch of the same sample.
+    cells = {ln.split("|")[cols.index("peer")].strip(): ln.split("|") for ln in rows}
+    assert cells["engine"][cols.index("prec")].strip() == cells["tuned"][cols.index("prec")].strip()
 
     data = json.loads(out_json.read_text())
     assert {r["peer"] for r in data["results"]} == {"seed", "tuned", "engine"}
     assert all(r["error"] is None and r["useful_tok_s"] > 0 for r in data["results"])
+    by_peer = {r["peer"]: r for r in data["results"]}
+    # A whole epoch each: the same useful tokens over the run (rates differ, counts do not).
+    eng, tun = by_peer["engine"], by_peer["tuned"]
+    assert eng["useful_tok_s"] / eng["padded_tok_s"] > 0 and eng["steps"] > 0 and tun["steps"] > 0
+    assert eng["extra"]["useful_tokens"] == tun["extra"]["useful_tokens"]

@@ -156,6 +156,9 @@ def _started_text(d: dict[str, Any]) -> str:
                                for k, v in sizes.items()))
     if _int(d.get("total_steps")):
         bits.append(f"{_int(d.get('total_steps')):,} steps")
+    if d.get("compile"):
+        bits.append(f"compile {d['compile']} ({d.get('compile_setting', '?')}: "
+                    f"{d.get('compile_reason', '')})")
     return " · ".join(bits)
 
 

@@ -190,6 +190,7 @@ class TrainingRun:
                          dataset_sizes=inputs.sizes(),
                          label_names=inputs.label_names, device=device,
                          precision=loop.precision, total_steps=loop.state.total_steps,
+                         **_compile_fields(loop.compile_choice),
                          data_stats=inputs.data_stats, tokenize_cache_hit=inputs.cache_hit,
                          trust_remote_code=p.model.trust_remote_code)
 
@@ -306,3 +307,11 @@ def _gpu_name() -> str:
     import torch
 
     return torch.cuda.get_device_name(0)
+
+
+def _compile_fields(choice: Any) -> dict[str, Any]:
+    """The run_started fields saying whether the model is compiled, and why (issue 14)."""
+    if choice is None:
+        return {}
+    return {"compile": "on" if choice.on else "off", "compile_setting": choice.setting,
+            "compile_reason": choice.reason}
