@@ -149,7 +149,10 @@ def _metrics_text(metrics: Any) -> str:
 def _started_text(d: dict[str, Any]) -> str:
     bits = [f"run started on {d.get('device', '?')}"]
     if d.get("model_params"):
-        bits.append(f"{format_count(d['model_params'])} params")
+        trainable = _int(d.get("trainable_params"))
+        lora = f" ({format_count(trainable)} trainable)" if trainable and \
+            trainable < d["model_params"] else ""  # LoRA: the adapters
+        bits.append(f"{format_count(d['model_params'])} params{lora}")
     sizes = d.get("dataset_sizes")
     if isinstance(sizes, dict):
         bits.append(" / ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}"
