@@ -110,3 +110,29 @@ async def test_a_user_error_is_shown(runs_dir: Path) -> None:
                        and "has no column 'nosuch'" in screen_text(app))
         await pilot.press("escape")
         assert app.screen is scr and scr.running is None and scr.previewed is None
+
+
+async def test_convert_and_augment_from_their_keys(runs_dir: Path) -> None:
+    src = Path("pairs.csv")
+    src.write_text("text,label\n" + "".join(f"the quick brown fox number {i},{'ab'[i % 2]}\n" for i in range(6)))
+    before = sha256(src)
+    app = TunedeckApp(runs_dir, browse=str(src), services=fake_services())
+    async with app.run_test(size=(80, 24)) as pilot:
+        scr = await open_op(app, pilot, "C")
+        scr.query_one("#op-rename").value = "text=prompt"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: scr.previewed is not None)
+        await pilot.press("enter")
+        browser = await wait_for(pilot, lambda: isinstance(app.screen, DatasetsScreen)
+                                 and app.screen.path.name == "pairs.jsonl" and app.screen.opened is not None
+                                 and app.screen)
+        assert browser.opened.table.column_names == ["prompt", "label"]
+        app.screen.open_path(src.resolve())
+        await wait_for(pilot, lambda: app.screen.path.name == "pairs.csv" and app.screen.opened is not None)
+        scr = await open_op(app, pilot, "A")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: scr.previewed is not None)
+        assert "rows 6 → 18" in screen_text(app)  # two new rows per row (the default)
+        await pilot.press("tab")  # into the preview table: the detail line shows the whole row
+        await wait_for(pilot, lambda: "augmented_from=1" in screen_text(app))
+    assert sha256(src) == before

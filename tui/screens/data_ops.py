@@ -48,7 +48,9 @@ OP_FIELDS: dict[str, list[OpField]] = {
     "convert": [OpField("to", "format: csv tsv json jsonl parquet arrow", "jsonl"),
                 OpField("rename", "rename: OLD=NEW, comma-separated", repeat=True),
                 OpField("map", "build: NEW=A+B, comma-separated", repeat=True)],
-    "augment": [OpField("ops", "operations", "synonym,insert,swap,delete"),
+    # swap and delete need no word list; synonym and insert need --synonyms (or WordNet's data).
+    "augment": [OpField("ops", "operations: synonym insert swap delete", "swap,delete"),
+                OpField("synonyms", "synonyms file (for synonym, insert)"),
                 OpField("per-row", "new rows per row at most", "2"),
                 OpField("seed", "seed", "42")],
 }
@@ -111,6 +113,7 @@ class DataOpScreen(BaseScreen):
     #op-status { height: auto; padding: 0 1; }
     #op-progress-row { height: 1; padding: 0 1; }
     #op-preview { height: 1fr; }
+    #op-detail { height: auto; max-height: 5; padding: 0 1; border-top: solid $panel; }
     """
     BINDINGS = [
         Binding("enter", "go", "Preview / write", priority=True),
@@ -144,6 +147,7 @@ class DataOpScreen(BaseScreen):
         table: DataTable[Any] = DataTable(id="op-preview", cursor_type="row", zebra_stripes=True)
         table.add_columns("row", "why", "before", "after")
         yield table
+        yield Static(id="op-detail")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -233,6 +237,17 @@ class DataOpScreen(BaseScreen):
             table.add_row(Text(str(p.get("row")), justify="right"), Text(str(p.get("reason"))),
                           Text(_cells(p.get("before"))), Text(_cells(p.get("after")),
                                                               style="red" if p.get("after") is None else ""))
+
+    @on(DataTable.RowHighlighted, "#op-preview")
+    def _preview_row(self, event: DataTable.RowHighlighted) -> None:
+        """The highlighted preview row in full (the table cuts long values at this width)."""
+        rows = (self.report or {}).get("preview") or []
+        if not 0 <= event.cursor_row < len(rows):
+            return
+        p = rows[event.cursor_row]
+        self.query_one("#op-detail", Static).update(Text.assemble(
+            (f"row {p.get('row')} · {p.get('reason')}\n", "bold"), ("before ", "dim"), _cells(p.get("before")),
+            ("\nafter  ", "dim"), (_cells(p.get("after")), "red" if p.get("after") is None else "green")))
 
     def action_back(self) -> None:
         self.dismiss(None)
