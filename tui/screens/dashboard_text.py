@@ -119,6 +119,9 @@ def title_text(v: RunView, run_id: str, shown: str, status: dict[str, Any], prob
         title.append(f" · {v.started['device']}", style="dim")
     if v.started.get("model_params"):
         title.append(f" · {format_count(v.started['model_params'])} params", style="dim")
+        trainable = v.started.get("trainable_params")
+        if isinstance(trainable, int) and trainable < v.started["model_params"]:  # LoRA
+            title.append(f" ({format_count(trainable)} trainable)", style="dim")
     if v.started.get("trust_remote_code"):
         # The profile let the model repository run its own Python code: say so, always.
         title.append(" · ⚠ remote code ON", style="bold yellow")
