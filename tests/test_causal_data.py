@@ -262,6 +262,13 @@ def test_packed_corpus_trains_better_than_unigram(tmp_path):
     unigram = _unigram_perplexity(inputs.train.ids, targets, len(tok))
     print(f"validation perplexity: model {model_ppl:.2f}, unigram {unigram:.2f}")
     assert model_ppl < 0.7 * unigram, (model_ppl, unigram)
+    # 'tunedeck eval' reads the corpus the way training did: the same blocks, the same number.
+    from tunedeck.core.eval.run_eval import evaluate_run
+    from tunedeck.core.runs.rundir import RunDir
+
+    again = evaluate_run(RunDir(run_dir), split="validation")
+    assert again.metrics["perplexity"] == pytest.approx(model_ppl, rel=1e-4)
+    assert again.predictions.num_rows == len(val)
 
 
 # --- instruction packing --------------------------------------------------------------------
@@ -341,6 +348,12 @@ def test_packed_chat_run_trains_and_predicts_with_generation_settings(tmp_path, 
     assert steps[-1] < steps[0]
     rm = load_run_model(RunDir(run_dir))
     assert "<|im_start|>" in rm.tokenizer.chat_template  # auto: ChatML for messages data
+    from tunedeck.core.eval.run_eval import evaluate_run
+
+    ev = evaluate_run(RunDir(run_dir), split="test", extra_metrics=["exact_match"])
+    gold = ev.predictions.column("gold").to_pylist()
+    assert "exact_match" in ev.metrics and all(" is " in g or g == "you are welcome" for g in gold)
+    assert all(t.startswith("system: You add numbers.") for t in ev.predictions.column("text").to_pylist())
     kw = generation_kwargs(rm.profile, rm.tokenizer)
     assert kw["max_new_tokens"] == 3 and kw["do_sample"] is False
     assert rm.tokenizer.convert_tokens_to_ids("<|im_end|>") in kw["eos_token_id"]

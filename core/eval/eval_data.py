@@ -30,6 +30,7 @@ class EvalRows:
     table: pa.Table
     source: str
     split: str | None
+    packed: bool = False  # a packed text corpus: documents, evaluated as max_length blocks
 
     def column(self, name: str) -> list[Any]:
         return self.table.column(name).to_pylist() if name in self.table.column_names else []
@@ -52,7 +53,8 @@ def split_rows(run: Any, profile: Any, split: str) -> EvalRows:
                         f"data.split gives it no rows); use --split validation|test or --data FILE")
     carved = split in (data.stats.get("carved_from_train") or [])
     source = profile.data.train if carved else getattr(profile.data, split)
-    return EvalRows(dataset.data.table, str(source), split)
+    packed = bool(data.stats["files"]["train"].get("packed"))
+    return EvalRows(dataset.data.table, str(source), split, packed)
 
 
 def file_rows(profile: Any, path: Path, label_names: list[str] | None,
@@ -65,6 +67,12 @@ def file_rows(profile: Any, path: Path, label_names: list[str] | None,
     if not Path(path).exists():
         raise UserError(f"--data {path}: no such file; check the path")
     src = read_source(path, profile.data.format, key=None, encoding=profile.data.encoding)
+    if with_targets and corpus_file(profile, src):
+        from tunedeck.core.data.packing import corpus_table
+
+        table = rows_like_training(profile, src, "eval", inputs_only=True)
+        return EvalRows(corpus_table(table, src.format, profile.data.documents), str(path),
+                        None, True)
     table = rows_like_training(profile, src, "eval", inputs_only=not with_targets)
     if not with_targets:
         table = _normalised(table, profile.data.clean)
@@ -99,8 +107,26 @@ def _encode_labels(table: pa.Table, src: Any, label_names: list[str]) -> pa.Tabl
     return table.set_column(table.column_names.index("label"), "label", pc.cast(ids, pa.int64()))
 
 
+def corpus_file(profile: Any, src: Any) -> bool:
+    """Whether training would read ``src`` as a packed text corpus (``packing.packing_on``)."""
+    from tunedeck.core.data.packing import packing_on
+
+    d = profile.data
+    return (profile.task.type == "causal-lm" and not d.prompt_column and not d.messages_column
+            and packing_on(profile, src.format))
+
+
 def tokenize_rows(task: Any, rows: EvalRows, tokenizer: Any, max_length: int) -> TokenizedSet:
-    """The task's tokenization of every row, as the engine's example store."""
+    """The task's tokenization of every row, as the engine's example store; a packed corpus's
+    documents as training cut them, EOS-joined blocks of ``max_length`` tokens."""
+    if rows.packed:
+        from datasets import Dataset
+        from datasets.table import InMemoryTable
+
+        from tunedeck.core.data.packing import pack_corpus
+
+        docs = Dataset(InMemoryTable(rows.table))
+        return TokenizedSet.from_dataset(pack_corpus(docs, tokenizer, max_length))
     columns = [c for c in rows.table.column_names if c != "row"]
     ids: list[list[int]] = []
     labels: list[Any] = []

@@ -109,6 +109,11 @@ def score_rows(rm: RunModel, rows: EvalRows, metric_names: Sequence[str],
                                 "tokens": scores["tokens"].tolist()}
     if rm.label_names is not None:
         metrics, more = _classification(rm, rows, scores, loss, metric_names)
+    elif rows.packed:  # a text corpus: a prediction row per block, its text decoded
+        metrics = rm.task.eval_metrics({}, loss)
+        texts = [rm.tokenizer.decode(examples.ids[a:b].tolist())
+                 for a, b in zip(examples.offsets[:-1], examples.offsets[1:])]
+        more = {"text": texts, "gold": texts}
     else:
         metrics, more = _generative(rm, rows, loss, metric_names, progress)
     columns.update(more)
@@ -142,15 +147,29 @@ def _generative(rm: RunModel, rows: EvalRows, loss: float, metric_names: Sequenc
     from tunedeck.core.eval.metrics import generation_metrics
 
     metrics = rm.task.eval_metrics({}, loss)
-    if "prompt" not in rows.table.column_names:  # plain text: nothing to answer
+    cols = rows.table.column_names
+    if "prompt" not in cols and "messages" not in cols:  # plain text: nothing to answer
         return metrics, {"text": rows.column("text"), "gold": rows.column("text")}
-    prompts = rm.task.generation_prompts({"prompt": rows.column("prompt")}, rm.tokenizer,
+    column = "messages" if "messages" in cols else "prompt"
+    prompts = rm.task.generation_prompts({column: rows.column(column)}, rm.tokenizer,
                                          rm.profile.training.max_length)
     generations = generate_texts(rm, prompts, eval_batch_size(rm.profile), progress)
-    references = rows.column("response")
+    if column == "messages":  # the prompt is the turns before the last answer, the answer gold
+        texts, references = _chat_prompts_and_answers(rows.column("messages"))
+    else:
+        texts, references = rows.column("prompt"), rows.column("response")
     if metric_names:
         metrics.update(generation_metrics(generations, references, metric_names))
-    return metrics, {"text": rows.column("prompt"), "gold": references, "predicted": generations}
+    return metrics, {"text": texts, "gold": references, "predicted": generations}
+
+
+def _chat_prompts_and_answers(conversations: list[str]) -> tuple[list[str], list[str]]:
+    import json
+
+    from tunedeck.core.data.chat import plain_conversation, prompt_messages
+
+    pairs = [prompt_messages(json.loads(c)) for c in conversations]
+    return [plain_conversation(p) or "" for p, _ in pairs], [a for _, a in pairs]
 
 
 def end_of_training_generation_metrics(run: RunDir, profile: Any, model: Any, tokenizer: Any,
@@ -169,7 +188,7 @@ def end_of_training_generation_metrics(run: RunDir, profile: Any, model: Any, to
     rm = RunModel(run, profile, task, tokenizer, model, torch.device(device),
                   resolve_precision(profile.training.precision), None, "final", None)
     rows = split_rows(run, profile, split)
-    if "prompt" not in rows.table.column_names:
+    if "prompt" not in rows.table.column_names and "messages" not in rows.table.column_names:
         return {}
     was_training = model.training
     model.eval()

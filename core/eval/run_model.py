@@ -105,6 +105,7 @@ def load_run_model(run: RunDir, checkpoint: str = "final") -> RunModel:
     tokenizer = _load_tokenizer(run)
     label_names = _label_names(run) if profile.task.type == "classification" else None
     task = make_task(profile.task.type, label_names)
+    task.configure(profile)
     model = _load_weights(run, profile, task, tokenizer, ckpt_path)
     if task.label_names is None and profile.task.type == "classification":
         id2label = model.config.id2label or {}
