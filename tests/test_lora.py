@@ -336,3 +336,30 @@ def test_unknown_target_module_is_exit_2_before_any_run(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "lora.target_modules" in err and "q_proj" in err and "c_attn" in err, err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_lora_on_a_pretrained_model_names_it_and_keeps_no_copy(lm_run, tmp_path, capsys):
+    """A base that from_pretrained loads again (a local directory here, a hub id alike) is
+    recorded by its path in adapter_config.json; RUN/base/ is not written."""
+    import tomllib
+
+    import tomli_w
+    from peft import AutoPeftModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    pretrained = tmp_path / "pretrained"
+    AutoModelForCausalLM.from_pretrained(lm_run / "base").save_pretrained(pretrained)
+    AutoTokenizer.from_pretrained(lm_run / "model").save_pretrained(pretrained)
+    prof = lm_setup(tmp_path / "p", epochs=1)
+    doc = tomllib.loads(prof.read_text(encoding="utf-8"))
+    doc.update(model={"name": str(pretrained)}, lora=LORA)
+    prof.write_text(tomli_w.dumps(doc), encoding="utf-8")
+    run = train_fg(prof)
+    assert status(run)["state"] == "finished"
+    assert not (run / "base").exists()
+    cfg = json.loads((run / "model" / "adapter_config.json").read_text())
+    assert cfg["base_model_name_or_path"] == str(pretrained.resolve())
+    assert AutoPeftModelForCausalLM.from_pretrained(run / "model") is not None
+    capsys.readouterr()
+    assert cli("predict", run.name, "add 2 and 2", "--json", "--runs-dir", str(run.parent)) == 0
+    assert "continuation" in json.loads(capsys.readouterr().out)
