@@ -106,12 +106,19 @@ def _nvml(i: int) -> dict[str, Any]:
 
 
 def _check_libraries(rep: dict[str, Any], problems: list[dict[str, str]]) -> None:
-    for mod in ("transformers", "datasets", "accelerate", "textual"):
+    for mod in ("transformers", "datasets", "accelerate", "textual", "peft"):
         try:
             rep[mod] = __import__(mod).__version__
         except ImportError:
             rep[mod] = None
             problems.append({"what": f"{mod} is not installed", "fix": f"pip install {mod}"})
+    # QLoRA only ([quantization] bits): CUDA-only, so its absence is no problem by itself.
+    import importlib.metadata
+
+    try:
+        rep["bitsandbytes"] = importlib.metadata.version("bitsandbytes")
+    except importlib.metadata.PackageNotFoundError:
+        rep["bitsandbytes"] = None
 
 
 def _check_disk(rep: dict[str, Any], problems: list[dict[str, str]], runs_dir: Path) -> None:
@@ -143,8 +150,10 @@ def _check_hub(rep: dict[str, Any], problems: list[dict[str, str]], check_hub: b
 
 def format_report(rep: dict[str, Any]) -> str:
     lines = ["tunedeck doctor", ""]
-    for key in ("python", "torch", "cuda", "transformers", "datasets", "accelerate", "textual"):
+    for key in ("python", "torch", "cuda", "transformers", "datasets", "accelerate", "textual",
+                "peft"):
         lines.append(f"  {key:<13} {rep.get(key) or '-'}")
+    lines.append(f"  {'bitsandbytes':<13} {rep.get('bitsandbytes') or '- (QLoRA needs it, CUDA only)'}")
     gpus = rep.get("gpus") or []
     lines.append(f"  {'gpus':<13} {len(gpus) or 'none'}")
     for g in gpus:
