@@ -13,10 +13,10 @@ from tunedeck.core.runs.rundir import RunDir
 
 
 def answer(rm: RunModel, text: str) -> dict[str, Any]:
-    """{"label", "probability", "probabilities"} (classification) or {"continuation"}; a causal
-    LM generates with the profile's [generation] settings."""
+    """{"label", "probability", "probabilities"} (classification) or {"continuation"}; causal
+    LM and seq2seq generate with the profile's [generation] settings."""
     with rm.autocast():
-        if rm.profile.task.type == "causal-lm":
+        if rm.profile.task.type in ("causal-lm", "seq2seq"):
             from tunedeck.core.eval.generation_settings import generation_kwargs
 
             return rm.task.predict(rm.model, rm.tokenizer, text, rm.profile.training.max_length,

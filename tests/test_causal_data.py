@@ -364,6 +364,15 @@ def test_packed_chat_run_trains_and_predicts_with_generation_settings(tmp_path, 
     continuation = out.get("continuation", out.get("prediction", {}).get("continuation"))
     assert continuation is not None and "is" not in continuation.split()
     assert len(rm.tokenizer(continuation, add_special_tokens=False)["input_ids"]) <= 3
+    # predict --file on chat rows: each conversation is answered after its last user turn.
+    from tunedeck.core.eval.batch_predict import predict_file
+
+    asks = _write_jsonl(tmp_path / "asks.jsonl", [c[:2] for c in _conversations(4, seed=9)])
+    assert predict_file(RunDir(run_dir), asks, tmp_path / "out.jsonl", progress=lambda n: None) == 4
+    answers = [json.loads(line)["generation"]
+               for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert len(answers) == 4
+    assert all(len(rm.tokenizer(a, add_special_tokens=False)["input_ids"]) <= 3 for a in answers)
 
 
 def test_generation_settings_for_predict_and_eval(tmp_path):

@@ -90,7 +90,9 @@ def _predict_rows(rm: Any, rows: Any, progress: Callable[[int], None]) -> dict[s
         return {"predicted": pa.array([rm.label_names[i] for i in best], pa.string()),
                 "probability": pa.array(probs[np.arange(len(best)), best], pa.float64())}
     max_length = rm.profile.training.max_length
-    if rm.profile.task.type == "causal-lm":
+    if column == "messages":  # chat rows: answer after the turns before the last answer
+        prompts = rm.task.generation_prompts({"messages": texts}, rm.tokenizer, max_length)
+    elif rm.profile.task.type == "causal-lm":
         prompts = [rm.task.prompt_ids(rm.tokenizer, t)[-max_length:] for t in texts]
     else:
         prompts = rm.task.generation_prompts({"prompt": texts}, rm.tokenizer, max_length)

@@ -55,10 +55,17 @@ class Seq2SeqTask(Task):
     def eval_metrics(self, state: dict[str, Any], loss: float) -> dict[str, Any]:
         return {"eval_loss": loss, "perplexity": perplexity(loss)}
 
-    def predict(self, model: Any, tokenizer: Any, text: str, max_length: int) -> dict[str, Any]:
+    def predict(self, model: Any, tokenizer: Any, text: str, max_length: int,
+                generation: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The output for ``text`` under ``generation`` (``generation_settings``; greedy, 48
+        tokens if None)."""
         import torch
 
+        from tunedeck.core.eval.generation_settings import cut_at_stop
+
+        kwargs = dict(generation or {"max_new_tokens": 48, "do_sample": False})
         enc = tokenizer([text], truncation=True, max_length=max_length, return_tensors="pt")
         with torch.no_grad():
-            out = model.generate(**enc.to(model.device), max_new_tokens=48, do_sample=False)
-        return {"continuation": tokenizer.decode(out[0], skip_special_tokens=True)}
+            out = model.generate(**enc.to(model.device), **kwargs)
+        text_out = tokenizer.decode(out[0], skip_special_tokens=True)
+        return {"continuation": cut_at_stop(text_out, kwargs.get("stop_strings") or [])}
