@@ -125,8 +125,9 @@ class Cleaner:
         if self._near is not None:
             joined = norm[self.texts[0]] if len(self.texts) == 1 else \
                 pc.binary_join_element_wise(*[norm[c] for c in self.texts], " ")
-            near = self._near.near_duplicates(pa.array(joined) if isinstance(joined, pa.ChunkedArray)
-                                              else joined, label_h, alive)
+            if isinstance(joined, pa.ChunkedArray):
+                joined = joined.combine_chunks()
+            near = self._near.near_duplicates(joined, label_h, alive)
             reasons[near] = "near_duplicate"
             alive &= ~near
         if self.label:
