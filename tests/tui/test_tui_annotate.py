@@ -173,3 +173,37 @@ async def test_big_file_offers_a_sample_and_many_labels_use_the_list(runs_dir: P
         await pilot.press("q")
     saved = list(csv.DictReader(Path("many.labels.csv").open()))
     assert len(saved) == 5 and saved[0]["label"] == "class10"
+
+
+async def test_fix_label_on_a_really_evaluated_run(runs_dir: Path, cls_csv: Path, tmp_path: Path) -> None:
+    """A tiny model really trained and evaluated (``tunedeck train``/``eval`` subprocesses): each
+    example's source/row lands the annotation screen on that very line of the training file."""
+    import subprocess
+    import sys
+
+    from tdhelpers import tiny_cls_profile
+    from textual.widgets import DataTable
+
+    before = sha256(cls_csv)
+    cli = [sys.executable, "-m", "tunedeck.core.cli"]
+    profile = tiny_cls_profile(tmp_path, cls_csv, epochs=1)
+    run_dir = subprocess.run([*cli, "train", str(profile)], capture_output=True, text=True, check=True,
+                             timeout=600).stdout.strip().splitlines()[-1]
+    subprocess.run([*cli, "eval", run_dir, "--split", "test"], capture_output=True, check=True, timeout=600)
+    app = TunedeckApp(runs_dir, services=fake_services())
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.rows)
+        await pilot.press("e")
+        errors = await wait_for(pilot, lambda: isinstance(app.screen, ErrorsScreen) and app.screen.ready and app.screen)
+        table_id, examples = next((k, v) for k, v in errors.examples_by_table.items() if v)
+        await pilot.press("2" if table_id == "wrong-table" else "3")
+        table = errors.query_one(f"#{table_id}", DataTable)
+        assert table.has_focus
+        table.move_cursor(row=len(examples) - 1)
+        await pilot.press("l")
+        scr = await wait_for(pilot, lambda: isinstance(app.screen, AnnotateScreen) and app.screen.ready and app.screen)
+        cur, want = scr.session.current(), examples[-1]
+        assert scr.session.source == cls_csv and scr.session.labels == ["neg", "pos"]
+        assert (cur["record"], cur["text"], cur["label"]) == (want["row"], want["text"], want["gold"])
+        await pilot.press("q")
+    assert sha256(cls_csv) == before
