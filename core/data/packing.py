@@ -203,8 +203,9 @@ def pack_examples(ds: Any, capacity: int) -> Any:
 
 
 def packed_attention_supported(model: Any) -> bool:
-    """Whether the model builds its mask with ``masking_utils.create_causal_mask`` (which reads
-    restarting position ids as separate sequences when no attention mask is passed)."""
+    """Whether the model builds its mask with ``masking_utils.create_causal_mask`` (or the
+    sliding-window one), which reads restarting position ids as separate sequences when no
+    attention mask and no cache are passed."""
     import inspect
     import sys
 
@@ -214,4 +215,6 @@ def packed_attention_supported(model: Any) -> bool:
         source = inspect.getsource(module) if module is not None else ""
     except (OSError, TypeError):
         return False
-    return "create_causal_mask(" in source
+    # Mistral-style models pick create_causal_mask or its sliding-window twin at run time;
+    # both read packed position ids.
+    return "create_causal_mask" in source or "create_sliding_window_causal_mask" in source
