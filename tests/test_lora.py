@@ -363,3 +363,21 @@ def test_lora_on_a_pretrained_model_names_it_and_keeps_no_copy(lm_run, tmp_path,
     capsys.readouterr()
     assert cli("predict", run.name, "add 2 and 2", "--json", "--runs-dir", str(run.parent)) == 0
     assert "continuation" in json.loads(capsys.readouterr().out)
+
+
+def test_gradient_checkpointing_is_on_and_changes_no_result(tmp_path):
+    """training.gradient_checkpointing recomputes activations in the backward pass (switched on
+    in the model) and, being non-reentrant with the RNG state kept, trains the same numbers."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from tdhelpers import TINY_BERT
+    from tunedeck.core.engine.adapters import prepare_for_training
+    from tunedeck.core.profile.schema import Profile
+
+    cfg = {k: v for k, v in TINY_BERT.items() if k != "model_type"}
+    model = AutoModelForSequenceClassification.from_config(AutoConfig.for_model("bert", **cfg))
+    prof = Profile.model_validate({"training": {"gradient_checkpointing": True}})
+    assert prepare_for_training(model, prof, tmp_path).is_activation_checkpointing
+    base = train_fg(cls_setup(tmp_path / "off", epochs=1))
+    checkpointed = train_fg(cls_setup(tmp_path / "on", epochs=1, gradient_checkpointing=True))
+    assert step_losses(checkpointed) == step_losses(base)
