@@ -95,11 +95,11 @@ def report_text(report: dict[str, Any]) -> Text:
     return t
 
 
-def _cells(values: dict[str, Any] | None) -> str:
+def _cells(values: dict[str, Any] | None, width: int = 60) -> str:
     if values is None:
         return "(dropped)"
     # Spaces kept as they are: a whitespace change must show in the preview.
-    return " | ".join(f"{k}={str(v).replace(chr(10), '⏎')[:60]}" for k, v in values.items())
+    return " | ".join(f"{k}={str(v).replace(chr(10), '⏎')[:width]}" for k, v in values.items())
 
 
 class DataOpScreen(BaseScreen):
@@ -246,8 +246,8 @@ class DataOpScreen(BaseScreen):
             return
         p = rows[event.cursor_row]
         self.query_one("#op-detail", Static).update(Text.assemble(
-            (f"row {p.get('row')} · {p.get('reason')}\n", "bold"), ("before ", "dim"), _cells(p.get("before")),
-            ("\nafter  ", "dim"), (_cells(p.get("after")), "red" if p.get("after") is None else "green")))
+            (f"row {p.get('row')} · {p.get('reason')}\n", "bold"), ("before ", "dim"), _cells(p.get("before"), 400),
+            ("\nafter  ", "dim"), (_cells(p.get("after"), 400), "red" if p.get("after") is None else "green")))
 
     def action_back(self) -> None:
         self.dismiss(None)
