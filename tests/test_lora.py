@@ -381,3 +381,18 @@ def test_gradient_checkpointing_is_on_and_changes_no_result(tmp_path):
     base = train_fg(cls_setup(tmp_path / "off", epochs=1))
     checkpointed = train_fg(cls_setup(tmp_path / "on", epochs=1, gradient_checkpointing=True))
     assert step_losses(checkpointed) == step_losses(base)
+
+
+def test_export_of_a_full_fine_tune_writes_its_weights(tmp_path, capsys):
+    import torch
+    from safetensors.torch import load_file
+
+    run = train_fg(cls_setup(tmp_path, epochs=1))
+    out = tmp_path / "exported"
+    capsys.readouterr()
+    assert cli("export", run.name, "--merged", str(out), "--json", "--runs-dir",
+               str(run.parent)) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["lora"] is False and report["out"] == str(out.resolve())
+    a, b = load_file(str(run / "model" / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
