@@ -64,11 +64,14 @@ def _data_summary(stats: dict[str, Any]) -> str:
         cols = ", ".join(f"{k}={v}" for k, v in (f.get("columns") or {}).items())
         lines.append(f"  {key}: {f.get('path')} ({f.get('format')}; {cols}): {f.get('rows_read', 0):,} "
                      f"rows read, {f.get('rows_kept', 0):,} kept"
-                     + (f" (dropped {', '.join(dropped)})" if dropped else ""))
+                     + (f" (dropped {', '.join(dropped)})" if dropped else "")
+                     + (f"; a packed corpus of {f['documents']:,} document(s), nothing dropped"
+                        if f.get("packed") else ""))
     sizes = stats.get("sizes") or {}
     carved = stats.get("carved_from_train") or []
+    unit = " (documents or contiguous parts)" if (stats.get("files") or {}).get("train", {}).get("packed") else ""
     lines.append("  splits: " + ", ".join(f"{k} {v:,}" + (" (from train)" if k in carved else "")
-                                          for k, v in sizes.items()))
+                                          for k, v in sizes.items()) + unit)
     for split, counts in (stats.get("label_counts") or {}).items():
         lines.append(f"  labels in {split}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
     return "\n".join(lines)
