@@ -39,6 +39,11 @@ def test_form_values_become_cli_options() -> None:
         "--to", "parquet", "--rename", "a=b", "--rename", "c=d"]
 
 
+async def shows(app, pilot, *texts: str) -> str:
+    """Wait until the screen shows every text (a longer status needs a layout pass first)."""
+    return await wait_for(pilot, lambda: (t := screen_text(app)) and all(x in t for x in texts) and t)
+
+
 async def open_op(app, pilot, key: str) -> DataOpScreen:
     await wait_for(pilot, lambda: isinstance(app.screen, DatasetsScreen) and app.screen.opened is not None)
     await pilot.press(key)
@@ -55,8 +60,7 @@ async def test_clean_preview_then_write(runs_dir: Path) -> None:
         await pilot.press("tab", "space")  # the second box: remove URLs
         await pilot.press("enter")
         await wait_for(pilot, lambda: scr.report is not None and scr.running is None)
-        text = screen_text(app)
-        assert "rows 5 → 3" in text and "dropped 2 (empty 1, duplicate 1)" in text and "changed 2" in text
+        await shows(app, pilot, "rows 5 → 3", "dropped 2 (empty 1, duplicate 1)", "changed 2")
         table = scr.query_one("#op-preview", DataTable)
         assert [str(table.get_row_at(i)[1]) for i in range(table.row_count)] == [
             "changed", "changed", "empty", "duplicate"]
@@ -83,13 +87,14 @@ async def test_changed_option_needs_a_new_preview_and_split_writes_a_folder(runs
         scr = await open_op(app, pilot, "S")
         await pilot.press("enter")
         await wait_for(pilot, lambda: scr.previewed is not None)
-        assert "splits: train 16 · validation 2 · test 2" in screen_text(app)
+        await shows(app, pilot, "splits: train 16 · validation 2 · test 2")
         scr.query_one("#op-fractions").value = "50/25/25"
         await pilot.pause()
-        assert scr.previewed is None and "options changed" in screen_text(app)
+        assert scr.previewed is None
+        await shows(app, pilot, "options changed")
         await pilot.press("enter")  # a new preview, not a write
         await wait_for(pilot, lambda: scr.previewed is not None)
-        assert "splits: train 10 · validation 5 · test 5" in screen_text(app)
+        await shows(app, pilot, "splits: train 10 · validation 5 · test 5")
         assert not Path("d.split").exists()
         await pilot.press("enter")
         browser = await wait_for(pilot, lambda: isinstance(app.screen, DatasetsScreen)
@@ -132,7 +137,7 @@ async def test_convert_and_augment_from_their_keys(runs_dir: Path) -> None:
         scr = await open_op(app, pilot, "A")
         await pilot.press("enter")
         await wait_for(pilot, lambda: scr.previewed is not None)
-        assert "rows 6 → 18" in screen_text(app)  # two new rows per row (the default)
+        await shows(app, pilot, "rows 6 → 18")  # two new rows per row (the default)
         await pilot.press("tab")  # into the preview table: the detail line shows the whole row
         await wait_for(pilot, lambda: "augmented_from=1" in screen_text(app))
     assert sha256(src) == before

@@ -207,8 +207,21 @@ class AnnotateScreen(BaseScreen):
         return result
 
     def action_label(self, k: int) -> None:
-        if self.session is not None and self._act(lambda: self.session.label_number(k), "Label") is None:
-            self.notify(f"No label {k}: there are {len(self.session.labels)}.", severity="warning")
+        s = self.session
+        if s is None:
+            return
+        if not 1 <= k <= len(s.labels):
+            self.notify(f"No label {k}: there are {len(s.labels)} (l: the list).", severity="warning")
+            return
+        self._label(lambda: s.label_number(k))
+
+    def _label(self, fn: Any) -> None:
+        """Label the current row; say so when there was no row after it to move on to."""
+        before = self.session.position
+        self._act(fn, "Label")
+        if self.session.position == before:
+            self.message = "that was the last row" + (" without a label" if self.session.unlabeled_only else "")
+            self.refresh_view()
 
     def action_pick(self) -> None:
         if self.session is None:
@@ -216,7 +229,7 @@ class AnnotateScreen(BaseScreen):
 
         def done(label: str | None) -> None:
             if label:
-                self._act(lambda: self.session.set_label(label), "Label")
+                self._label(lambda: self.session.set_label(label))
 
         self.app.push_screen(LabelPicker(self.session.labels), done)
 
