@@ -126,3 +126,22 @@ def test_clear_errors(tmp_path: Path) -> None:
     src.write_text(src.read_text() + "9,late row\n")
     with pytest.raises(DataError, match="changed since the labels"):
         open_annotation(src)
+
+
+def test_undo_restores_skips_and_earlier_labels(tmp_path: Path) -> None:
+    src = write_unlabelled(tmp_path / "m.csv", 3)
+    s = open_annotation(src, labels=["a", "b"])
+    s.skip()
+    assert s.skipped == {0} and s.position == 1
+    s.undo()
+    assert s.skipped == set() and s.position == 0
+    s.label_number(1)
+    s.prev()
+    s.label_number(2)  # relabel row 0: a -> b
+    assert s.label_of(0) == "b" and s.progress()["this_session"] == 2
+    s.undo()
+    assert s.label_of(0) == "a" and s.position == 0 and s.progress()["this_session"] == 1
+    s.undo()
+    assert s.label_of(0) is None and not s.undo()
+    with pytest.raises(DataError, match="'c' is not one of the labels"):
+        s.set_label("c")
