@@ -32,8 +32,14 @@ def load_tokenizer_ref(ref: str, runs_dir: Path | None = None) -> tuple[Any, str
 
     p = Path(ref)
     max_length = None
-    if not p.is_dir() and runs_dir is not None and (runs_dir / ref).is_dir():
-        p = runs_dir / ref
+    if not p.is_dir() and runs_dir is not None and runs_dir.is_dir():
+        from tunedeck.core.errors import RunError
+        from tunedeck.core.runs.rundir import find_run
+
+        try:  # a run id or a unique prefix of one
+            p = find_run(runs_dir, ref).path
+        except RunError:
+            pass
     if p.is_dir() and (p / "profile.toml").is_file():  # a run directory
         from tunedeck.core.runs.lifecycle import load_profile
 
@@ -47,7 +53,8 @@ def load_tokenizer_ref(ref: str, runs_dir: Path | None = None) -> tuple[Any, str
     try:
         tok = AutoTokenizer.from_pretrained(source, local_files_only=offline)
     except Exception as e:  # noqa: BLE001 - transformers raises OSError/ValueError/...
-        raise DataError(f"--tokenizer {ref}: cannot load a tokenizer from {source} ({e}); give a "
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"--tokenizer {ref}: cannot load a tokenizer from {source} ({why}); give a "
                         "run, a model folder, or a hub id that is cached (offline)") from None
     return tok, source, max_length
 
