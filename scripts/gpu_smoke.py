@@ -4,7 +4,9 @@
 
 Runs, each a fresh tiny model from [model.config] on generated data (nothing downloads):
 bf16 autocast (precision "auto"), fp16 with the loss scaler, torch.compile, a causal LM, a
-SIGKILL mid-run then `resume --foreground`, load_best_model_at_end, and `predict`. Prints a
+SIGKILL mid-run then `resume --foreground`, load_best_model_at_end, and `predict`; with more
+than one GPU visible, DDP over all of them (docs/distributed.md): the loss curve against one GPU
+at the same global batch, the tokens/s scaling, and kill -9 of a rank then `resume`. Prints a
 table (state, steps, first/last logged loss, tokens/s, device, precision, seconds) and writes it
 as JSON; exits 1 if any check failed. Part of the prepared device call, scripts/gpu_check.sh.
 """
@@ -87,11 +89,86 @@ def summarize(run: Path) -> dict:
             "message": status.get("message", ""), "run": str(run)}
 
 
+def start_and_wait(prof: Path, *sets: str, env: dict[str, str] | None = None,
+                   timeout: float = 900) -> Path | None:
+    """`tunedeck start` (honours [distributed]) and wait for the run to end."""
+    from tunedeck.core.runs.rundir import RunDir
+
+    argv = ["start", str(prof)]
+    for s in sets:
+        argv += ["--set", s]
+    p = cli(argv, env=env)
+    lines = [ln for ln in p.stdout.splitlines() if ln.strip()]
+    if p.returncode != 0 or not lines:
+        print(p.stderr[-800:], file=sys.stderr)
+        return None
+    run = RunDir(Path(lines[-1]))
+    deadline = time.time() + timeout
+    while time.time() < deadline and run.effective_state()[0] in ("starting", "running"):
+        time.sleep(1)
+    return run.path
+
+
+def distributed_case(d: Path, cls: Path, check, gpus: int, steps: int = 120) -> None:
+    """DDP on every GPU against one GPU, same global batch; then kill -9 of rank 1 and resume."""
+    from tunedeck.core.runs.events import read_all
+
+    prof = profile(d, "ddp", "classification", cls, precision="fp32", log_every_steps=10,
+                   save_every_steps=steps // 3, batch_size=64, max_steps=steps, eval_every_steps=0)
+    runs, secs = {}, {}
+    for n in (1, gpus):
+        t0 = time.time()
+        runs[n] = start_and_wait(prof, f"distributed.processes={n}")
+        secs[n] = round(time.time() - t0, 1)
+    one, many = (summarize(runs[n]) if runs[n] else {} for n in (1, gpus))
+    curve = [{e.data["step"]: e.data["loss"] for e in read_all(runs[n] / "events.jsonl")
+              if e.type == "step"} if runs[n] else {} for n in (1, gpus)]
+    diff = max((abs(curve[0][k] - curve[1][k]) for k in curve[0] if k in curve[1]), default=None)
+    scaling = (many.get("tok_s") or 0) / one["tok_s"] if one.get("tok_s") else None
+    check(f"DDP on {gpus} GPUs follows 1 GPU's loss curve (same global batch)",
+          one.get("state") == many.get("state") == "finished" and sorted(curve[0]) == sorted(curve[1])
+          and diff is not None and diff < 2e-2, max_abs_loss_diff=diff,
+          tok_s_1=one.get("tok_s"), tok_s_n=many.get("tok_s"), scaling=scaling, secs=secs)
+    kill_rank_then_resume(prof, gpus, check, steps)
+
+
+def kill_rank_then_resume(prof: Path, gpus: int, check, steps: int) -> None:
+    import signal
+
+    from tunedeck.core.runs.rundir import RunDir
+
+    p = cli(["start", str(prof), "--set", f"distributed.processes={gpus}", "--set",
+             f"training.max_steps={3 * steps}"])
+    lines = [ln for ln in p.stdout.splitlines() if ln.strip()]
+    run = RunDir(Path(lines[-1])) if p.returncode == 0 and lines else None
+    deadline = time.time() + 600
+    while run and time.time() < deadline and int(run.read_status().get("step") or 0) < steps // 2:
+        time.sleep(0.2)
+    pid_file = run.path / ".dist" / "rank-1.pid" if run else None
+    if not pid_file or not pid_file.exists():
+        check("kill -9 of a rank ends the run failed, naming it", False, note="no rank-1.pid")
+        return
+    os.kill(json.loads(pid_file.read_text())["pid"], signal.SIGKILL)
+    t0 = time.time()
+    while time.time() - t0 < 120 and "rank 1" not in run.read_status().get("message", ""):
+        time.sleep(0.1)
+    took = round(time.time() - t0, 2)
+    message = run.read_status().get("message", "")
+    r = cli(["resume", run.id, "--runs-dir", str(run.path.parent)])
+    while r.returncode == 0 and run.effective_state()[0] in ("starting", "running"):
+        time.sleep(1)
+    check("kill -9 of a rank ends the run failed naming it; resume finishes it",
+          "rank 1" in message and run.read_status().get("state") == "finished",
+          seconds_to_failed=took, message=message[:200], resumed=run.read_status().get("state"))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.environ.get("OUT") or ".")
     ap.add_argument("--cpu", action="store_true",
                     help="dry run of this script on a CPU (fewer steps, GPU-only checks skipped)")
+    ap.add_argument("--distributed-cpu", type=int, default=0, metavar="N",
+                    help="with --cpu: only the distributed case, with N gloo processes")
     a = ap.parse_args()
     import torch
 
@@ -108,6 +185,12 @@ def main() -> int:
     def check(name: str, ok: bool, **info) -> None:
         rows.append({"check": name, "ok": bool(ok), **info})
         print(f"{'ok  ' if ok else 'FAIL'} {name}: " + json.dumps(info, default=str)[:400], flush=True)
+
+    gpus = torch.cuda.device_count() if not a.cpu else a.distributed_cpu
+    if gpus > 1:  # first: the newest part, and the one most worth the device time
+        distributed_case(d, cls, check, gpus, steps=24 if a.cpu else 120)
+    if a.cpu and a.distributed_cpu:
+        return _finish(rows, Path(a.out))
 
     def train(name: str, prof: Path, *sets: str, env: dict[str, str] | None = None) -> tuple[dict, float]:
         argv = ["train", str(prof)]
@@ -176,7 +259,10 @@ def main() -> int:
     if not a.cpu:
         check("doctor sees the GPU with bf16", bool(gpus) and all(g.get("bf16") for g in gpus), gpus=gpus)
 
-    out = Path(a.out)
+    return _finish(rows, Path(a.out))
+
+
+def _finish(rows: list[dict], out: Path) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "gpu_smoke.json").write_text(json.dumps(rows, indent=2, default=str))
     failed = [r["check"] for r in rows if not r["ok"]]

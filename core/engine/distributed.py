@@ -294,3 +294,30 @@ def take_requests(loop: Any) -> list[str]:
         return loop.run.take_requests()
     mine = loop.run.take_requests() if group.is_main else []
     return group.agree(mine, bool(loop.local_stop()))
+
+
+# --- memory -------------------------------------------------------------------------------
+
+def per_process_estimate(profile: Any, est: dict[str, int], processes: int
+                         ) -> tuple[dict[str, int], str | None]:
+    """One process's (one GPU's) share of a step's memory (``memory_estimate.estimate``) and a
+    note saying how it was split. DDP: weights, AdamW state and gradients on every GPU, plus
+    DDP's gradient buckets (about one more gradient copy); activations and logits 1/N (each
+    micro-batch is dealt by tokens). FSDP: weights, gradients and AdamW state 1/N as well."""
+    world = processes * profile.distributed.nodes
+    if world <= 1:
+        return est, None
+    out = dict(est)
+    for key in ("activations", "logits", "tokens_per_micro_batch"):
+        out[key] = -(-est[key] // world)
+    out["rows_per_micro_batch"] = max(1, -(-est["rows_per_micro_batch"] // world))
+    if profile.distributed.strategy == "fsdp":
+        for key in ("weights", "gradients", "optimizer"):
+            out[key] = -(-est[key] // world)
+        how = "FSDP shards weights, gradients and AdamW state"
+    else:
+        out["gradients"] = 2 * est["gradients"]
+        how = ("DDP keeps the whole model, gradients (plus its all-reduce buckets) and AdamW "
+               "state on each")
+    return out, (f"per process, {world} processes ({processes} per machine): {how}; "
+                 "activations are 1/N (each micro-batch is dealt to the processes by tokens)")

@@ -186,7 +186,7 @@ def memory_report(profile: Profile, device: dict[str, Any] | None = None,
         return report
     params, dims = sizes["total"], _dims(config)
     fused = dev.get("kind") == "cuda"  # SDPA's flash/memory-efficient kernels: no s x s scores
-    est = estimate(profile, params, dims, precision, fused, sizes)
+    est = _per_process(profile, estimate(profile, params, dims, precision, fused, sizes), report)
     overhead = CUDA_OVERHEAD if dev.get("kind") == "cuda" else CPU_OVERHEAD
     static = est["weights"] + est["gradients"] + est["optimizer"]
     dynamic = est["activations"] + est["logits"]
@@ -269,6 +269,17 @@ def format_bytes(n: int | float | None) -> str:
     if abs(n) >= MiB:
         return f"{n / MiB:.0f} MiB"
     return f"{n / 1024:.0f} KiB"
+
+
+def _per_process(profile: Profile, est: dict[str, int], report: dict[str, Any]) -> dict[str, int]:
+    """[distributed]: one GPU's share (engine/distributed.py says how it splits), noted."""
+    from tunedeck.core.engine.distributed import per_process_estimate
+    from tunedeck.core.runs.distributed_launch import resolve_processes
+
+    est, split = per_process_estimate(profile, est, resolve_processes(profile.distributed))
+    if split:
+        report["notes"].append(split)
+    return est
 
 
 def format_memory_report(report: dict[str, Any]) -> str:

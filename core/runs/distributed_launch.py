@@ -140,7 +140,8 @@ def diagnose(code: int, output: str, dist_dir: Path) -> tuple[int, str] | None:
                    else f"exited with code {c}" if c is not None else "died")
             hint = " (kill -9, or the kernel's out-of-memory killer)" if c == -9 else ""
             return r, f"{how}{hint} without reporting"
-    failed = sorted((r for r, e in exits.items() if e.get("state") == "failed"), key=lambda r: r == 0)
+    failed = sorted((r for r, e in exits.items() if e.get("state") == "failed"),
+                    key=lambda r: r == 0)  # another rank's failure first: rank 0's is known
     if failed:
         r = failed[0]
         return r, f"failed: {exits[r].get('message') or 'see worker.log'}"

@@ -187,6 +187,7 @@ def resume_run(run: RunDir, *, detach: bool = True,
     # resume at once waits seconds here, then is told the run is running.
     pid = None
     with run.launch_lock():
+        wait_for_exit(run)
         check_resumable(run)
         from_checkpoint = newest_checkpoint(run)
         run.take_requests()  # dropped: e.g. the stop that ended it, if its signal won the race
@@ -195,6 +196,17 @@ def resume_run(run: RunDir, *, detach: bool = True,
             pid = start_detached(run, resume=True)
             wait_for_worker(run, pid, worker_timeout_s)
     return ResumeResult(run.path, run.id, pid, from_checkpoint, prepared=checked.prepared)
+
+
+def wait_for_exit(run: RunDir, timeout: float = 60.0, poll_s: float = 0.1) -> None:
+    """An ended run whose worker still holds run.lock is finishing (a distributed run's
+    supervisor records the ranks' outcome after rank 0's end state): wait for it to let go."""
+    deadline = time.monotonic() + timeout
+    while run.worker_alive() is True and not is_active(run.effective_state()[0]):
+        if time.monotonic() >= deadline:
+            raise RunError(f"run {run.id} ended but its worker (pid "
+                           f"{run.read_status().get('pid')}) still holds it; try again shortly")
+        time.sleep(poll_s)
 
 
 def wait_for_worker(run: RunDir, pid: int, timeout: float = WORKER_LOCK_TIMEOUT_S,
