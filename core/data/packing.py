@@ -124,35 +124,66 @@ def _line_end(text: str, at: int) -> int:
 
 # --- corpora: blocks (after tokenizing) ------------------------------------------------------
 
-def corpus_blocks(doc_ids: list[list[int]], eos: int | None, block: int
+def corpus_blocks(doc_ids: list[np.ndarray], eos: int | None, block: int
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Documents' token ids joined (EOS after each) and cut into ``block``-token rows: the flat
     ids and the row offsets. The last row may be shorter; nothing is dropped."""
-    tail = [eos] if eos is not None else []
-    flat = np.fromiter((t for ids in doc_ids for t in list(ids) + tail), dtype=np.int64)
+    tail = [np.asarray([eos], dtype=np.int32)] if eos is not None else []
+    parts = [p for ids in doc_ids for p in [np.asarray(ids, dtype=np.int32), *tail]]
+    flat = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
     offsets = np.append(np.arange(0, flat.size, block, dtype=np.int64), flat.size)
     return flat, offsets
 
 
-def pack_corpus(ds: Any, tokenizer: Any, block: int, batch: int = 256) -> Any:
-    """A split's documents (``text`` + ``row``) as a Dataset of ``block``-token rows with
-    labels = input_ids (the ``TokenizedSet`` columns); ``row`` is the first document's row."""
-    from datasets import Dataset
+_CHUNK_CHARS = 1 << 16
+_CUT = re.compile(r"\n(?=\S)")
 
-    doc_ids: list[list[int]] = []
+
+def _chunks(text: str) -> list[str]:
+    """``text`` in pieces of about 64 KB, cut after a newline that a non-space follows: a
+    pre-token boundary of byte-level BPE, so the pieces tokenize as the whole text does, in
+    parallel and without one giant list per document."""
+    out, start = [], 0
+    while len(text) - start > _CHUNK_CHARS:
+        m = _CUT.search(text, start + _CHUNK_CHARS)
+        if m is None:
+            break
+        out.append(text[start: m.end()])
+        start = m.end()
+    out.append(text[start:])
+    return out
+
+
+def _tokenize_documents(ds: Any, tokenizer: Any, batch: int) -> tuple[list[np.ndarray], list[int]]:
+    doc_ids: list[np.ndarray] = []
     doc_rows: list[int] = []
     for i in range(0, len(ds), batch):
         part = ds[i: i + batch]
-        doc_ids += tokenizer(part["text"], add_special_tokens=False)["input_ids"]
-        doc_rows += list(part["row"])
+        for text, row in zip(part["text"], part["row"]):
+            pieces = tokenizer(_chunks(text), add_special_tokens=False)["input_ids"]
+            doc_ids.append(np.concatenate([np.asarray(p, dtype=np.int32) for p in pieces]))
+            doc_rows.append(int(row))
+    return doc_ids, doc_rows
+
+
+def pack_corpus(ds: Any, tokenizer: Any, block: int, batch: int = 256) -> Any:
+    """A split's documents (``text`` + ``row``) as a Dataset of ``block``-token rows with
+    labels = input_ids (the ``TokenizedSet`` columns); ``row`` is the first document's row.
+    Built as Arrow arrays straight from numpy: a large corpus never becomes Python lists."""
+    from datasets import Dataset
+    from datasets.table import InMemoryTable
+
+    doc_ids, doc_rows = _tokenize_documents(ds, tokenizer, batch)
     flat, offsets = corpus_blocks(doc_ids, tokenizer.eos_token_id, block)
     tail = 1 if tokenizer.eos_token_id is not None else 0
     doc_start = np.cumsum([0] + [len(x) + tail for x in doc_ids])[:-1]
-    block_rows = np.asarray(doc_rows)[np.searchsorted(doc_start, offsets[:-1], side="right") - 1]
-    ids = [flat[a:b].tolist() for a, b in zip(offsets[:-1], offsets[1:])]
-    return Dataset.from_dict({"input_ids": ids, "labels": ids,
-                              "n_targets": [max(0, len(x) - 1) for x in ids],
-                              "row": block_rows.astype(np.int64).tolist()})
+    block_rows = np.asarray(doc_rows, dtype=np.int64)[
+        np.searchsorted(doc_start, offsets[:-1], side="right") - 1]
+    ids = pa.LargeListArray.from_arrays(pa.array(offsets, type=pa.int64()), pa.array(flat))
+    table = pa.table({"input_ids": ids, "labels": ids,
+                      "n_targets": pa.array(np.maximum(np.diff(offsets) - 1, 0)),
+                      "row": pa.array(block_rows)})
+    return Dataset(InMemoryTable(table))
 
 
 # --- instructions: several examples per row --------------------------------------------------
