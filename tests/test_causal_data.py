@@ -392,3 +392,15 @@ def test_generation_settings_for_predict_and_eval(tmp_path):
     assert sampled["stop_strings"] == ["###"] and sampled["max_new_tokens"] == 64
     assert generation_kwargs(load(p), tok, for_eval=True)["max_new_tokens"] == 5
     assert cut_at_stop("answer ### more", ["###"]) == "answer "
+
+
+def test_unknown_chat_template_is_a_profile_error(tmp_path):
+    from tunedeck.core.errors import ProfileError
+
+    p = _profile(tmp_path, "tpl", {"config": TINY_GPT},
+                 {"train": "x.jsonl", "messages_column": "messages", "chat_template": "llama"})
+    with pytest.raises(ProfileError, match=r"data\.chat_template.*neither 'auto', 'none', a "
+                                           r"built-in \(chatml, zephyr\) nor a Jinja template"):
+        load(p)
+    p.write_text(p.read_text().replace('"llama"', '"{{ messages[0][\'content\'] }}"'))
+    assert load(p).data.chat_template.startswith("{{")

@@ -150,6 +150,18 @@ class DataSection(_Section):
         "with its line.",
     )
 
+    @field_validator("chat_template")
+    @classmethod
+    def _chat_template_ok(cls, v: str) -> str:
+        from tunedeck.core.data.chat import template_text
+        from tunedeck.core.errors import DataError
+
+        try:
+            template_text(v)
+        except DataError as e:
+            raise ValueError(str(e).removeprefix(f"data.chat_template = {v!r} ")) from None
+        return v
+
     @field_validator("packing", mode="before")
     @classmethod
     def _packing_bool(cls, v: Any) -> Any:
