@@ -1,5 +1,7 @@
 """One search trial in its own process, started by the parallel driver (search_pool):
-``python -m tunedeck.core.runs.drivers.search_child TRIAL_RUN_DIR [--resume]``.
+``python -m tunedeck.core.runs.drivers.search_child TRIAL_RUN_DIR [--resume]``, or ``--spare``:
+started ahead of its trial, it imports the training stack and then reads its run directory
+from stdin (one JSON line), so a slot's next trial starts warm.
 
 It is a normal worker (``worker.run_worker``: lock, heartbeat, events, stop, checkpoints) whose
 ``on_eval`` reports each validation evaluation to the study's storage and asks the pruner, so
@@ -12,6 +14,7 @@ checkpoint, state ``stopped``, its Optuna trial left RUNNING for ``search --resu
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -71,13 +74,57 @@ def run_child(run: RunDir, resume: bool) -> str:
     return run_worker(run, resume=resume, on_eval=Reporter(trial, spec["metric"]))
 
 
+def preload() -> None:
+    """What every trial imports before its first step (seconds of work), done by a spare while
+    it waits: the torch, transformers, datasets and accelerate stack and the engine."""
+    import importlib
+
+    # transformers.modeling_utils is most of a model's first build (seconds): the model class's
+    # own module is small next to it.
+    for name in ("torch", "transformers", "transformers.modeling_utils",
+                 "transformers.optimization", "datasets", "accelerate", "peft", "optuna",
+                 "tunedeck.core.runs.worker", "tunedeck.core.engine.inputs",
+                 "tunedeck.core.engine.loop", "tunedeck.core.runs.drivers.search_trial"):
+        try:
+            importlib.import_module(name)
+        except Exception:  # the trial's own import says what is wrong, in its worker.log
+            return
+
+
+def wait_for_trial() -> tuple[RunDir, bool] | None:
+    """A spare: the one trial the driver gives it (a JSON line on stdin); None at EOF (the
+    driver ended, or was killed, without needing it)."""
+    preload()
+    line = sys.stdin.readline()
+    if not line.strip():
+        return None
+    job = json.loads(line)
+    run = RunDir(Path(job["run_dir"]))
+    fd = os.open(run.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)  # from here on this process is the trial's worker: its log is worker.log
+    os.dup2(fd, 2)
+    os.close(fd)
+    return run, bool(job.get("resume"))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tunedeck.core.runs.drivers.search_child")
-    ap.add_argument("run_dir")
+    ap.add_argument("run_dir", nargs="?")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--spare", action="store_true", help="import first, then read the run "
+                    "directory from stdin")
     a = ap.parse_args(argv)
+    if a.spare:
+        job = wait_for_trial()
+        if job is None:
+            return 0
+        run, resume = job
+    elif a.run_dir:
+        run, resume = RunDir(Path(a.run_dir).resolve()), a.resume
+    else:
+        ap.error("give a RUN_DIR or --spare")
     try:
-        state = run_child(RunDir(Path(a.run_dir).resolve()), a.resume)
+        state = run_child(run, resume)
     except RunError as e:  # another worker holds the run, or trial.json is gone
         print(f"tunedeck search trial {os.getpid()}: {e}; this one exits", file=sys.stderr,
               flush=True)

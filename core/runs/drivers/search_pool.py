@@ -14,6 +14,7 @@ Optuna trial.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -84,17 +85,26 @@ class InFlight:
     proc: subprocess.Popen
 
 
-def start_child(run: RunDir, spec: dict[str, Any], env: dict[str, str], resume: bool) -> Any:
-    """The trial's worker in a new session (like any detached worker), output to worker.log."""
-    atomic_write_json(run.path / TRIAL_FILE, spec)
-    cmd = [sys.executable, "-m", CHILD_MODULE, str(run.path)] + (["--resume"] if resume else [])
-    log = open(run.log_path, "ab")
+def start_spare(env: dict[str, str], log_path: Any) -> Any:
+    """A child that imports torch and the training stack now and waits on stdin for its trial:
+    the next trial of a slot starts warm (the imports take seconds, many on a busy CPU). Its
+    output goes to driver.log until it is given a run (then to that run's worker.log)."""
+    log = open(log_path, "ab")
     try:
-        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True,
-                                close_fds=True, env=env)
+        return subprocess.Popen([sys.executable, "-m", CHILD_MODULE, "--spare"],
+                                stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, close_fds=True, env=env)
     finally:
         log.close()
+
+
+def start_child(run: RunDir, spec: dict[str, Any], resume: bool, spare: Any) -> Any:
+    """The trial's worker: the spare, told which run is its own (one JSON line on its stdin)."""
+    atomic_write_json(run.path / TRIAL_FILE, spec)
+    line = json.dumps({"run_dir": str(run.path), "resume": resume}) + "\n"
+    spare.stdin.write(line.encode())
+    spare.stdin.close()  # EOF after the one line: a spare reads one trial, never two
+    return spare
 
 
 class TrialPool:
@@ -111,15 +121,24 @@ class TrialPool:
                      "pruner": self.info.get("pruner", "none"),
                      "direction": self.info["direction"], "driver_pid": os.getpid()}
         self.flying: dict[int, InFlight] = {}
+        self.spares: dict[int, Any] = {}  # slot -> a warm child waiting for a trial
         self.stopping = False
 
     def run(self, resumable: list[Any]) -> tuple[str, str]:
+        hint = f"'tunedeck search --resume {self.ctx.group.id}' continues it"
+        wait_for_orphans(self.ctx.group)
+        self.queue = list(resumable)
+        try:
+            return self._loop(hint)
+        finally:
+            for spare in self.spares.values():  # never given a run: nothing of theirs to keep
+                spare.kill()
+                spare.wait()
+
+    def _loop(self, hint: str) -> tuple[str, str]:
         from tunedeck.core.runs.drivers.search import ask_next
 
-        group = self.ctx.group
-        hint = f"'tunedeck search --resume {group.id}' continues it"
-        wait_for_orphans(group)
-        queue, exhausted = list(resumable), False
+        group, queue, exhausted = self.ctx.group, self.queue, False
         while True:
             self._reap()
             if not self.stopping and self.ctx.stop_asked():
@@ -159,11 +178,34 @@ class TrialPool:
             tell_ended(self.ctx, self.study, trial, run.read_status().get("state"), run)
             return
         spec = {**self.spec, "trial_id": trial._trial_id, "number": trial.number}
-        env = child_env(self.slots[slot], len(self.slots))
-        proc = start_child(run, spec, env, resume=how == "resume")
+        proc = self._spare(slot)
+        try:
+            start_child(run, spec, how == "resume", proc)
+        except OSError:  # the spare died (it says why in driver.log): a fresh one, waited for
+            proc = self._spare(slot)
+            start_child(run, spec, how == "resume", proc)
+        self._top_up_spares()
         where = f" on GPU {self.slots[slot]}" if self.slots[slot] is not None else ""
         print(f"trial {trial.number}: worker pid {proc.pid}{where}", flush=True)
         self.flying[slot] = InFlight(trial, run, proc)
+
+    def _spare(self, slot: int) -> Any:
+        """The slot's warm spare (taken), or a new child when it has none or it died."""
+        spare = self.spares.pop(slot, None)
+        if spare is not None and spare.poll() is None:
+            return spare
+        return start_spare(child_env(self.slots[slot], len(self.slots)), self.ctx.group.log_path)
+
+    def _top_up_spares(self) -> None:
+        """A spare for each idle-to-be slot, as long as trials are left to start."""
+        left = int(self.info["trials"]) - len(self.study.get_trials(deepcopy=False)) + len(
+            self.queue)
+        for slot in range(len(self.slots)):
+            if len(self.spares) >= left:
+                return
+            if slot not in self.spares:
+                self.spares[slot] = start_spare(child_env(self.slots[slot], len(self.slots)),
+                                                self.ctx.group.log_path)
 
     def _reap(self) -> None:
         from tunedeck.core.runs.drivers.search import tell_ended
