@@ -3,7 +3,8 @@ per slot, each in its own worker process (``python -m tunedeck.core.runs.drivers
 that reports its evaluations to the study's storage and asks the pruner itself. A slot is a GPU
 (``CUDA_VISIBLE_DEVICES`` set to that one index: a trial never shares a GPU) or, on a CPU, just a
 process. The driver only schedules: it asks for trials, launches them, and tells the study how
-each run ended.
+each run ended. Each slot keeps a warm spare child (the training stack imported, waiting on
+stdin for its run directory) while trials are left, so its next trial starts at once.
 
 Stop: the driver's stop (a request file or SIGTERM) is passed to every trial in flight, which
 checkpoints and ends ``stopped``; its Optuna trial stays RUNNING for ``search --resume``. A
