@@ -138,10 +138,18 @@ def plain_conversation(value: Any) -> str | None:
 # --- rendering and the loss mask -------------------------------------------------------------
 
 def render(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: bool) -> str:
+    """``messages`` through the tokenizer's chat template; a template error is a DataError."""
+    from jinja2 import TemplateError
+
     if not messages and not generation_prompt:
         return ""
-    return tokenizer.apply_chat_template(messages, tokenize=False,
-                                         add_generation_prompt=generation_prompt)
+    try:
+        return tokenizer.apply_chat_template(messages, tokenize=False,
+                                             add_generation_prompt=generation_prompt)
+    except TemplateError as e:  # e.g. raise_exception('roles must alternate') in the template
+        roles = ", ".join(m["role"] for m in messages)
+        raise DataError(f"the chat template refused a conversation (roles: {roles}): {e}; fix "
+                        "the data, or set data.chat_template (e.g. 'chatml')") from None
 
 
 def chat_segments(tokenizer: Any, messages: list[dict[str, str]]) -> list[tuple[str, bool]]:
