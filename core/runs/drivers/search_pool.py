@@ -135,6 +135,7 @@ class TrialPool:
             for spare in self.spares.values():  # never given a run: nothing of theirs to keep
                 spare.kill()
                 spare.wait()
+            self._status()  # trials done, none in flight any more
 
     def _loop(self, hint: str) -> tuple[str, str]:
         from tunedeck.core.runs.drivers.search import ask_next
