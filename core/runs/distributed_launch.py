@@ -145,6 +145,8 @@ def diagnose(code: int, output: str, dist_dir: Path) -> tuple[int, str] | None:
     if failed:
         r = failed[0]
         return r, f"failed: {exits[r].get('message') or 'see worker.log'}"
+    if started and set(started) <= set(exits):
+        return None  # every rank said how it ended and none failed (stopped, diverged)
     if codes:
         r = min(codes)
         return r, f"exited with code {codes[r]}"
@@ -192,7 +194,8 @@ class Supervisor:
         print("tunedeck supervisor: " + " ".join(cmd), flush=True)
         tail: collections.deque[str] = collections.deque(maxlen=400)
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, env=env)
+                                     stderr=subprocess.STDOUT, text=True, env=env,
+                                     preexec_fn=_end_with_parent)
         assert self.proc.stdout is not None
         for line in self.proc.stdout:  # into worker.log; the tail holds the failure summary
             sys.stdout.write(line)
@@ -248,6 +251,10 @@ class Supervisor:
             return
         if found is None and st.get("state") in ("finished", "stopped", "diverged", "pruned"):
             return
+        if self.stopping and (found is None or found[0] < 0 or "SIGTERM" in found[1]):
+            self._write_status(state="stopped", ended=time.time(), message=(
+                f"stopped before training started; 'tunedeck resume {self.run.id}' continues it"))
+            return
         if found is not None and found[0] == 0 and st.get("state") == "failed":
             return  # rank 0 failed and said why (a user error, a bug with its traceback)
         self._fail(found, st)
@@ -270,6 +277,17 @@ class Supervisor:
         finally:
             events.close()
         self._write_status(state="failed", message=message, ended=time.time())
+
+
+def _end_with_parent() -> None:
+    """In the launcher's process: SIGTERM when the supervisor dies (kill -9 of it), so its
+    agent ends the ranks rather than leave them training a run nobody holds."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the ranks then end at their next collective with a dead peer
 
 
 def main(argv: list[str] | None = None) -> int:
