@@ -30,14 +30,14 @@ time (moves less with other jobs' load); MFU on known GPUs; peak memory.
 
 Workloads (random weights, fixed seeds; full sizes / --quick sizes):
   bert   BERT-base-shaped classifier, 8192 rows; lengths lognormal (median 230, sigma 0.5),
-         cap 512 (--quick: 512 rows, a 2-layer hidden-128 BERT)
+         cap 512 (--quick: 1024 rows, a 2-layer hidden-128 BERT)
   lm     SmolLM2-360M-shaped causal LM, 4096 rows; lengths lognormal (median 350), cap 2048
-         (--quick: 512 rows, a 2-layer hidden-192 Llama, vocab 4096, lengths / 4)
+         (--quick: 1024 rows, a 2-layer hidden-192 Llama, vocab 4096, lengths / 4)
   sms    a tiny BERT classifier (2 layers, hidden 128) on the real texts of
          ../shared/datasets/sms_spam tokenized with the packaged MiniLM tokenizer
          (--quick: a fixed sample of 2048 of the 5,574 texts)
 
-  python benchmarks/throughput.py --quick    # tiny models on CPU, about 3 minutes on 2 cores
+  python benchmarks/throughput.py --quick    # tiny models on CPU, ~5 minutes on 2 quiet cores
   python benchmarks/throughput.py --smoke    # seconds (tests/test_benchmark_smoke.py)
   python benchmarks/throughput.py --quick --precision bf16 --workloads sms --repeat 5
 
@@ -140,10 +140,10 @@ def workloads(size: str, sms_model: str) -> dict[str, Workload]:
     if size == "quick":
         return {
             "bert": Workload("bert-tiny", "classification", bert_config(128, 2, 2, 512),
-                             rows=512, median=230, cap=512,
+                             rows=1024, median=230, cap=512,
                              note="BERT lengths (median 230, cap 512), 2-layer h128 model"),
             "lm": Workload("lm-tiny", "causal-lm", llama_config(192, 2, 6, 2, 512, 4096, 512),
-                           rows=512, median=88, cap=512,
+                           rows=1024, median=88, cap=512,
                            note="Llama 2-layer h192 (6 heads, 2 KV), vocab 4096; lengths / 4 "
                            "(median 88, cap 512)"),
             "sms": Workload("sms-tiny", "classification", sms_cfg, rows=0, cap=512,
@@ -784,7 +784,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = ap.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="tiny models, CPU, ~3 minutes")
+    mode.add_argument("--quick", action="store_true", help="tiny models, CPU, ~5 minutes")
     mode.add_argument("--smoke", action="store_true", help="micro models, seconds (tests)")
     mode.add_argument("--full", action="store_true", help="full sizes even without a GPU")
     ap.add_argument("--workloads", default=None, help="comma list of bert, lm, sms (default: all)")
@@ -795,7 +795,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="the engine's and the tuned Trainer's precision (equal, so the ratio "
                     "compares loops, not arithmetic); default fp32 on CPU, bf16 on a GPU")
     ap.add_argument("--rows", type=int, default=None,
-                    help="train every peer on a fixed random sample of this many rows")
+                    help="train every peer on a fixed random sample of this many rows (keep it "
+                    ">= 1024: the tuned Trainer's length grouping sorts megabatches of "
+                    "min(rows / 128, 50) batches, so a small sample pads it more than a real "
+                    "dataset would)")
     ap.add_argument("--repeat", type=int, default=None,
                     help="runs per peer, interleaved (default 3; 1 with --smoke)")
     ap.add_argument("--seed-steps", type=int, default=10,
@@ -904,6 +907,8 @@ def main(argv: list[str] | None = None) -> int:
         for n in names:
             wl = wls[n]
             keys[wl.name] = n
+            if a.rows and not wl.real_lengths:  # synthetic: generate enough rows to sample
+                wl.rows = max(wl.rows, a.rows)
             rows = sample_rows(make_rows(wl, model_vocab(wl), a.seed),
                                a.rows if a.rows else wl.sample, a.seed)
             lens = rows.lengths
