@@ -156,3 +156,17 @@ def test_json_input_keeps_types(tmp_path, capsys, fmt):
     assert r["rows_out"] == 1 and r["dropped"] == {"duplicate": 1}
     out = Path(r["output"]).read_text()
     assert '"score": 0.5' in out
+
+
+def test_minhash_agreement_estimates_jaccard():
+    from tunedeck.core.prepare.minhash import lsh_params, signatures
+
+    a = "the quick brown fox jumps over the lazy dog"
+    b = "the quick brown fox jumped over the lazy dog"
+    shingles = [{t[i:i + 5] for i in range(len(t) - 4)} for t in (a, b)]
+    jaccard = len(shingles[0] & shingles[1]) / len(shingles[0] | shingles[1])  # 0.756
+    sig = signatures([a, b, "nothing in common here at all"], num_perm=256)
+    assert abs((sig[0] == sig[1]).mean() - jaccard) < 0.08
+    assert (sig[0] == sig[2]).mean() < 0.05
+    bands, rows = lsh_params(0.8)
+    assert bands * rows <= 64 and (1 / bands) ** (1 / rows) > 0.6  # the S-curve's midpoint

@@ -146,3 +146,20 @@ def test_stats_token_lengths_and_truncation(tmp_path, capsys):
     assert s["tokens"]["max"] == max(lengths) == 22
     assert s["tokens"]["truncated"] == sum(n > 12 for n in lengths) == 10
     assert s["tokens"]["truncated_share"] == 0.5
+
+
+def test_pull_a_local_dataset_into_a_file(tmp_path, monkeypatch, capsys):
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    write_rows(folder / "train.csv", [("text", "label"), ("a b", "x"), ("c d", "y")])
+    write_rows(folder / "test.csv", [("text", "label"), ("e f", "x")])
+    capsys.readouterr()
+    assert main(["data", "pull", f"hf:{folder}", "--out", str(tmp_path / "train.jsonl"),
+                 "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["splits"] == {"train": 2, "test": 1} and r["columns"] == ["text", "label"]
+    rows = [json.loads(line) for line in (tmp_path / "train.jsonl").read_text().splitlines()]
+    assert rows == [{"text": "a b", "label": "x"}, {"text": "c d", "label": "y"}]
