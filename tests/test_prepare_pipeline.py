@@ -88,6 +88,12 @@ def test_training_with_prepare_steps_records_them(tmp_path, cls_csv, capsys):
                if '"run_started"' in line][0]
     prepare = started["data"]["data_stats"]["prepare"]
     assert [s["op"] for s in prepare["steps"]] == ["clean", "augment"]
+    import tomllib as toml
+
+    recipe = toml.loads((run_dir / "prepare.recipe.toml").read_text())
+    assert [s["op"] for s in recipe["steps"]] == ["clean", "augment"]
+    assert recipe["inputs"]["train"]["sha256"] == __import__("hashlib").sha256(
+        cls_csv.read_bytes()).hexdigest()
     assert json.loads((run_dir / "metrics.json").read_text())["accuracy"] >= 0
 
 

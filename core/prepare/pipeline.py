@@ -39,9 +39,12 @@ def prepared_profile(profile: Any) -> tuple[Any, dict[str, Any] | None]:
     if hub and not d.prepare:
         out.data.format = "auto"  # the hub's splits are .parquet files, named so
     if d.prepare:
-        files, steps = _run_steps(profile, sources)
+        record["inputs"] = {r: {"path": getattr(d, r), "sha256": sha256_of(Path(p))}
+                            for r, p in sources.items()}
+        files, steps = _run_steps(profile, sources, record["inputs"])
         sources = files
         record["steps"] = steps
+        record["prepared"] = files
         out.data.format = "parquet"
     for role, path in sources.items():
         setattr(out.data, role, path)
@@ -49,19 +52,20 @@ def prepared_profile(profile: Any) -> tuple[Any, dict[str, Any] | None]:
     return out, record
 
 
-def _key(profile: Any, sources: dict[str, str]) -> str:
+def _key(profile: Any, inputs: dict[str, dict[str, str]]) -> str:
     blob = json.dumps({
         "v": PIPELINE_VERSION, "seed": profile.training.seed,
         "columns": [profile.data.text_column, profile.data.label_column,
                     profile.data.prompt_column, profile.data.response_column],
         "steps": [s.model_dump(mode="json") for s in profile.data.prepare],
-        "files": {r: sha256_of(Path(p)) for r, p in sources.items()},
+        "files": {r: i["sha256"] for r, i in inputs.items()},
     }, sort_keys=True)
     return hashlib.blake2b(blob.encode(), digest_size=12).hexdigest()
 
 
-def _run_steps(profile: Any, sources: dict[str, str]) -> tuple[dict[str, str], list[dict]]:
-    folder = cache_root() / "prepared" / _key(profile, sources)
+def _run_steps(profile: Any, sources: dict[str, str], inputs: dict[str, dict[str, str]]
+               ) -> tuple[dict[str, str], list[dict]]:
+    folder = cache_root() / "prepared" / _key(profile, inputs)
     done = folder / "prepared.json"
     if done.is_file():
         saved = json.loads(done.read_text(encoding="utf-8"))
@@ -199,3 +203,21 @@ def format_prepare(record: dict[str, Any]) -> str:
                      + (f"; {s['conflicts']:,} text(s) with conflicting labels"
                         if s.get("conflicts") else ""))
     return "\n".join(lines)
+
+
+def write_run_recipe(run_path: Path, data_stats: dict[str, Any]) -> Path | None:
+    """``RUN/prepare.recipe.toml``: the steps, the originals' sha256, what each step did and
+    where the prepared files are, so a run's data can be made again from the originals."""
+    import tomli_w
+
+    from tunedeck.core.prepare.recipe import _toml_safe, _version
+
+    record = data_stats.get("prepare")
+    if not record:
+        return None
+    doc = _toml_safe({"tunedeck_version": _version(), **record})
+    path = run_path / "prepare.recipe.toml"
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(tomli_w.dumps(doc), encoding="utf-8")
+    os.replace(tmp, path)
+    return path

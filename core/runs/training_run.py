@@ -99,6 +99,9 @@ class TrainingRun:
         self.status(data_fingerprint=self.inputs.data_fingerprint)
         if D.is_main():  # rank 0 alone writes into the run directory
             self._save_tokenizer(tok_dir)
+            from tunedeck.core.prepare.pipeline import write_run_recipe
+
+            write_run_recipe(self.run.path, self.inputs.data_stats)  # [[data.prepare]], hf:
         self._phase("loading the model")
         self.hooks.fire("load")
         # Seed again right before the weights are initialised: a fresh start, a start whose
