@@ -17,7 +17,7 @@ Result = tuple[dict[str, Any], list[str], int]
 def _short(row: dict[str, Any] | None, width: int = 60) -> str:
     if row is None:
         return "-"
-    text = " | ".join(f"{v}" for v in row.values())
+    text = " | ".join(f"{v}" for v in row.values()).replace("\n", "\\n")  # one line a row
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
