@@ -169,3 +169,46 @@ def test_pull_a_local_dataset_into_a_file(tmp_path, monkeypatch, capsys):
     assert r["splits"] == {"train": 2, "test": 1} and r["columns"] == ["text", "label"]
     rows = [json.loads(line) for line in (tmp_path / "train.jsonl").read_text().splitlines()]
     assert rows == [{"text": "a b", "label": "x"}, {"text": "c d", "label": "y"}]
+
+
+def _cache_as_hub_dataset(cache: Path, folder: Path, hub_id: str) -> None:
+    """Put a local folder's dataset into a datasets cache the way a hub download leaves it
+    (CACHE/ORG___NAME/CONFIG/VERSION/HASH/NAME-SPLIT.arrow + dataset_info.json)."""
+    import shutil
+
+    import datasets
+
+    builder = datasets.load_dataset_builder(
+        "csv", data_files={"train": str(folder / "train.csv"), "test": str(folder / "test.csv")},
+        cache_dir=str(cache / "build"))
+    builder.download_and_prepare()
+    built = Path(builder.cache_dir)
+    org, name = hub_id.split("/")
+    target = cache / f"{org}___{name}" / "default" / built.parts[-2] / built.parts[-1]
+    shutil.copytree(built, target)
+    for f in target.glob("csv-*.arrow"):
+        f.rename(f.with_name(f.name.replace("csv-", f"{name}-", 1)))
+
+
+def test_a_cached_hub_dataset_loads_offline(tmp_path, monkeypatch, capsys):
+    import datasets
+
+    folder = tmp_path / "src"
+    folder.mkdir()
+    rows = [("text", "label")] + [(t, lab) for t, lab in make_classification_rows(40, seed=2)]
+    write_rows(folder / "train.csv", rows[:31])
+    write_rows(folder / "test.csv", rows[:1] + rows[31:])
+    cache = tmp_path / "hf-cache"
+    _cache_as_hub_dataset(cache, folder, "tinyorg/tinyset")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    prof = Profile.model_validate({"data": {"train": "hf:tinyorg/tinyset",
+                                            "test": "hf:tinyorg/tinyset@test",
+                                            "split": [0.9, 0.1, 0.0]}})
+    data = read_splits(prof)
+    assert data.stats["sizes"]["test"] == 10
+    assert data.stats["sizes"]["train"] + data.stats["sizes"]["validation"] == 30
+    capsys.readouterr()
+    assert main(["data", "pull", "tinyorg/tinyset", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["splits"] == {"train": 30, "test": 10}
