@@ -113,8 +113,10 @@ def distributed_case(d: Path, cls: Path, check, gpus: int, steps: int = 120) -> 
     """DDP on every GPU against one GPU, same global batch; then kill -9 of rank 1 and resume."""
     from tunedeck.core.runs.events import read_all
 
+    # dropout 0: one process and N draw different dropout masks; the rest must match.
     prof = profile(d, "ddp", "classification", cls, precision="fp32", log_every_steps=10,
-                   save_every_steps=steps // 3, batch_size=64, max_steps=steps, eval_every_steps=0)
+                   save_every_steps=steps // 3, batch_size=64, max_steps=steps, eval_every_steps=0,
+                   dropout=0.0)
     runs, secs = {}, {}
     for n in (1, gpus):
         t0 = time.time()

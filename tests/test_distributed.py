@@ -56,7 +56,7 @@ def work(tmp_path_factory) -> Path:
                             save_every_steps=10, learning_rate=1e-2)
     base = prof.read_text(encoding="utf-8")
     (d / "one.toml").write_text(base + "\n[distributed]\nprocesses = 1\n", encoding="utf-8")
-    (d / "two.toml").write_text(base + "\n[distributed]\nprocesses = 2\nmain_port = 0\n",
+    (d / "two.toml").write_text(base + "\n[distributed]\nprocesses = 2\n",
                                 encoding="utf-8")
     return d
 
@@ -129,8 +129,10 @@ def test_two_processes_follow_the_single_process_loss_curve(work, two_process_ru
 
     monkeypatch.setenv("TUNEDECK_CACHE_DIR", str(work / "token-cache"))
     capsys.readouterr()
-    assert main(["train", str(work / "one.toml")]) == 0  # one process, in this one
-    one = losses(RunDir(Path(capsys.readouterr().out.strip().splitlines()[-1])))
+    rc = main(["train", str(work / "one.toml")])  # one process, in this one
+    out = capsys.readouterr()
+    assert rc == 0, out.out[-1500:] + out.err[-1500:]
+    one = losses(RunDir(Path(out.out.strip().splitlines()[-1])))
     two = losses(two_process_run)
     assert sorted(one) == sorted(two) == list(range(1, STEPS + 1))  # same optimizer steps
     diff = max(abs(one[s] - two[s]) for s in one)

@@ -45,7 +45,7 @@ class DistributedSection(BaseModel):
     main_port: int = Field(
         29500, ge=0, le=65535,
         description="A free TCP port on machine 0 for the rendezvous (torchrun's "
-        "--master-port). With nodes = 1, 0 picks a free port itself.",
+        "--master-port). Only used with nodes > 1 (one machine picks a free port itself).",
     )
 
     @model_validator(mode="after")

@@ -82,10 +82,11 @@ def supervisor_command(run: RunDir, resume: bool) -> list[str] | None:
 
 def launcher_command(run: RunDir, section: Any, processes: int, resume: bool) -> list[str]:
     """torchrun with the profile's values. One machine: a private rendezvous on a free port
-    (``--standalone``, or main_port when one is set); several: machine 0's address and port."""
+    (``--standalone``: two runs at once never race for one port); several: machine 0's address
+    and port."""
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={processes}",
            "--max-restarts=0", f"--monitor-interval={MONITOR_INTERVAL_S}"]
-    if section.nodes == 1 and section.main_port == 0:
+    if section.nodes == 1:
         cmd.append("--standalone")
     else:
         cmd += [f"--nnodes={section.nodes}", f"--node-rank={section.node_rank}",
