@@ -257,12 +257,13 @@ class Supervisor:
                 f"stopped before training started; 'tunedeck resume {self.run.id}' continues it"))
             return
         if found is not None and found[0] == 0 and st.get("state") == "failed":
-            return  # rank 0 failed and said why (a user error, a bug with its traceback)
+            # Rank 0 failed first and said why (a user error, a bug with its traceback).
+            self._emit_failed(st.get("message") or found[1], 0, st)
+            return
         self._fail(found, st)
 
     def _fail(self, found: tuple[int, str] | None, st: dict[str, Any]) -> None:
         from tunedeck.core.engine.checkpoint import list_complete
-        from tunedeck.core.runs.events import EventWriter
 
         last = list_complete(self.run.checkpoints_dir)
         then = (f"'tunedeck resume {self.run.id}' continues from {last[-1].name}" if last
@@ -271,13 +272,18 @@ class Supervisor:
                if found and found[0] >= 0 else found[1] if found else
                "the ranks ended without a final state")
         message = f"{who}; the other ranks were stopped; {then}"
+        self._emit_failed(message, found[0] if found else None, st)
+        self._write_status(state="failed", message=message, ended=time.time())
+
+    def _emit_failed(self, message: str, rank: int | None, st: dict[str, Any]) -> None:
+        """The run's one run_failed event (the ranks log theirs as errors)."""
+        from tunedeck.core.runs.events import EventWriter
+
         events = EventWriter(self.run.events_path)
         try:
-            events.emit("run_failed", error=message, rank=found[0] if found else None,
-                        step=int(st.get("step") or 0))
+            events.emit("run_failed", error=message, rank=rank, step=int(st.get("step") or 0))
         finally:
             events.close()
-        self._write_status(state="failed", message=message, ended=time.time())
 
 
 def _end_with_parent() -> None:

@@ -194,7 +194,7 @@ def _run_locked(run: RunDir, resume: bool, prepared: Any, echo: Callable[[Event]
                                      on_eval=on_eval).execute()
     except UserError as e:
         state, message = "failed", str(e)
-        _emit(events, "run_failed", error=message)
+        _emit_failed(events, message)
     except (StopRequested, KeyboardInterrupt):
         flag.interrupting(False)
         state, message = "stopped", _stopped_early(run, hb, st0)
@@ -204,7 +204,7 @@ def _run_locked(run: RunDir, resume: bool, prepared: Any, echo: Callable[[Event]
         state, message = "failed", _describe(e, run)
         traceback.print_exc(file=sys.stderr)
         sys.stderr.flush()
-        _emit(events, "run_failed", error=message + " (traceback in worker.log)")
+        _emit_failed(events, message + " (traceback in worker.log)")
     finally:
         hb.stop()
         try:
@@ -241,6 +241,16 @@ def _emit(events: EventWriter, type: str, **data: Any) -> None:
         events.emit(type, **data)
     except OSError as e:  # disk full: status.json still says what happened, if it can
         print(f"tunedeck worker: cannot write event {type}: {e}", file=sys.stderr, flush=True)
+
+
+def _emit_failed(events: EventWriter, message: str) -> None:
+    """run_failed; in a distributed run a log line instead: rank 0's error is often another
+    rank's death seen as a broken connection, and the supervisor writes the one run_failed,
+    naming the rank that failed first (runs/distributed_launch.py)."""
+    if D.is_distributed():
+        _emit(events, "log", level="error", message=f"rank 0: {message}")
+    else:
+        _emit(events, "run_failed", error=message)
 
 
 def _final_status(hb: Heartbeat, state: str, message: str) -> None:
