@@ -68,6 +68,8 @@ def parse_field(spec: FieldSpec, text: str) -> tuple[Any, str | None]:
             return text, None
         return MISSING, "required"
     if spec.kind == "int":
+        if s == "auto" and spec.default == "auto":  # distributed.processes: "auto" or a number
+            return "auto", None
         try:
             x = int(s.replace("_", ""))
         except ValueError:
