@@ -213,3 +213,23 @@ def test_start_refuses_a_bad_node_rank_and_fsdp_before_making_a_run(work, capsys
     err = capsys.readouterr().err
     assert "distributed.strategy = 'fsdp'" in err and "use strategy = 'ddp'" in err
     assert (set((work / "runs").glob("*")) if (work / "runs").is_dir() else set()) == runs_before
+
+
+@pytest.mark.slow
+def test_resume_with_another_process_count_warns_and_finishes(work):
+    from tunedeck.core.runs.lifecycle import stop_run
+
+    run = start(work / "two.toml", **SLOW_STEPS)
+    wait_until(lambda: max(losses(run), default=0) >= 3)
+    stop_run(run)
+    assert wait_ended(run) == "stopped"
+    # processes = "auto" on a machine with another GPU count does this to a frozen profile.
+    frozen = run.profile_path.read_text(encoding="utf-8")
+    run.profile_path.write_text(frozen.replace("processes = 2", "processes = 3"), encoding="utf-8")
+    resume(run)
+    assert wait_ended(run) == "finished", run.read_status()
+    warnings = [e.data["message"] for e in read_all(run.events_path)
+                if e.type == "log" and e.data.get("level") == "warning"]
+    assert any("written by 2 process(es), this run has 3" in w for w in warnings), warnings
+    assert run.read_status()["distributed"]["processes"] == 3
+    assert sorted(losses(run))[-1] == STEPS  # the same number of optimizer steps
