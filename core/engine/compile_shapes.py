@@ -11,8 +11,9 @@ measured slower than eager on a CPU (benchmarks/README.md, "Compile").
 
 "auto" (the default): on a CUDA GPU when the run is long enough to repay the compile
 (``AUTO_MIN_STEPS`` optimizer steps; not yet measured on a GPU); off on a CPU, where inductor's
-compile took 7-13 minutes on 2 cores and its graphs then ran slower than eager, 0.7-0.8x useful
-tokens per CPU-second on bert-tiny and lm-tiny (benchmarks/compile.py, benchmarks/README.md).
+compile took 0.5-1 minute per run on 2 quiet cores (7-13 under load) and its graphs then ran
+slower than eager, 0.6-0.8x useful tokens per CPU-second on bert-tiny and lm-tiny
+(benchmarks/compile.py, benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def resolve_compile(setting: bool | str, device_type: str, total_steps: int) -> 
         return CompileChoice(setting == "on", setting, f"training.compile = '{setting}'")
     if device_type != "cuda":
         return CompileChoice(False, "auto", "on a CPU inductor's graphs measured slower than "
-                             "eager (0.7-0.8x per CPU-second) after minutes of compiling "
+                             "eager (0.6-0.8x per CPU-second) after minutes of compiling "
                              "(benchmarks/README.md, 'Compile')")
     if total_steps < AUTO_MIN_STEPS:
         return CompileChoice(False, "auto", f"{total_steps} steps is too short to repay the "
