@@ -112,12 +112,19 @@ def stream_delimited(f: BinaryIO, body_head: bytes, size: int, fmt: str,
     dialect = dialect_of(body_head, fmt, size)
     bad: list[pa_csv.InvalidRow] = []
     read, parse, convert = csv_options(dialect, block, bad)
+    reader = None
     try:
         reader = pa_csv.open_csv(_NoNul(f), read_options=read, parse_options=parse,
                                  convert_options=convert)
         yield from reader
     except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as e:
         raise StreamFailed(str(e)) from None
+    finally:
+        # pyarrow reads ahead on its own thread, calling back into the Python file: an
+        # unclosed reader at interpreter exit can abort the process ("terminate called
+        # without an active exception", seen twice from `tunedeck data convert`).
+        if reader is not None:
+            reader.close()
 
 
 class StreamFailed(Exception):
