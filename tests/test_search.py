@@ -200,11 +200,14 @@ def test_more_grid_points_than_trials_needs_saying_so(tmp_path):
     assert proc.returncode == 2 and "search.space.training.batch_size" in proc.stderr
 
 
-def test_two_drivers_sharing_one_storage_run_each_trial_once(tmp_path):
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_two_drivers_sharing_one_storage_run_each_trial_once(tmp_path, parallel):
+    # The trial budget is kept by the storage's trial numbers, whichever driver (or, with
+    # parallel = 2, whichever child) asks: an ask past the budget is told FAIL and never trained.
     db = tmp_path / "shared.db"
     space = ('[search]\nstrategy = "random"\ntrials = 4\npruner = "none"\nseed = 3\n'
-             f'storage = "sqlite:///{db}"\nstudy_name = "shared"\n\n[search.space]\n'
-             '"training.learning_rate" = {low = 1e-4, high = 1e-2, log = true}\n')
+             f'parallel = {parallel}\nstorage = "sqlite:///{db}"\nstudy_name = "shared"\n\n'
+             '[search.space]\n"training.learning_rate" = {low = 1e-4, high = 1e-2, log = true}\n')
     prof = setup_profile(tmp_path, space, max_steps=4, eval_every_steps=2)
     groups = [Path(json.loads(cli(["search", str(prof), "--json"], tmp_path).stdout)["group_dir"])
               for _ in range(2)]
@@ -217,10 +220,14 @@ def test_two_drivers_sharing_one_storage_run_each_trial_once(tmp_path):
     import optuna
 
     study = optuna.load_study(study_name="shared", storage=f"sqlite:///{db}")
-    trials = study.get_trials()
-    assert len(trials) == 4 and all(t.state.name == "COMPLETE" for t in trials)
+    counted = [t for t in study.get_trials() if not t.user_attrs.get("over_budget")]
+    assert len(counted) == 4 and all(t.state.name == "COMPLETE" for t in counted)
+    assert sorted(t.number for t in counted) == [0, 1, 2, 3]
+    extras = [t for t in study.get_trials() if t.user_attrs.get("over_budget")]
+    assert all(t.state.name == "FAIL" and "run_dir" not in t.user_attrs for t in extras)
     run_dirs = sorted(str(d) for g in groups for d in g.glob("trial-*"))
-    assert sorted(t.user_attrs["run_dir"] for t in trials) == run_dirs  # each trial, one run
+    assert sorted(t.user_attrs["run_dir"] for t in counted) == run_dirs  # each trial, one run
+    assert len({t.params["training.learning_rate"] for t in counted}) == 4
 
 
 def test_a_failing_trial_is_recorded_with_its_message_and_the_study_goes_on(tmp_path):

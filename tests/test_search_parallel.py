@@ -109,33 +109,6 @@ def test_stop_then_kill_9_of_the_driver_with_2_trials_in_flight_then_resume(tmp_
     assert len(combos) == 4  # every grid point once
 
 
-def test_two_drivers_of_parallel_2_on_one_sqlite_run_the_trials_asked(tmp_path):
-    db = tmp_path / "shared.db"
-    space = ('[search]\nstrategy = "random"\ntrials = 4\npruner = "none"\nseed = 3\n'
-             f'parallel = 2\nstorage = "sqlite:///{db}"\nstudy_name = "shared"\n\n'
-             '[search.space]\n"training.learning_rate" = {low = 1e-4, high = 1e-2, log = true}\n')
-    prof = setup_profile(tmp_path, space, max_steps=4, eval_every_steps=2)
-    groups = [Path(json.loads(cli(["search", str(prof), "--json"], tmp_path).stdout)["group_dir"])
-              for _ in range(2)]
-
-    def ended(g: Path) -> bool:
-        return json.loads((g / "status.json").read_text()).get("state") in ("finished", "failed")
-    _wait(lambda: all(ended(g) for g in groups))
-    assert [json.loads((g / "status.json").read_text())["state"] for g in groups] == \
-        ["finished", "finished"]
-    import optuna
-
-    study = optuna.load_study(study_name="shared", storage=f"sqlite:///{db}")
-    counted = [t for t in study.get_trials() if not t.user_attrs.get("over_budget")]
-    assert len(counted) == 4 and all(t.state.name == "COMPLETE" for t in counted)
-    assert sorted(t.number for t in counted) == [0, 1, 2, 3]
-    extras = [t for t in study.get_trials() if t.user_attrs.get("over_budget")]
-    assert all(t.state.name == "FAIL" and "run_dir" not in t.user_attrs for t in extras)
-    run_dirs = sorted(str(d) for g in groups for d in g.glob("trial-*"))
-    assert sorted(t.user_attrs["run_dir"] for t in counted) == run_dirs  # each trial, one run
-    assert len({t.params["training.learning_rate"] for t in counted}) == 4
-
-
 def test_an_ask_landing_after_another_machine_took_the_last_trial_is_dropped(tmp_path):
     """The trial budget is kept by the storage's trial numbers, not by a local lock: driver B
     (another machine) asks for the last trial between driver A's count and A's ask."""
