@@ -24,16 +24,22 @@ from tunedeck.core.engine import distributed as D
 from tunedeck.core.engine.state import StopRequested
 from tunedeck.core.errors import RunError, UserError
 from tunedeck.core.runs.events import Event, EventWriter
+from tunedeck.core.runs.gpu_stats import gpu_stats
 from tunedeck.core.runs.rundir import HEARTBEAT_S, RunDir, RunLock
 from tunedeck.core.runs.training_run import TrainingRun
 
 
+GPU_SAMPLE_S = 5.0  # NVML readings for the dashboard; each costs a few driver calls
+
+
 class Heartbeat:
-    """Rewrites status.json every few seconds with the newest progress fields."""
+    """Rewrites status.json every few seconds with the newest progress fields, and the GPUs'
+    memory/utilisation/temperature (``gpus``) every GPU_SAMPLE_S where there are any."""
 
     def __init__(self, run: RunDir):
         self.run = run
         self.fields: dict[str, Any] = {}
+        self._gpus_sampled = -GPU_SAMPLE_S
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="heartbeat", daemon=True)
@@ -48,9 +54,19 @@ class Heartbeat:
             snapshot = dict(self.fields)
         self.run.write_status(heartbeat=time.time(), **snapshot)
 
+    def sample_gpus(self) -> None:
+        now = time.monotonic()
+        if now - self._gpus_sampled < GPU_SAMPLE_S:
+            return
+        self._gpus_sampled = now
+        gpus = gpu_stats()  # [] on a CPU machine: status.json gets no `gpus` at all
+        if gpus:
+            self.update(gpus=gpus)
+
     def _loop(self) -> None:
         while not self._stop.wait(HEARTBEAT_S):
             try:
+                self.sample_gpus()
                 self.write()
             except OSError:
                 pass  # disk full or similar: the training thread reports it
