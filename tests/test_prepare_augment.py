@@ -3,9 +3,7 @@ and paraphrases through a (tiny, locally built) causal model."""
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
 from pathlib import Path
 
 import pytest
@@ -13,22 +11,9 @@ import pytest
 from tunedeck.core.cli import main
 from tunedeck.core.data.reader import read_source
 from tunedeck.core.prepare.augment import augment_text, wordnet_synonyms
+from prepare_helpers import run_json, write_rows
 
 SYNONYMS = "# groups of synonyms\ngood, great, fine\nmovie, film\nbad\tawful\tterrible\n"
-
-
-def write_rows(path: Path, rows: list[tuple]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        csv.writer(f).writerows(rows)
-    return path
-
-
-def run_json(args, capsys, code=0):
-    capsys.readouterr()
-    rc = main(["data", *args, "--json"])
-    out = capsys.readouterr()
-    assert rc == code, out.err
-    return json.loads(out.out)
 
 
 def small_set(tmp_path: Path) -> Path:

@@ -9,17 +9,10 @@ import pytest
 
 from tunedeck.core.cli import main
 from tunedeck.core.data.reader import read_source
+from prepare_helpers import run_json
 
 ROWS = [{"text": "hello, \"world\"", "label": "a"}, {"text": "line two", "label": "b"},
         {"text": "ünïcode ✓", "label": "a"}]
-
-
-def run_json(args, capsys, code=0):
-    capsys.readouterr()
-    rc = main(["data", *args, "--json"])
-    out = capsys.readouterr()
-    assert rc == code, out.err
-    return json.loads(out.out) if out.out.strip() else out.err
 
 
 @pytest.mark.parametrize("fmt", ["csv", "tsv", "json", "jsonl", "parquet", "arrow"])

@@ -15,12 +15,7 @@ from tunedeck.core.cli import main
 from tunedeck.core.data import read_splits
 from tunedeck.core.errors import DataError
 from tunedeck.core.profile.schema import Profile
-
-
-def write_rows(path: Path, rows: list[tuple]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        csv.writer(f).writerows(rows)
-    return path
+from prepare_helpers import write_rows
 
 
 def messy(tmp_path: Path) -> Path:

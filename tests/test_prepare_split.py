@@ -2,31 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
 from pathlib import Path
 
 from tunedeck.core.cli import main
-
-
-def write_rows(path: Path, rows: list[tuple]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        csv.writer(f).writerows(rows)
-    return path
-
-
-def read_rows(path: Path) -> list[dict]:
-    with path.open(newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
-def run_json(args, capsys, code=0):
-    capsys.readouterr()
-    rc = main(["data", *args, "--json"])
-    out = capsys.readouterr()
-    assert rc == code, out.err
-    return json.loads(out.out)
+from prepare_helpers import read_rows, run_json, write_rows
 
 
 def labelled(n_a: int, n_b: int) -> list[tuple]:
