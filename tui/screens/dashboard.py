@@ -28,8 +28,9 @@ from tunedeck.core.runs.protocol import ACTIVE_STATES, FINAL_STATES, can_resume,
 from tunedeck.core.runs.rundir import RunDir
 from tunedeck.tui.screens.base import BaseScreen
 from tunedeck.tui.screens.dashboard_text import (BAR_WIDTH, NARROW_BAR_WIDTH, empty_events_note,
-                                                 metric_note, metric_plot_title, progress_line,
-                                                 stale_banner, stats_line, sys_line, title_text,
+                                                 gpu_entry, metric_note, metric_plot_title,
+                                                 progress_line, stale_banner, stats_line,
+                                                 status_gpus, sys_line, title_text,
                                                  worker_log_lines)
 from tunedeck.tui.screens.dashboard_view import RunView
 from tunedeck.tui.screens.dialogs import ConfirmDialog
@@ -50,6 +51,7 @@ class DashboardScreen(BaseScreen):
         Binding("r", "resume", "Resume", tooltip="Resume this run from its newest checkpoint"),
         Binding("w", "toggle_log", "worker.log", tooltip="Switch the lower panel between events and worker.log"),
         Binding("m", "results", "Results", tooltip="Final metrics, per-class scores, confusion matrix"),
+        Binding("g", "gpus", "GPUs", tooltip="Memory, utilisation and temperature of each GPU"),
         Binding("escape", "back", "Back"),
         Binding("q", "app.quit", "Quit", tooltip="Leave tunedeck; the run keeps going"),
     ]
@@ -71,7 +73,7 @@ class DashboardScreen(BaseScreen):
         self._pending_lines: list[Text] = []
         self._last_redraw = 0.0
         self._redraw_timer: Any = None
-        self._bindings_for: tuple[str, bool] | None = None
+        self._bindings_for: tuple[str, bool, bool] | None = None
         self._shown: dict[str, Any] = {}
         self._log_size = -1
 
@@ -95,6 +97,7 @@ class DashboardScreen(BaseScreen):
 
     def on_resize(self) -> None:
         self.set_class(self.size.width < 110, "narrow")
+        self.redraw_sys()  # how many GPU readings fit on the line depends on the width
 
     def on_mount(self) -> None:
         self.sub_title = self.run.id
@@ -212,8 +215,9 @@ class DashboardScreen(BaseScreen):
             # status.json lags the event by up to a heartbeat; the event is newer.
             self.state = self.view.event_state
         self.redraw_header()
-        if (self.state, self.stale) != self._bindings_for:
-            self._bindings_for = (self.state, self.stale)
+        self.redraw_sys()  # the worker's GPU readings (status.json `gpus`)
+        if (self.state, self.stale, bool(self.worker_gpus())) != self._bindings_for:
+            self._bindings_for = (self.state, self.stale, bool(self.worker_gpus()))
             self.refresh_bindings()
             self.redraw()  # e.g. no ETA once the worker is gone
         if self.show_worker_log:
@@ -264,8 +268,12 @@ class DashboardScreen(BaseScreen):
         elif banner.display:
             banner.display = False
 
+    def worker_gpus(self) -> list[dict[str, Any]]:
+        """The worker's newest GPU readings; none once it has ended (they would be old)."""
+        return status_gpus(self.status) if self.state in ACTIVE_STATES else []
+
     def redraw_sys(self) -> None:
-        self._set("#dash-sys", sys_line(self._sys))
+        self._set("#dash-sys", sys_line(self._sys, self.worker_gpus(), self.size.width))
 
     def _show_worker_log(self, force: bool = False) -> None:
         log = self.query_one(RichLog)
@@ -293,6 +301,8 @@ class DashboardScreen(BaseScreen):
             return can_resume(self.state)
         if action == "results":
             return self.run.metrics_path.is_file()
+        if action == "gpus":
+            return bool(self.worker_gpus())
         return True
 
     def _request(self, action: str, what: str) -> None:
@@ -350,6 +360,17 @@ class DashboardScreen(BaseScreen):
                         severity="warning")
             return
         self.app.push_screen(MessageDialog(f"Results of {self.run.id}", render_results(m), error=False))
+
+    def action_gpus(self) -> None:
+        from tunedeck.tui.screens.dialogs import MessageDialog
+
+        gpus = self.worker_gpus()
+        if not gpus:
+            self.notify("No GPU readings: the worker writes them while it runs on GPUs "
+                        "(nvidia-ml-py: pip install 'tunedeck[gpu]').", severity="warning")
+            return
+        self.app.push_screen(MessageDialog(f"GPUs of {self.run.id}", Text("\n").join(
+            gpu_entry(g) for g in gpus), error=False))
 
     def action_back(self) -> None:
         self.tapp.go_back()

@@ -135,21 +135,85 @@ def stale_banner(reason: str, raw_state: str | None) -> Text:
                 f"'{raw_state}'. r resumes from the newest checkpoint. ", style="bold")
 
 
-def sys_line(s: dict[str, Any]) -> Text:
-    """GPUs (utilisation, memory, temperature, power), CPU, RAM and the worker's memory."""
-    t = Text()
-    for g in s.get("gpus") or []:
-        _append_gpu(t, g)
+def sys_line(s: dict[str, Any], gpus: list[dict[str, Any]] | None = None, width: int = 80) -> Text:
+    """GPUs, CPU, RAM and the worker's memory. ``gpus``: the worker's readings (status.json
+    ``gpus``), shown instead of this machine's own (``s["gpus"]``) while the run is active; a
+    reading that does not fit in ``width`` is left out whole, never cut in the middle."""
+    t = Text(no_wrap=True, overflow="ellipsis")
+    if gpus:
+        t.append_text(gpu_text(gpus, width - SYS_ROOM))
+        t.append("  ")
+    else:
+        for g in s.get("gpus") or []:
+            _append_gpu(t, g)
+    parts = []
     if "cpu_percent" in s:
-        t.append("CPU ", style="bold")
-        t.append(f"{5 * round(s['cpu_percent'] / 5):.0f}%  ")
+        parts.append(("CPU ", f"{5 * round(s['cpu_percent'] / 5):.0f}%  "))
     if "ram_used_gb" in s:
-        t.append("RAM ", style="bold")
-        t.append(f"{s['ram_used_gb']:.1f}/{s.get('ram_total_gb', 0):.1f}GB  ")
+        parts.append(("RAM ", f"{s['ram_used_gb']:.1f}/{s.get('ram_total_gb', 0):.1f}GB  "))
     if "worker_rss_gb" in s:
-        t.append("worker ", style="bold")
-        t.append(f"{s['worker_rss_gb']:.2f}GB")
+        parts.append(("worker ", f"{s['worker_rss_gb']:.2f}GB"))
+    for label, value in parts:
+        if gpus and t.cell_len + len(label) + len(value.rstrip()) > width - 2:  # 2: padding
+            break
+        t.append(label, style="bold")
+        t.append(value)
     return t
+
+
+# What the CPU and RAM readings after the GPUs take: per-GPU readings get the rest of the line.
+SYS_ROOM = 30
+
+
+def status_gpus(status: dict[str, Any]) -> list[dict[str, Any]]:
+    """status.json's ``gpus`` (docs/events.md), the entries that are readings, else []."""
+    gpus = status.get("gpus")
+    return [g for g in gpus if isinstance(g, dict)] if isinstance(gpus, list) else []
+
+
+def gpu_text(gpus: list[dict[str, Any]], room: int) -> Text:
+    """One entry per GPU (``GPU0 H200  41.2/139.8 GiB  97%  64°C``) when they fit in ``room``
+    columns, else one summary of them all (8 GPUs at 80 columns); ``g`` lists each."""
+    each = Text("  ").join(gpu_entry(g) for g in gpus)
+    if each.cell_len <= room:
+        return each
+    t = Text(f"{len(gpus)} GPUs: ", style="bold")
+    used, total = _mean(gpus, "memory_used_mib"), _mean(gpus, "memory_total_mib")
+    parts = []
+    if used is not None and total is not None:
+        parts.append(f"mem {used / 1024:.0f}/{total / 1024:.0f} GiB avg")
+    util = _mean(gpus, "utilization_pct")
+    if util is not None:
+        parts.append(f"util {util:.0f}% avg")
+    temps = [g["temperature_c"] for g in gpus if isinstance(g.get("temperature_c"), (int, float))]
+    if temps:
+        parts.append(f"max {max(temps):.0f}°C")
+    t.append(", ".join(parts) or "no readings")
+    t.append(" (g)", style="dim")
+    return t
+
+
+def gpu_entry(g: dict[str, Any]) -> Text:
+    """GPU0 H200  41.2/139.8 GiB  97%  64°C (a value the board does not report is left out)."""
+    t = Text(f"GPU{g.get('index', '?')}", style="bold")
+    name = str(g.get("name") or "")
+    for vendor in ("NVIDIA ", "Tesla ", "GeForce "):
+        name = name.replace(vendor, "")
+    if name:
+        t.append(f" {name}")
+    used, total = g.get("memory_used_mib"), g.get("memory_total_mib")
+    if isinstance(used, (int, float)) and isinstance(total, (int, float)):
+        t.append(f"  {used / 1024:.1f}/{total / 1024:.1f} GiB")
+    if isinstance(g.get("utilization_pct"), (int, float)):
+        t.append(f"  {g['utilization_pct']:.0f}%")
+    if isinstance(g.get("temperature_c"), (int, float)):
+        t.append(f"  {g['temperature_c']:.0f}°C")
+    return t
+
+
+def _mean(gpus: list[dict[str, Any]], key: str) -> float | None:
+    vals = [g[key] for g in gpus if isinstance(g.get(key), (int, float))]
+    return sum(vals) / len(vals) if vals else None
 
 
 def _append_gpu(t: Text, g: dict[str, Any]) -> None:
