@@ -31,6 +31,9 @@ STATE_FILE = "trainer_state.json"
 FILES = ("model.safetensors", "optimizer.pt", "scheduler.pt", "rng.pt", STATE_FILE)
 # A distributed run's checkpoint also holds every other rank's RNG state (engine/distributed.py).
 _RANK_RNG = re.compile(r"^rng-rank(\d+)\.pt$")
+# An FSDP checkpoint (engine/fsdp.py): model and optimizer as DCP shards in sharded/ instead.
+_SHARDED = re.compile(r"^sharded/[\w.]+$")
+SHARDED_REPLACES = ("model.safetensors", "optimizer.pt")
 # Write boundaries, in order, at which the ``boundary(label)`` callback of save_checkpoint and
 # rotate is called (tests crash, fail or stall at each: engine/faults.py).
 BOUNDARIES = ("start", "model", "optimizer", "scheduler", "rng", "state", "before-marker",
@@ -102,10 +105,12 @@ def _discard(path: Path, boundary: Boundary = None) -> None:
 
 def save_checkpoint(ckpt_root: Path, step: int, model: Any, optimizer: Any, scheduler: Any,
                     train_state: dict[str, Any], boundary: Boundary = None,
-                    extra: dict[str, Any] | None = None) -> Path:
+                    extra: dict[str, Any] | None = None, sharded: Path | None = None) -> Path:
     """Write ``step-N`` crash-safely; ``boundary(label)`` is called at each of BOUNDARIES.
     ``extra``: more files (name -> object to torch.save), e.g. other ranks' RNG states; the
-    manifest lists them, so the checkpoint is complete only with every one written."""
+    manifest lists them, so the checkpoint is complete only with every one written.
+    ``sharded``: FSDP's DCP directory, already written by every rank; it moves in as sharded/
+    in place of the model and optimizer files (``model`` and ``optimizer`` are then None)."""
     import torch
 
     def _boundary(label: str) -> None:
@@ -120,9 +125,13 @@ def save_checkpoint(ckpt_root: Path, step: int, model: Any, optimizer: Any, sche
     tmp.mkdir()
     try:
         _boundary("start")
-        _save_weights(model, tmp / "model.safetensors")
+        if sharded is not None:
+            os.replace(sharded, tmp / "sharded")
+        else:
+            _save_weights(model, tmp / "model.safetensors")
         _boundary("model")
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        if sharded is None:
+            torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         _boundary("optimizer")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         _boundary("scheduler")
@@ -132,10 +141,12 @@ def save_checkpoint(ckpt_root: Path, step: int, model: Any, optimizer: Any, sche
         _boundary("rng")
         (tmp / STATE_FILE).write_text(json.dumps(train_state, indent=2), encoding="utf-8")
         _boundary("state")
-        for f in tmp.iterdir():
+        shards = sorted(f"sharded/{f.name}" for f in (tmp / "sharded").iterdir()) if sharded else []
+        for f in [*tmp.iterdir(), *(tmp / n for n in shards)]:
             _fsync(f)
         _boundary("before-marker")
-        names = FILES + tuple(extra or {})
+        names = tuple(f for f in FILES if not (shards and f in SHARDED_REPLACES))
+        names += tuple(shards) + tuple(extra or {})
         manifest = {"step": step, "files": {f: (tmp / f).stat().st_size for f in names}}
         (tmp / COMPLETE).write_text(json.dumps(manifest), encoding="utf-8")
         _fsync(tmp / COMPLETE)
@@ -166,8 +177,12 @@ def is_complete(path: Path, any_name: bool = False) -> bool:
     if not isinstance(manifest, dict):  # older marker (the step number alone)
         return not any_name
     files = manifest.get("files")
-    if not isinstance(files, dict) or not set(FILES) <= set(files) or any(
-            f not in FILES and not _RANK_RNG.match(f) for f in files):
+    if not isinstance(files, dict):
+        return False
+    sharded = any(_SHARDED.match(f) for f in files)
+    needed = set(FILES) - (set(SHARDED_REPLACES) if sharded else set())
+    if not needed <= set(files) or any(
+            f not in FILES and not _RANK_RNG.match(f) and not _SHARDED.match(f) for f in files):
         return False
     for name, size in files.items():
         try:
@@ -338,10 +353,14 @@ def load_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any) -> d
     except (OSError, ValueError) as e:
         raise CheckpointError(f"{path / STATE_FILE}: corrupt ({e})") from None
     # Read (and vet) every pickle before touching the model, so a refused file changes nothing.
-    opt_sd, sched_sd, rng = safe_load("optimizer.pt"), safe_load("scheduler.pt"), safe_load("rng.pt")
-    load_weights(path, model)
+    # model and optimizer None: an FSDP checkpoint, whose shards every rank loads (engine/fsdp.py)
+    opt_sd = safe_load("optimizer.pt") if optimizer is not None else None
+    sched_sd, rng = safe_load("scheduler.pt"), safe_load("rng.pt")
+    if model is not None:
+        load_weights(path, model)
     try:
-        optimizer.load_state_dict(opt_sd)
+        if optimizer is not None:
+            optimizer.load_state_dict(opt_sd)
         scheduler.load_state_dict(sched_sd)
         set_rng_state(rng)
     except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as e:

@@ -200,7 +200,8 @@ class RankGroup:
                 # so the gradient all-reduce) in step with the others.
                 mine, weight = idx[:1], 0.0
             last = k == len(micro) - 1
-            with contextlib.nullcontext() if last else loop.model.no_sync():
+            # FSDP2 reduce-scatters each micro-batch into the sharded gradients (no no_sync).
+            with contextlib.nullcontext() if last or loop.fsdp else loop.model.no_sync():
                 loss = loop.forward_loss(mine)
                 loop.accelerator.backward(loss * weight)
             if weight:
@@ -215,6 +216,8 @@ class RankGroup:
 
         if self.stop_agreed:
             raise StopRequested("stop requested before the evaluation")
+        if loop.fsdp:  # sharded weights: every rank runs the forward, rank 0's result counts
+            return self.share(loop.evaluate("validation"))
         return self.share(loop.evaluate("validation") if self.is_main else None)
 
     def gather_rng(self) -> dict[str, Any]:
@@ -235,7 +238,11 @@ class RankGroup:
         payload = self.share(payload)
         if payload is None:
             return None
-        for tensor in loop.accelerator.unwrap_model(loop.model).state_dict().values():
+        if loop.fsdp:  # each rank reads its own shards of the model and optimizer
+            from tunedeck.core.engine.fsdp import SHARDED_DIR, load_sharded
+
+            load_sharded(loop.model, loop.optimizer, Path(payload["path"]) / SHARDED_DIR)
+        for tensor in [] if loop.fsdp else loop.accelerator.unwrap_model(loop.model).state_dict().values():
             self.dist.broadcast(tensor, src=0)
         if not self.is_main:
             self._apply_payload(loop, payload)
@@ -255,7 +262,8 @@ class RankGroup:
                  "same global batch and steps (the batch is dealt by tokens), but ranks without "
                  "a saved RNG state draw new dropout masks, so it is not bit-identical to an "
                  "uninterrupted run")
-        return {"path": str(path), "optimizer": loop._inner_optimizer().state_dict(),
+        optimizer = None if loop.fsdp else loop._inner_optimizer().state_dict()  # FSDP: DCP
+        return {"path": str(path), "optimizer": optimizer,
                 "scheduler": loop.scheduler.state_dict(), "state": loop.state.to_dict(),
                 "rng": rngs}
 
@@ -264,7 +272,8 @@ class RankGroup:
         from tunedeck.core.engine.state import TrainState
 
         total = loop.state.total_steps
-        loop._inner_optimizer().load_state_dict(payload["optimizer"])
+        if payload["optimizer"] is not None:
+            loop._inner_optimizer().load_state_dict(payload["optimizer"])
         loop.scheduler.load_state_dict(payload["scheduler"])
         loop.state = TrainState.from_dict(payload["state"])
         loop.state.total_steps = loop.state.total_steps or total
@@ -280,8 +289,10 @@ def attach(loop: Any, should_stop: Callable[[], bool]) -> None:
     """Make ``loop`` distributed when the Accelerator runs several processes: its stop check
     becomes the agreed (latched) one, so every rank sees the same answer at the same point."""
     loop.rank_group = None
+    loop.fsdp = False
     if loop.accelerator.num_processes <= 1:
         return
+    loop.fsdp = loop.profile.distributed.strategy == "fsdp"  # engine/fsdp.py
     loop.rank_group = RankGroup(loop.device)
     loop.local_stop = should_stop
     loop.should_stop = lambda: loop.rank_group.stop_agreed

@@ -271,6 +271,10 @@ class TrainingLoop(OptimizerStep, Evaluation, TrainingCheckpoints):
         """Optimizer, schedule, and the model placed on the device (compiled when asked)."""
         from transformers import get_linear_schedule_with_warmup
 
+        if self.fsdp:  # sharded before the optimizer: AdamW holds the shards (engine/fsdp.py)
+            from tunedeck.core.engine.fsdp import shard
+
+            model = shard(model, self.device, self.precision)
         optimizer = make_optimizer(model, self.t)
         self.state.total_steps, _ = self.planned_total_steps()
         self.compile_choice = resolve_compile(self.t.compile, self.device.type,
@@ -280,7 +284,9 @@ class TrainingLoop(OptimizerStep, Evaluation, TrainingCheckpoints):
             self.state.total_steps, _ = self.planned_total_steps()
         warmup = int(math.ceil(self.t.warmup_ratio * self.state.total_steps))
         self.scheduler = get_linear_schedule_with_warmup(optimizer, warmup, self.state.total_steps)
-        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        # FSDP: not prepared (Accelerate would wrap the sharded model in DDP on top).
+        self.model, self.optimizer = ((model, optimizer) if self.fsdp
+                                      else self.accelerator.prepare(model, optimizer))
         self.raw_model = model
         self.p.task.bind_model(model)
         self.n_params = sum(p.numel() for p in model.parameters())

@@ -66,7 +66,11 @@ class OptimizerStep:
             step_loss = group.accumulate(self, micro, float(max(1, n_targets)))
         else:
             step_loss = self._accumulate_with_backoff(micro, float(max(1, n_targets)))
-        if self.t.max_grad_norm > 0:
+        if getattr(self, "fsdp", False):  # sharded DTensor gradients: a norm over every rank
+            from tunedeck.core.engine.fsdp import clip_and_norm
+
+            gnorm = clip_and_norm(self.model, self.t.max_grad_norm)
+        elif self.t.max_grad_norm > 0:
             gnorm = self.accelerator.clip_grad_norm_(self.model.parameters(), self.t.max_grad_norm)
         else:
             gnorm = torch.linalg.vector_norm(torch.stack([

@@ -24,8 +24,9 @@ class TrainingCheckpoints:
 
     def resume_from(self, path: Path) -> None:
         total = self.state.total_steps
-        d = C.load_checkpoint(path, self.accelerator.unwrap_model(self.model),
-                              self._inner_optimizer(), self.scheduler)
+        fsdp = getattr(self, "fsdp", False)  # its shards: every rank, in RankGroup.restore
+        d = C.load_checkpoint(path, None if fsdp else self.accelerator.unwrap_model(self.model),
+                              None if fsdp else self._inner_optimizer(), self.scheduler)
         self.state = TrainState.from_dict(d)
         if self._scaler is not None and self.state.grad_scaler:
             self._scaler.load_state_dict(self.state.grad_scaler)
@@ -42,6 +43,7 @@ class TrainingCheckpoints:
         if self._scaler is not None:
             st.grad_scaler = self._scaler.state_dict()
         extra = group.gather_rng() if group is not None else None
+        sharded = self._save_shards() if getattr(self, "fsdp", False) else None
         if group is not None and not group.is_main:
             group.barrier()  # rank 0 writes the checkpoint, with this rank's RNG state in it
             self._last_saved = self._position()
@@ -51,7 +53,7 @@ class TrainingCheckpoints:
             path = C.save_checkpoint(self.run.checkpoints_dir, st.step,
                                      self.accelerator.unwrap_model(self.model),
                                      self._inner_optimizer(), self.scheduler, st.to_dict(),
-                                     boundary=boundary, extra=extra)
+                                     boundary=boundary, extra=extra, sharded=sharded)
             best = self.run.checkpoints_dir / f"step-{st.best_step}" if st.best_step else None
             C.rotate(self.run.checkpoints_dir, self.t.keep_checkpoints, protect=best,
                      boundary=boundary)
@@ -62,6 +64,25 @@ class TrainingCheckpoints:
             group.barrier()  # every rank's part is in: the ranks go on together
         self.events.emit("checkpoint", step=st.step, path=str(path), reason=reason)
         return path
+
+    def _save_shards(self) -> Path:
+        """FSDP: every rank writes its shards (DCP) into a directory rank 0 then moves into the
+        checkpoint before its COMPLETE marker; DCP returns once every rank's part is written."""
+        from tunedeck.core.engine.fsdp import save_sharded
+
+        where = self.run.checkpoints_dir / f".tmp-dcp-step-{self.state.step}"
+        if self.rank_group.is_main:
+            import shutil
+
+            shutil.rmtree(where, ignore_errors=True)
+            where.mkdir(parents=True)
+        self.rank_group.barrier()
+        try:
+            save_sharded(self.model, self.optimizer, where)
+        except OSError as e:
+            raise self._write_error(e) from None
+        self.rank_group.barrier()
+        return where
 
     def _refuse_non_finite_weights(self) -> None:
         """Read the last step's flag, then look at the weights themselves."""
@@ -98,7 +119,12 @@ class TrainingCheckpoints:
                 "evaluations; 0 does): model/ holds the final weights"))
             return None
         try:
-            C.load_weights(path, self.accelerator.unwrap_model(self.model))
+            if getattr(self, "fsdp", False):  # every rank reads its shards of the best weights
+                from tunedeck.core.engine.fsdp import SHARDED_DIR, load_sharded_model
+
+                load_sharded_model(self.model, path / SHARDED_DIR)
+            else:
+                C.load_weights(path, self.accelerator.unwrap_model(self.model))
         except C.CheckpointError as e:  # a damaged best checkpoint must not cost the run
             self.events.emit("log", level="warning", message=(
                 f"load_best_model_at_end: {e}; model/ holds the final weights"))

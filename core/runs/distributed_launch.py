@@ -55,12 +55,6 @@ def resolve_processes(section: Any) -> int:
 def check_distributed(prof: Any) -> None:
     """The pre-flight's distributed part: a ProfileError naming the field and the fix."""
     d = prof.distributed
-    if d.strategy == "fsdp" and (d.processes != 1 or d.nodes > 1):
-        raise ProfileError(
-            "distributed.strategy = 'fsdp': FSDP2 runs on this torch (fully_shard works on CPU "
-            "with gloo as well as on GPUs), but tunedeck's loop does not shard yet (sharded "
-            "checkpoints through torch.distributed.checkpoint are not written); use "
-            "strategy = 'ddp' (docs/distributed.md)")
     if isinstance(d.processes, int) and d.processes > 1:
         gpus = visible_gpus()
         if 0 < gpus < d.processes:

@@ -232,6 +232,8 @@ class TrainingRun:
         from tunedeck.core.fsutil import atomic_write_json
 
         if not D.is_main():
+            if self.loop.fsdp:  # sharded: this rank's part of every collective below
+                return self._finalize_fsdp_other_rank()
             return "finished", ""  # rank 0 writes model/ and evaluates the test split
         self.status(phase="finishing")
         loop, st, run = self.loop, self.loop.state, self.run
@@ -241,7 +243,7 @@ class TrainingRun:
         self._save_model()
         split = "test" if self.inputs.test is not None else "validation"
         metrics = loop.evaluate(split) or {}
-        metrics.update(self._generation_metrics(split))
+        metrics.update(self._generation_metrics(split) if not loop.fsdp else {})
         report = {"split": split, **metrics, "steps": st.step, "weights_step": weights_step,
                   "tokens_seen": st.tokens_seen, "train_time_s": st.train_time_s,
                   "best": {"metric": self.inputs.task.metric_for_best, "value": st.best_metric,
@@ -254,6 +256,17 @@ class TrainingRun:
         self.events.emit("run_finished", metrics=scalars, model_dir=str(run.model_dir),
                          step=st.step)
         self.status(final_metrics=scalars)
+        return "finished", ""
+
+    def _finalize_fsdp_other_rank(self) -> tuple[str, str]:
+        """FSDP, ranks > 0: the same collectives as rank 0's finalize, in the same order (the
+        best weights' shards, the full-weights gather for model/, the test forward)."""
+        from tunedeck.core.engine.fsdp import full_state_dict
+
+        if self.profile.training.load_best_model_at_end:
+            self.loop.load_best_weights()
+        full_state_dict(self.loop.model)
+        self.loop.evaluate("test" if self.inputs.test is not None else "validation")
         return "finished", ""
 
     def _generation_metrics(self, split: str) -> dict[str, Any]:
@@ -279,7 +292,12 @@ class TrainingRun:
         unwrapped = self.loop.accelerator.unwrap_model(self.loop.model)
         tmp = self.run.path / ".model.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        unwrapped.save_pretrained(str(tmp))
+        if self.loop.fsdp:  # the full weights, gathered from every rank's shards
+            from tunedeck.core.engine.fsdp import full_state_dict, save_pretrained_full
+
+            save_pretrained_full(unwrapped, tmp, full_state_dict(self.loop.model))
+        else:
+            unwrapped.save_pretrained(str(tmp))
         self.inputs.tokenizer.save_pretrained(str(tmp))
         shutil.rmtree(self.run.model_dir, ignore_errors=True)
         os.replace(tmp, self.run.model_dir)
