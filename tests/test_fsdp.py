@@ -107,3 +107,28 @@ def test_fsdp_stop_writes_both_shards_and_resume_reaches_the_uninterrupted_weigh
     assert sorted(losses(run))[-1] == STEPS
     a, b = weights(run), weights(fsdp_run)
     assert all(bool((a[k] == b[k]).all()) for k in b), "resumed weights differ"
+
+
+@pytest.mark.slow
+def test_fsdp_resume_with_another_process_count_reshards_with_a_warning(work, fsdp_run):
+    from tunedeck.core.runs.events import read_all
+    from tunedeck.core.runs.lifecycle import stop_run
+
+    run = start(work / "fsdp.toml", **SLOW_STEPS)
+    wait_until(lambda: max(losses(run), default=0) >= 3)
+    stop_run(run)
+    assert wait_ended(run) == "stopped", run.read_status()
+    # processes = "auto" on a machine with another GPU count does this to a frozen profile.
+    frozen = run.profile_path.read_text(encoding="utf-8")
+    run.profile_path.write_text(frozen.replace("processes = 2", "processes = 3"), encoding="utf-8")
+    resume(run)  # DCP reads the 2-way shards into 3-way ones
+    assert wait_ended(run) == "finished", run.read_status()
+    warnings = [e.data["message"] for e in read_all(run.events_path)
+                if e.type == "log" and e.data.get("level") == "warning"]
+    assert any("written by 2 process(es), this run has 3" in w for w in warnings), warnings
+    assert sorted(losses(run))[-1] == STEPS
+    # dropout 0: the same global batches, so the same weights up to float summation order.
+    a, b = weights(run), weights(fsdp_run)
+    wdiff = max(float((a[k] - b[k]).abs().max()) for k in b)
+    print(f"max abs weight difference, FSDP x2 -> stop -> x3 vs FSDP x2: {wdiff:.3g}")
+    assert wdiff < WEIGHT_TOLERANCE

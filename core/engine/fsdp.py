@@ -48,6 +48,11 @@ def shard(model: Any, device: Any, precision: str) -> Any:
     mp = (MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
           if precision == "bf16" else MixedPrecisionPolicy())
     model.to(device)
+    # DDP copies rank 0's weights to every rank when it wraps the model; FSDP2 keeps each rank's
+    # own slice, so any difference between the ranks' initial weights would mix two models.
+    with torch.no_grad():
+        for tensor in model.state_dict().values():
+            dist.broadcast(tensor, src=0)
     blocks = block_classes(model)
     for module in list(model.modules()):
         if type(module) in blocks:

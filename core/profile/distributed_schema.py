@@ -23,8 +23,9 @@ class DistributedSection(BaseModel):
     strategy: Literal["ddp", "fsdp"] = Field(
         "ddp",
         description="'ddp': every process holds the whole model, gradients are averaged "
-        "(DistributedDataParallel). 'fsdp': parameters, gradients and optimizer state sharded "
-        "across processes (FSDP2); not wired into tunedeck's loop yet: the pre-flight refuses it.",
+        "(DistributedDataParallel). 'fsdp': parameters, gradients and AdamW state sharded "
+        "across processes (FSDP2, one unit per transformer block); checkpoints are sharded "
+        "(torch.distributed.checkpoint), model/ holds the full weights; fp32 or bf16 only.",
     )
     nodes: int = Field(
         1, ge=1, le=1024,
