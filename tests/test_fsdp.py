@@ -132,3 +132,17 @@ def test_fsdp_resume_with_another_process_count_reshards_with_a_warning(work, fs
     wdiff = max(float((a[k] - b[k]).abs().max()) for k in b)
     print(f"max abs weight difference, FSDP x2 -> stop -> x3 vs FSDP x2: {wdiff:.3g}")
     assert wdiff < WEIGHT_TOLERANCE
+
+
+def test_fsdp_across_machines_is_refused_before_making_a_run(work, capsys):
+    from tunedeck.core.cli import main
+
+    prof = work / "fsdp-nodes.toml"
+    prof.write_text((work / "fsdp.toml").read_text(encoding="utf-8").replace(
+        "processes = 2\n", "processes = 2\nnodes = 2\n"), encoding="utf-8")
+    runs_before = set((work / "runs").glob("*")) if (work / "runs").is_dir() else set()
+    capsys.readouterr()
+    assert main(["start", str(prof)]) == 2
+    err = capsys.readouterr().err
+    assert "distributed.strategy = 'fsdp' with nodes = 2" in err and "strategy = 'ddp'" in err
+    assert (set((work / "runs").glob("*")) if (work / "runs").is_dir() else set()) == runs_before

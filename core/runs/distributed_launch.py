@@ -55,6 +55,14 @@ def resolve_processes(section: Any) -> int:
 def check_distributed(prof: Any) -> None:
     """The pre-flight's distributed part: a ProfileError naming the field and the fix."""
     d = prof.distributed
+    if d.strategy == "fsdp" and d.nodes > 1:
+        # Each rank writes its DCP shard into its own machine's run directory, but the run's
+        # checkpoints live on machine 0: a checkpoint would lack the other machines' shards.
+        raise ProfileError(
+            f"distributed.strategy = 'fsdp' with nodes = {d.nodes}: sharded checkpoints need "
+            "every rank to write into machine 0's run directory, which the other machines do "
+            "not have; use strategy = 'fsdp' on one machine, or strategy = 'ddp' across "
+            "machines (docs/distributed.md)")
     if isinstance(d.processes, int) and d.processes > 1:
         gpus = visible_gpus()
         if 0 < gpus < d.processes:
