@@ -243,7 +243,7 @@ class TrainingRun:
         self._save_model()
         split = "test" if self.inputs.test is not None else "validation"
         metrics = loop.evaluate(split) or {}
-        metrics.update(self._generation_metrics(split) if not loop.fsdp else {})
+        metrics.update(self._generation_metrics(split) if not loop.fsdp else self._no_generation())
         report = {"split": split, **metrics, "steps": st.step, "weights_step": weights_step,
                   "tokens_seen": st.tokens_seen, "train_time_s": st.train_time_s,
                   "best": {"metric": self.inputs.task.metric_for_best, "value": st.best_metric,
@@ -257,6 +257,15 @@ class TrainingRun:
                          step=st.step)
         self.status(final_metrics=scalars)
         return "finished", ""
+
+    def _no_generation(self) -> dict[str, Any]:
+        """FSDP: generating on sharded weights would need every rank in step; model/ holds the
+        full weights, so 'tunedeck eval' computes the generation metrics afterwards."""
+        if self.profile.task.type != "classification" and self.profile.evaluation.metrics:
+            self.events.emit("log", level="warning", message=(
+                "[evaluation] generation metrics are not computed at the end of an FSDP run; "
+                f"run 'tunedeck eval {self.run.id}' for them (model/ holds the full weights)"))
+        return {}
 
     def _finalize_fsdp_other_rank(self) -> tuple[str, str]:
         """FSDP, ranks > 0: the same collectives as rank 0's finalize, in the same order (the
