@@ -169,3 +169,23 @@ def test_worker_writes_gpus_into_status_json(tmp_path, cls_csv, monkeypatch, cap
     assert st["state"] == "finished"
     assert samples, "the heartbeat never sampled the GPUs"
     assert st["gpus"] == [samples[-1]]  # the newest sample, as gpu_stats returned it
+
+
+def test_the_tui_reads_this_machines_gpus_through_the_same_function(monkeypatch):
+    """The TUI's own machine line (no worker readings yet) takes gpu_stats' readings and shows
+    them like the worker's: one reader of NVML, one way to print a GPU."""
+    from tunedeck.tui.screens.dashboard_text import sys_line
+    from tunedeck.tui.services import SysInfo
+
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml([board(0)]))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    G.reset_for_tests()
+    try:
+        s = SysInfo()()
+    finally:
+        G.reset_for_tests()
+    assert s["gpus"] == [{"index": 0, "name": "NVIDIA H200", "memory_used_mib": 42188.5,
+                          "memory_total_mib": 143771.0, "utilization_pct": 90,
+                          "temperature_c": 60}]
+    line = sys_line(s, None, 80).plain
+    assert line.startswith("GPU0 H200  41.2/140.4 GiB  90%  60°C"), line

@@ -178,33 +178,20 @@ def delete_run(run: RunDir, runs_dir: Path | None = None) -> lifecycle.DeleteRes
 # --- machine stats ------------------------------------------------------------------------
 
 class SysInfo:
-    """CPU/RAM via psutil; GPUs via nvidia-ml-py when it imports and finds a driver."""
-
-    def __init__(self) -> None:
-        self._nvml: Any = None
-        self._nvml_tried = False
-
-    def _gpu_lib(self) -> Any:
-        if not self._nvml_tried:
-            self._nvml_tried = True
-            try:
-                import pynvml  # nvidia-ml-py; optional
-
-                pynvml.nvmlInit()
-                self._nvml = pynvml
-            except Exception:  # not installed, or no driver: CPU/RAM only
-                self._nvml = None
-        return self._nvml
+    """CPU/RAM via psutil; GPUs through core.runs.gpu_stats (nvidia-ml-py when it imports and
+    finds a driver; the worker's heartbeat writes the same readings into status.json)."""
 
     def __call__(self, pid: int | None = None) -> dict[str, Any]:
         import psutil
+
+        from tunedeck.core.runs.gpu_stats import gpu_stats
 
         vm = psutil.virtual_memory()
         out: dict[str, Any] = {
             "cpu_percent": psutil.cpu_percent(interval=None),
             "ram_used_gb": (vm.total - vm.available) / 1e9,
             "ram_total_gb": vm.total / 1e9,
-            "gpus": [],
+            "gpus": gpu_stats(),
         }
         if pid:
             try:
@@ -212,31 +199,6 @@ class SysInfo:
                 out["worker_rss_gb"] = p.memory_info().rss / 1e9
                 out["worker_cpu_percent"] = p.cpu_percent(interval=None)
             except (psutil.Error, OSError):
-                pass
-        nv = self._gpu_lib()
-        if nv is not None:
-            try:
-                for i in range(nv.nvmlDeviceGetCount()):
-                    h = nv.nvmlDeviceGetHandleByIndex(i)
-                    g: dict[str, Any] = {"index": i, "name": nv.nvmlDeviceGetName(h)}
-                    if isinstance(g["name"], bytes):
-                        g["name"] = g["name"].decode()
-                    # Each reading on its own: MIG slices and some boards answer NotSupported
-                    # for one and not the others, and one missing value must not hide the GPU.
-                    for key, read in (
-                            ("mem", lambda: nv.nvmlDeviceGetMemoryInfo(h)),
-                            ("util_percent", lambda: nv.nvmlDeviceGetUtilizationRates(h).gpu),
-                            ("temp_c", lambda: nv.nvmlDeviceGetTemperature(h, 0)),
-                            ("power_w", lambda: nv.nvmlDeviceGetPowerUsage(h) / 1000)):
-                        try:
-                            g[key] = read()
-                        except Exception:
-                            pass
-                    mem = g.pop("mem", None)
-                    if mem is not None:
-                        g["mem_used_gb"], g["mem_total_gb"] = mem.used / 1e9, mem.total / 1e9
-                    out["gpus"].append(g)
-            except Exception:
                 pass
         return out
 

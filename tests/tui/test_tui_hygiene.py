@@ -16,7 +16,7 @@ HEAVY = ("torch", "transformers", "datasets", "accelerate", "evaluate", "safeten
 ALLOWED_CORE = ("tunedeck.core.runs.rundir", "tunedeck.core.runs.events", "tunedeck.core.errors",
                 "tunedeck.core.runs.protocol", "tunedeck.core.runs.listing",
                 "tunedeck.core.runs.lifecycle", "tunedeck.core.runs.launch",
-                "tunedeck.core.runs.launch_checks",
+                "tunedeck.core.runs.launch_checks", "tunedeck.core.runs.gpu_stats",
                 "tunedeck.core.runs.drivers.base", "tunedeck.core.runs.drivers.cv_summary",
                 "tunedeck.core.fsutil", "tunedeck.core.profile",
                 "tunedeck.core.data.formats", "tunedeck.core.data.reader", "tunedeck.core.data.head",

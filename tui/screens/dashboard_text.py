@@ -137,15 +137,14 @@ def stale_banner(reason: str, raw_state: str | None) -> Text:
 
 def sys_line(s: dict[str, Any], gpus: list[dict[str, Any]] | None = None, width: int = 80) -> Text:
     """GPUs, CPU, RAM and the worker's memory. ``gpus``: the worker's readings (status.json
-    ``gpus``), shown instead of this machine's own (``s["gpus"]``) while the run is active; a
+    ``gpus``), shown instead of this machine's own (``s["gpus"]``, the same readings taken by
+    the TUI) while the run is active; a
     reading that does not fit in ``width`` is left out whole, never cut in the middle."""
     t = Text(no_wrap=True, overflow="ellipsis")
+    gpus = gpus or [g for g in s.get("gpus") or [] if isinstance(g, dict)]
     if gpus:
         t.append_text(gpu_text(gpus, width - SYS_ROOM))
         t.append("  ")
-    else:
-        for g in s.get("gpus") or []:
-            _append_gpu(t, g)
     parts = []
     if "cpu_percent" in s:
         parts.append(("CPU ", f"{5 * round(s['cpu_percent'] / 5):.0f}%  "))
@@ -214,19 +213,6 @@ def gpu_entry(g: dict[str, Any]) -> Text:
 def _mean(gpus: list[dict[str, Any]], key: str) -> float | None:
     vals = [g[key] for g in gpus if isinstance(g.get(key), (int, float))]
     return sum(vals) / len(vals) if vals else None
-
-
-def _append_gpu(t: Text, g: dict[str, Any]) -> None:
-    t.append(f"GPU{g.get('index', '')} ", style="bold")
-    if "util_percent" in g:
-        t.append(f"{g['util_percent']:.0f}% ")
-    if "mem_used_gb" in g:
-        t.append(f"{g['mem_used_gb']:.1f}/{g.get('mem_total_gb', 0):.0f}GB ")
-    if "temp_c" in g:
-        t.append(f"{g['temp_c']:.0f}°C ")
-    if "power_w" in g:
-        t.append(f"{g['power_w']:.0f}W ")
-    t.append(" ")
 
 
 def empty_events_note(has_metrics: bool) -> Text:
