@@ -88,3 +88,23 @@ def test_profile_check_data_reports_leakage(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "leakage: 1 text(s) occur in more than one split" in out
     assert "train/validation: 1 shared" in out
+
+
+def test_an_output_never_replaces_a_folder_holding_the_input_nor_a_file_it_did_not_write(
+        tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    src = write_rows(data / "d.csv", labelled(8, 2))
+    (data / "notes.txt").write_text("keep me")
+    mine = write_rows(tmp_path / "mine.csv", [("a", "b"), ("1", "2")])
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (src, mine)}
+    err = run_json(["split", str(src), "--out", str(data)], capsys, code=2)
+    assert "holding the input" in err["error"]
+    err = run_json(["clean", str(src), "--out", str(mine)], capsys, code=2)
+    assert "was not written by `tunedeck data`" in err["error"]
+    assert (data / "notes.txt").read_text() == "keep me"
+    assert before == {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (src, mine)}
+    # Its own earlier output (its recipe beside it) is replaced, as a re-run expects.
+    first = run_json(["split", str(src)], capsys)
+    again = run_json(["split", str(src)], capsys)
+    assert first["output"] == again["output"] and (data / "d.split" / "train.csv").exists()

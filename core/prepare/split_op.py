@@ -26,8 +26,8 @@ from tunedeck.core.prepare.leakage import leakage
 from tunedeck.core.prepare.recipe import write_recipe
 from tunedeck.core.prepare.report import OpReport
 from tunedeck.core.prepare.runner import resolve_output
-from tunedeck.core.prepare.streaming import (Progress, Writer, open_source, replace_path,
-                                             temp_beside)
+from tunedeck.core.prepare.streaming import (Progress, Writer, check_output, open_source,
+                                             replace_path, temp_beside)
 
 CODES = (("train", TRAIN), ("validation", VALIDATION), ("test", TEST))
 
@@ -96,6 +96,7 @@ def split_file(src: str | Path, out: str | Path | None = None,
     folder, out_fmt = resolve_output(src, out, "split", source.format, fmt)
     if folder.suffix in (".csv", ".tsv", ".jsonl", ".json", ".parquet") and out is None:
         folder = folder.with_suffix("")
+        check_output(src, folder)
     if not dry_run:
         _write_folder(folder, out_fmt, parts)
         report.output = str(folder)

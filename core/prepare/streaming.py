@@ -286,3 +286,21 @@ def check_output(src: Path, out: Path) -> None:
     if same or out.resolve() == src.resolve():
         raise DataError(f"{out}: is the input itself; the original is never modified: give "
                         "--out another name")
+    if out.is_dir() and src.resolve().is_relative_to(out.resolve()):
+        raise DataError(f"{out}: is a folder holding the input; a folder output replaces the "
+                        "folder whole, originals and all: give --out a new folder name")
+    _refuse_foreign(out)
+
+
+def _refuse_foreign(out: Path) -> None:
+    """Replace only what ``tunedeck data`` wrote (its recipe is beside it) or an empty folder:
+    an --out naming someone's file or folder must not delete it."""
+    from tunedeck.core.prepare.recipe import recipe_path  # recipe imports this module
+
+    if not (out.exists() or out.is_symlink()) or recipe_path(out).exists():
+        return
+    if out.is_dir() and not out.is_symlink() and not any(out.iterdir()):
+        return
+    raise DataError(f"{out}: already exists and was not written by `tunedeck data` (no "
+                    f"{recipe_path(out).name} beside it); nothing is overwritten: give --out a "
+                    "new name, or move it away first")
