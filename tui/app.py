@@ -90,10 +90,8 @@ class TunedeckApp(App[int]):
     def _warm_up(self) -> None:
         """Import the data and profile libraries once the first screen is up, so that opening
         the dataset browser or the editor later does not wait for them."""
-        import pyarrow.compute  # noqa: F401
-        import pyarrow.csv  # noqa: F401
-        import pyarrow.parquet  # noqa: F401
-
+        import tunedeck.core.data.batches  # noqa: F401  (the data layer, pyarrow.csv/parquet)
+        import tunedeck.core.data.table_stats  # noqa: F401  (pyarrow.compute)
         import tunedeck.core.profile.io  # noqa: F401
 
     def _attach(self, ref: str | None) -> None:

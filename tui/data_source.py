@@ -27,9 +27,9 @@ from typing import Any, Callable, Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tunedeck.core.data.delimited import StreamFailed, stream_delimited
-from tunedeck.core.data.formats import FORMATS, SNIFF_BYTES, UTF8_BOM, declared_encoding
-from tunedeck.core.data.reader import read_source
+from tunedeck.core.data.batches import BatchReader
+from tunedeck.core.data.delimited import StreamFailed
+from tunedeck.core.data.formats import FORMATS
 from tunedeck.core.data.split import split_sizes
 from tunedeck.core.data.table_stats import (Stats,  # noqa: F401 - the browser's names for them
                                             compute_stats, guess_columns, is_text_type, length_summary,
@@ -37,9 +37,6 @@ from tunedeck.core.data.table_stats import (Stats,  # noqa: F401 - the browser's
 from tunedeck.core.errors import DataError
 from tunedeck.tui.fmt import cell_text, full_text  # noqa: F401  (re-exported; pyarrow-free)
 from tunedeck.core.data.head import arrow_files, dataset_splits, source_format
-
-BLOCK = 1 << 20  # bytes per parsed block: ~10k rows of short text, parsed in a few ms
-TEXT_BATCH = 65536
 
 Progress = Callable[[float], None]
 Cancelled = Callable[[], bool]
@@ -114,10 +111,10 @@ class Opened:
 class Loader:
     """Streams a data file into a memory-mapped Arrow file, parsed by training's own reader.
 
-    CSV/TSV (the large files) are streamed block by block with the dialect and pyarrow options
-    of ``tunedeck.core.data.delimited``; when that stream fails, the whole-file reader training
-    uses is asked, so the message is training's, word for word. JSON, JSON Lines and text are
-    read by that reader outright; Parquet batches are pyarrow's. ``run()`` yields progress
+    The batches are ``tunedeck.core.data.batches``' (CSV/TSV streamed with training's dialect,
+    Parquet batch by batch, the rest through training's whole-file reader); when the stream
+    gives up, the whole-file reader is asked, so the rows and the message are training's, word
+    for word. What is the browser's is the scratch file and its mapping. ``run()`` yields progress
     fractions; ``head`` holds the first batch as soon as it is parsed, and ``result`` the
     complete, mapped table when ``run()`` is exhausted.
     """
@@ -192,17 +189,19 @@ class Loader:
         fd, tmp = tempfile.mkstemp(prefix="browse-", suffix=".arrow", dir=self.scratch)
         os.close(fd)
         dest = Path(tmp)
+        reader = BatchReader(self.path, self.format, self.encoding)
         try:
             try:
-                yield from self._write(dest, self._batches())
-            except _StreamFailed:
+                yield from self._write(dest, reader.fast_batches())
+            except StreamFailed:
                 # Training's reader names the line and the fix (or reads what the stream
                 # could not, e.g. a row longer than a parse block).
                 self.head = None
-                yield from self._write(dest, self._whole_file_batches())
+                yield from self._write(dest, reader.whole_file_batches())
         except BaseException:
             dest.unlink(missing_ok=True)
             raise
+        self.format = reader.format  # "json" that was JSON Lines says so
         table = _map_arrow(dest)
         self.result = Opened(self.path, self.format, table, True, self.notes, scratch=dest)
 
@@ -224,68 +223,6 @@ class Loader:
             if writer is not None:
                 writer.close()
         yield 1.0
-
-    def _batches(self) -> Iterator[tuple[pa.RecordBatch, float]]:
-        if self.format in ("csv", "tsv") and self._streamable():
-            yield from self._csv_batches()
-        elif self.format == "parquet":
-            yield from self._parquet_batches()
-        else:
-            yield from self._whole_file_batches()
-
-    def _streamable(self) -> bool:
-        """UTF-8 (with or without a BOM) streams; other encodings are decoded whole first."""
-        with open(self.path, "rb") as f:
-            head = f.read(4)
-        return declared_encoding(head, self.encoding) in ("utf-8", "utf-8-sig")
-
-    def _whole_file_batches(self) -> Iterator[tuple[pa.RecordBatch, float]]:
-        """Training's reader, whole: its rows, its refusals, its messages."""
-        loaded = read_source(self.path, self.format, encoding=self.encoding)
-        self.format = loaded.format  # "json" that was JSON Lines says so
-        batches = loaded.table.combine_chunks().to_batches(max_chunksize=TEXT_BATCH)
-        for i, b in enumerate(batches):
-            yield b, (i + 1) / len(batches)
-
-    def _csv_batches(self) -> Iterator[tuple[pa.RecordBatch, float]]:
-        size = max(1, self.path.stat().st_size)
-        rows = 0
-        with open(self.path, "rb") as f:
-            head = f.read(SNIFF_BYTES + len(UTF8_BOM))
-            bom = len(UTF8_BOM) if head.startswith(UTF8_BOM) else 0
-            f.seek(bom)
-            try:
-                for b in stream_delimited(f, head[bom:], size - bom, self.format, BLOCK):
-                    rows += b.num_rows
-                    yield b, f.tell() / size
-            except StreamFailed:
-                raise _StreamFailed() from None
-        if not rows:
-            raise _StreamFailed()  # empty, or a header alone: training's reader says which
-
-    def _parquet_batches(self) -> Iterator[tuple[pa.RecordBatch, float]]:
-        import pyarrow.parquet as pq
-
-        try:
-            pf = pq.ParquetFile(self.path)
-        except pa.ArrowInvalid:
-            raise _StreamFailed() from None
-        total = max(1, pf.metadata.num_rows)
-        if total > 2000:
-            # A small first read so the first rows show before a whole batch is decoded.
-            first = next(pf.iter_batches(batch_size=1000))
-            self.head = pa.Table.from_batches([first])
-            # No rows, the file's schema: a zero-copy slice (RecordBatch.from_pylist would
-            # import pandas, ~150 ms, before the first rows could show).
-            yield first.slice(0, 0), 0.0
-        seen = 0
-        for b in pf.iter_batches(batch_size=TEXT_BATCH):
-            seen += b.num_rows
-            yield b, seen / total
-
-
-class _StreamFailed(Exception):
-    """The fast path gave up; the whole-file reader decides (and words any error)."""
 
 def _map_arrow(path: Path) -> pa.Table:
     """Memory-map an Arrow IPC file or stream (zero-copy: nothing is read until touched)."""

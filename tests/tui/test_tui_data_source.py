@@ -97,6 +97,18 @@ def test_jsonl_json_parquet_text_arrow(tmp_path: Path) -> None:
     assert o.table.column("text").to_pylist() == ["one", "two", "four"]  # blank lines skipped
 
 
+def test_big_parquet_shows_a_small_first_read_then_every_row_once(tmp_path: Path) -> None:
+    p = tmp_path / "big.parquet"
+    n = 50_000
+    pq.write_table(pa.table({"text": [f"row {i}" for i in range(n)]}), p, row_group_size=20_000)
+    loader = Loader(p, tmp_path / "scratch")
+    fractions: list[float] = []
+    table = loader.load(fractions.append).table
+    assert loader.head is not None and loader.head.num_rows == 1000  # the quick first read
+    assert table.column("text").to_pylist() == [f"row {i}" for i in range(n)]  # none twice
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+
+
 def test_save_to_disk_folder_is_mapped_in_place(tmp_path: Path) -> None:
     # What datasets' save_to_disk writes: Arrow IPC *stream* files + dataset_info.json + state.json.
     d = tmp_path / "ds"

@@ -20,6 +20,7 @@ ALLOWED_CORE = ("tunedeck.core.runs.rundir", "tunedeck.core.runs.events", "tuned
                 "tunedeck.core.runs.drivers.base", "tunedeck.core.runs.drivers.cv_summary",
                 "tunedeck.core.fsutil", "tunedeck.core.profile",
                 "tunedeck.core.data.formats", "tunedeck.core.data.reader", "tunedeck.core.data.head",
+                "tunedeck.core.data.batches",
                 "tunedeck.core.data.delimited", "tunedeck.core.data.json_reader",
                 "tunedeck.core.data.cleaning", "tunedeck.core.data.split",
                 "tunedeck.core.eval.error_analysis", "tunedeck.core.eval.predictions",
