@@ -117,22 +117,27 @@ def check_messages(value: Any, where: Any, key: str) -> list[dict[str, str]]:
     return msgs
 
 
-def plain_conversation(value: Any) -> str | None:
-    """'role: content' lines of a conversation (the browser's row detail), None when ``value``
-    is not one."""
+def conversation_turns(value: Any) -> list[tuple[str, str]] | None:
+    """(role, content) of each message when ``value`` is a conversation (a list of {role,
+    content}, or its JSON text), else None: the browser's row detail, no tokenizer."""
     if isinstance(value, str):
+        if not value.lstrip().startswith("["):
+            return None
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
             return None
     if not isinstance(value, list) or not value:
         return None
-    lines = []
-    for m in value:
-        if not isinstance(m, dict) or "role" not in m or "content" not in m:
-            return None
-        lines.append(f"{m['role']}: {m['content']}")
-    return "\n".join(lines)
+    if not all(isinstance(m, dict) and "role" in m and "content" in m for m in value):
+        return None
+    return [(str(m["role"]), str(m["content"])) for m in value]
+
+
+def plain_conversation(value: Any) -> str | None:
+    """'role: content' lines of a conversation, None when ``value`` is not one."""
+    turns = conversation_turns(value)
+    return None if turns is None else "\n".join(f"{r}: {c}" for r, c in turns)
 
 
 # --- rendering and the loss mask -------------------------------------------------------------

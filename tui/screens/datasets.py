@@ -24,21 +24,6 @@ from tunedeck.tui.widgets.arrow_table import ArrowTable
 _ROLE_STYLE = {"system": "bold magenta", "user": "bold green", "assistant": "bold yellow"}
 
 
-def _conversation(v: Any) -> list[tuple[str, str]] | None:
-    """(role, content) turns when ``v`` is a chat conversation (a list of {role, content}, or
-    its JSON text), else None; plain rendering, no tokenizer (core.data.chat, torch-free)."""
-    from tunedeck.core.data.chat import plain_conversation
-
-    if isinstance(v, str) and not v.lstrip().startswith("[{"):
-        return None
-    if not isinstance(v, (str, list)) or plain_conversation(v) is None:
-        return None
-    import json
-
-    turns = json.loads(v) if isinstance(v, str) else v
-    return [(str(m["role"]), str(m["content"])) for m in turns]
-
-
 class DatasetsScreen(BaseScreen):
     BINDINGS = [
         Binding("slash", "filter", "Filter", tooltip="Show only rows containing a text (any column, any case)"),
@@ -272,12 +257,14 @@ class DatasetsScreen(BaseScreen):
         if src is None or src.num_rows == 0:
             box.update(Text("(no rows)", style="dim"))
             return
+        from tunedeck.core.data.chat import conversation_turns  # torch-free, plain rendering
+
         row = src.row(event.row)
         t = Text()
         t.append(f"row {src.source_row(event.row) + 1:,}", style="bold")
         # Short values (labels, ids, numbers) on the first lines, "name: value"; long texts
         # after them, so a small pane never hides the label under a long message.
-        chats = {k: c for k, c in ((k, _conversation(v)) for k, v in row.items()) if c}
+        chats = {k: c for k, c in ((k, conversation_turns(v)) for k, v in row.items()) if c}
         short = {k: v for k, v in row.items() if k != self.text_col and k not in chats
                  and len(full_text(v)) <= 40 and "\n" not in full_text(v)}
         for k, v in short.items():
