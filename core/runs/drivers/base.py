@@ -247,3 +247,22 @@ def run_driver(group: GroupDir, body: Callable[[DriverContext], tuple[str, str]]
         lock.release()
         restore_signals(previous)
     return state
+
+
+def driver_main(what: str, module: str, run: Callable[[GroupDir], str],
+                argv: list[str] | None = None) -> int:
+    """A driver process's entry (``python -m MODULE GROUP_DIR``): run the group to its end; exit
+    2 when another driver holds it, 1 when it did not finish (or stop) cleanly."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog=f"python -m {module}")
+    ap.add_argument("group_dir")
+    ap.add_argument("--resume", action="store_true", help="(the driver always continues)")
+    a = ap.parse_args(argv)
+    try:
+        state = run(GroupDir(Path(a.group_dir).resolve()))
+    except RunError as e:  # another driver holds the group
+        print(f"tunedeck {what} driver {os.getpid()}: {e}; this one exits", file=sys.stderr,
+              flush=True)
+        return 2
+    return 0 if state in ("finished", "stopped") else 1

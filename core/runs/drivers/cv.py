@@ -11,7 +11,6 @@ fold's worker as SIGTERM (it checkpoints), and a killed driver leaves a fold tha
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
@@ -22,7 +21,7 @@ from typing import Any, Callable
 from tunedeck.core.errors import ProfileError, RunError
 from tunedeck.core.fsutil import atomic_write_json, atomic_write_text
 from tunedeck.core.runs.drivers.base import (GroupStart, DriverContext, GroupDir, launch, prepare_resume,
-                                             run_driver)
+                                             driver_main, run_driver)
 from tunedeck.core.runs.drivers.cv_summary import fold_run, write_summary
 from tunedeck.core.runs.rundir import RunDir, new_run_id
 
@@ -162,16 +161,7 @@ def _create_fold_run(run: RunDir, prof: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog=f"python -m {DRIVER_MODULE}")
-    ap.add_argument("group_dir")
-    ap.add_argument("--resume", action="store_true", help="(the driver always continues)")
-    a = ap.parse_args(argv)
-    try:
-        state = run_cv(GroupDir(Path(a.group_dir).resolve()))
-    except RunError as e:  # another driver holds the group
-        print(f"tunedeck cv driver {os.getpid()}: {e}; this one exits", file=sys.stderr, flush=True)
-        return 2
-    return 0 if state in ("finished", "stopped") else 1
+    return driver_main("cv", DRIVER_MODULE, run_cv, argv)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ the same trial, so no trial is counted twice.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
@@ -26,7 +25,7 @@ from typing import Any, Callable
 from tunedeck.core.errors import ProfileError, RunError
 from tunedeck.core.fsutil import atomic_write_json, atomic_write_text
 from tunedeck.core.runs.drivers.base import (GroupStart, DriverContext, GroupDir, launch, prepare_resume,
-                                             run_driver)
+                                             driver_main, run_driver)
 from tunedeck.core.runs.drivers.search_space import (apply_params, check_space, direction_of,
                                                      planned_trials, read_space_file)
 from tunedeck.core.runs.rundir import RunDir, new_run_id
@@ -304,17 +303,7 @@ def _tell(study: Any, trial: Any, state: str, run: RunDir, info: dict[str, Any])
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog=f"python -m {DRIVER_MODULE}")
-    ap.add_argument("group_dir")
-    ap.add_argument("--resume", action="store_true", help="(the driver always continues)")
-    a = ap.parse_args(argv)
-    try:
-        state = run_search(GroupDir(Path(a.group_dir).resolve()))
-    except RunError as e:  # another driver holds the study directory
-        print(f"tunedeck search driver {os.getpid()}: {e}; this one exits", file=sys.stderr,
-              flush=True)
-        return 2
-    return 0 if state in ("finished", "stopped") else 1
+    return driver_main("search", DRIVER_MODULE, run_search, argv)
 
 
 if __name__ == "__main__":
